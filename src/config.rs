@@ -1,0 +1,313 @@
+//! What the layer logs and how: caps, chunk size, correlation headers.
+//!
+//! ```
+//! use tower_llm_log::LogConfig;
+//!
+//! let config = LogConfig::builder()
+//!     .prompt_bytes(262_144)
+//!     .completion_bytes(262_144)
+//!     .build()
+//!     .expect("valid configuration");
+//! assert_eq!(config.chunk_bytes(), 32_768);
+//!
+//! // Out-of-range values are an error, never silently clamped.
+//! let err = LogConfig::builder().prompt_bytes(3 << 20).build().unwrap_err();
+//! assert!(err.to_string().contains("prompt_bytes"));
+//! ```
+
+use http::HeaderName;
+
+/// The largest prompt or completion the layer will log for one message: 2 MiB, as in Azure API
+/// Management. Larger messages are cut to their configured cap and marked `truncated`.
+pub const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The default cap for prompts and completions and the default chunk size: 32 KiB.
+pub const DEFAULT_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// The header a correlation id is read from by default.
+pub const DEFAULT_CORRELATION_HEADER: &str = "x-request-id";
+
+/// The response header the correlation id is echoed in by default.
+pub const DEFAULT_CORRELATION_RESPONSE_HEADER: &str = "x-correlation-id";
+
+/// A configuration value out of range. Returned by [`LogConfigBuilder::build`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `prompt_bytes` is above [`MAX_MESSAGE_BYTES`].
+    #[error("prompt_bytes = {value} is above the ceiling of {max} bytes (2 MiB); use at most {max}")]
+    PromptBytesTooLarge {
+        /// The value given.
+        value: usize,
+        /// The ceiling.
+        max: usize,
+    },
+    /// `completion_bytes` is above [`MAX_MESSAGE_BYTES`].
+    #[error(
+        "completion_bytes = {value} is above the ceiling of {max} bytes (2 MiB); use at most {max}"
+    )]
+    CompletionBytesTooLarge {
+        /// The value given.
+        value: usize,
+        /// The ceiling.
+        max: usize,
+    },
+    /// `chunk_bytes` is 0 or above [`MAX_MESSAGE_BYTES`].
+    #[error("chunk_bytes = {value} is out of range; it must be between 1 and {max}")]
+    ChunkBytesOutOfRange {
+        /// The value given.
+        value: usize,
+        /// The ceiling.
+        max: usize,
+    },
+    /// A header name is not a valid HTTP header name.
+    #[error("{setting} = {name:?} is not a valid HTTP header name")]
+    InvalidHeaderName {
+        /// Which setting.
+        setting: &'static str,
+        /// The name given.
+        name: String,
+    },
+}
+
+/// The layer's configuration. Build one with [`LogConfig::builder`]; [`LogConfig::default`] is
+/// logging on, 32 KiB caps and 32 KiB chunks.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub(crate) enabled: bool,
+    pub(crate) prompt_bytes: usize,
+    pub(crate) completion_bytes: usize,
+    pub(crate) chunk_bytes: usize,
+    pub(crate) correlation_header: HeaderName,
+    pub(crate) correlation_response_header: Option<HeaderName>,
+    pub(crate) region: Option<String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            enabled: true,
+            prompt_bytes: DEFAULT_MESSAGE_BYTES,
+            completion_bytes: DEFAULT_MESSAGE_BYTES,
+            chunk_bytes: DEFAULT_MESSAGE_BYTES,
+            correlation_header: HeaderName::from_static(DEFAULT_CORRELATION_HEADER),
+            correlation_response_header: Some(HeaderName::from_static(
+                DEFAULT_CORRELATION_RESPONSE_HEADER,
+            )),
+            region: None,
+        }
+    }
+}
+
+impl LogConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> LogConfigBuilder {
+        LogConfigBuilder::default()
+    }
+
+    /// Whether logging is on. When off, the layer passes every request through untouched.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The most prompt bytes logged per request. 0 logs metadata and tokens only.
+    pub fn prompt_bytes(&self) -> usize {
+        self.prompt_bytes
+    }
+
+    /// The most completion bytes logged per response. 0 logs metadata and tokens only.
+    pub fn completion_bytes(&self) -> usize {
+        self.completion_bytes
+    }
+
+    /// The size a logged message is cut into records at.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes
+    }
+
+    /// The request header a correlation id is taken from.
+    pub fn correlation_header(&self) -> &HeaderName {
+        &self.correlation_header
+    }
+
+    /// The response header the correlation id is echoed in, if any.
+    pub fn correlation_response_header(&self) -> Option<&HeaderName> {
+        self.correlation_response_header.as_ref()
+    }
+
+    /// The region written on every record, if set.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+}
+
+/// Builds a [`LogConfig`]; [`build`](LogConfigBuilder::build) checks the values.
+#[derive(Debug, Clone, Default)]
+pub struct LogConfigBuilder {
+    config: LogConfig,
+    correlation_header: Option<String>,
+    correlation_response_header: Option<Option<String>>,
+}
+
+impl LogConfigBuilder {
+    /// Turns logging on or off (default on).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.config.enabled = enabled;
+        self
+    }
+
+    /// The most prompt bytes to log per request (default 32 KiB, at most 2 MiB). 0 logs
+    /// metadata and token counts but no prompt content.
+    pub fn prompt_bytes(mut self, bytes: usize) -> Self {
+        self.config.prompt_bytes = bytes;
+        self
+    }
+
+    /// The most completion bytes to log per response (default 32 KiB, at most 2 MiB). 0 logs
+    /// metadata and token counts but no completion content.
+    pub fn completion_bytes(mut self, bytes: usize) -> Self {
+        self.config.completion_bytes = bytes;
+        self
+    }
+
+    /// The chunk size logged messages are cut at (default 32 KiB, from 1 to 2 MiB).
+    pub fn chunk_bytes(mut self, bytes: usize) -> Self {
+        self.config.chunk_bytes = bytes;
+        self
+    }
+
+    /// The request header to take the correlation id from (default `x-request-id`).
+    pub fn correlation_header(mut self, name: impl Into<String>) -> Self {
+        self.correlation_header = Some(name.into());
+        self
+    }
+
+    /// The response header to echo the correlation id in (default `x-correlation-id`).
+    pub fn correlation_response_header(mut self, name: impl Into<String>) -> Self {
+        self.correlation_response_header = Some(Some(name.into()));
+        self
+    }
+
+    /// Do not echo the correlation id on responses.
+    pub fn no_correlation_response_header(mut self) -> Self {
+        self.correlation_response_header = Some(None);
+        self
+    }
+
+    /// A region name written on every record (Azure's `Region` column).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.config.region = Some(region.into());
+        self
+    }
+
+    /// Checks the values and returns the configuration.
+    pub fn build(self) -> Result<LogConfig, ConfigError> {
+        let mut config = self.config;
+        if config.prompt_bytes > MAX_MESSAGE_BYTES {
+            return Err(ConfigError::PromptBytesTooLarge {
+                value: config.prompt_bytes,
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        if config.completion_bytes > MAX_MESSAGE_BYTES {
+            return Err(ConfigError::CompletionBytesTooLarge {
+                value: config.completion_bytes,
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        if config.chunk_bytes == 0 || config.chunk_bytes > MAX_MESSAGE_BYTES {
+            return Err(ConfigError::ChunkBytesOutOfRange {
+                value: config.chunk_bytes,
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        if let Some(name) = self.correlation_header {
+            config.correlation_header = parse_header_name("correlation_header", name)?;
+        }
+        match self.correlation_response_header {
+            Some(Some(name)) => {
+                config.correlation_response_header =
+                    Some(parse_header_name("correlation_response_header", name)?);
+            }
+            Some(None) => config.correlation_response_header = None,
+            None => {}
+        }
+        Ok(config)
+    }
+}
+
+fn parse_header_name(setting: &'static str, name: String) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName { setting, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let c = LogConfig::default();
+        assert!(c.enabled());
+        assert_eq!(c.prompt_bytes(), 32_768);
+        assert_eq!(c.completion_bytes(), 32_768);
+        assert_eq!(c.chunk_bytes(), 32_768);
+        assert_eq!(c.correlation_header().as_str(), "x-request-id");
+        assert_eq!(
+            c.correlation_response_header().map(|h| h.as_str()),
+            Some("x-correlation-id")
+        );
+    }
+
+    #[test]
+    fn the_ceiling_itself_is_allowed() {
+        let c = LogConfig::builder()
+            .prompt_bytes(MAX_MESSAGE_BYTES)
+            .completion_bytes(MAX_MESSAGE_BYTES)
+            .chunk_bytes(MAX_MESSAGE_BYTES)
+            .build()
+            .unwrap();
+        assert_eq!(c.prompt_bytes(), MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn zero_caps_are_privacy_mode_not_errors() {
+        let c = LogConfig::builder().prompt_bytes(0).completion_bytes(0).build().unwrap();
+        assert_eq!(c.prompt_bytes(), 0);
+        assert_eq!(c.completion_bytes(), 0);
+    }
+
+    #[test]
+    fn out_of_range_values_are_errors() {
+        assert_eq!(
+            LogConfig::builder().prompt_bytes(MAX_MESSAGE_BYTES + 1).build().unwrap_err(),
+            ConfigError::PromptBytesTooLarge { value: MAX_MESSAGE_BYTES + 1, max: MAX_MESSAGE_BYTES }
+        );
+        assert!(matches!(
+            LogConfig::builder().completion_bytes(usize::MAX).build(),
+            Err(ConfigError::CompletionBytesTooLarge { .. })
+        ));
+        assert!(matches!(
+            LogConfig::builder().chunk_bytes(0).build(),
+            Err(ConfigError::ChunkBytesOutOfRange { value: 0, .. })
+        ));
+        assert!(matches!(
+            LogConfig::builder().chunk_bytes(MAX_MESSAGE_BYTES + 1).build(),
+            Err(ConfigError::ChunkBytesOutOfRange { .. })
+        ));
+        let err = LogConfig::builder().correlation_header("bad header").build().unwrap_err();
+        assert!(err.to_string().contains("correlation_header"), "{err}");
+    }
+
+    #[test]
+    fn headers_can_be_renamed_or_turned_off() {
+        let c = LogConfig::builder()
+            .correlation_header("X-Trace")
+            .no_correlation_response_header()
+            .region("westeurope")
+            .build()
+            .unwrap();
+        assert_eq!(c.correlation_header().as_str(), "x-trace");
+        assert!(c.correlation_response_header().is_none());
+        assert_eq!(c.region(), Some("westeurope"));
+    }
+}

@@ -1,0 +1,83 @@
+//! Correlation ids: taken from a request header or generated, put in the request's extensions.
+//!
+//! ```
+//! use axum::{routing::post, Extension, Router};
+//! use tower_llm_log::{CorrelationId, LlmLogLayer, MemorySink};
+//!
+//! async fn handler(Extension(id): Extension<CorrelationId>) -> String {
+//!     format!("logged as {id}")
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/v1/chat/completions", post(handler))
+//!     .layer(LlmLogLayer::new(MemorySink::new()));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName};
+
+/// The longest header value accepted as a correlation id; a longer one is replaced.
+const MAX_LEN: usize = 256;
+
+/// The id joining an exchange's request and response records. The layer puts it in the request's
+/// extensions, so the inner service can log it or pass it upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CorrelationId(Arc<str>);
+
+impl CorrelationId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A new unique id: a UUID version 7, so ids sort by creation time.
+    pub fn generate() -> Self {
+        CorrelationId(uuid::Uuid::now_v7().hyphenated().to_string().into())
+    }
+
+    /// The id in header `name` when it holds visible ASCII of at most 256 bytes, else a new one.
+    pub(crate) fn from_headers(headers: &HeaderMap, name: &HeaderName) -> Self {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= MAX_LEN)
+            .map(|v| CorrelationId(v.into()))
+            .unwrap_or_else(Self::generate)
+    }
+}
+
+impl fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_value_is_used_when_sane() {
+        let name = HeaderName::from_static("x-request-id");
+        let mut h = HeaderMap::new();
+        h.insert(&name, "abc-123".parse().unwrap());
+        assert_eq!(CorrelationId::from_headers(&h, &name).as_str(), "abc-123");
+        h.insert(&name, "x".repeat(300).parse().unwrap());
+        assert_eq!(CorrelationId::from_headers(&h, &name).as_str().len(), 36);
+        h.insert(&name, http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        assert_eq!(CorrelationId::from_headers(&h, &name).as_str().len(), 36);
+    }
+
+    #[test]
+    fn generated_ids_are_unique_and_time_ordered() {
+        let ids: Vec<String> = (0..1000).map(|_| CorrelationId::generate().to_string()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 1000);
+        assert_eq!(sorted, ids, "ids sort in creation order");
+    }
+}

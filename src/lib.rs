@@ -1,0 +1,84 @@
+//! # tower-llm-log
+//!
+//! A [tower] layer that logs LLM API traffic: every prompt, completion and token count that
+//! passes through an axum or hyper gateway, or through a tower HTTP client, as typed
+//! [`LlmLogRecord`]s handed to a sink you choose. It is the in-process counterpart of Azure API
+//! Management's LLM logging, with the same record schema: prompts and completions up to a
+//! configured size, messages cut into 32 KiB chunks with sequence numbers, request and response
+//! joined by a correlation id, model, deployment and token usage, streamed completions included.
+//!
+//! The traffic is never in the logger's hands: frames pass through unchanged and at once, bodies
+//! are parsed as they stream with memory bounded by the caps, and nothing the logger fails to
+//! read, nor a panicking sink, affects a request.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use tower_llm_log::{LlmLogLayer, LlmLogRecord, LogConfig};
+//!
+//! # fn main() -> Result<(), tower_llm_log::ConfigError> {
+//! let config = LogConfig::builder()
+//!     .prompt_bytes(262_144)
+//!     .completion_bytes(262_144)
+//!     .build()?;
+//! let layer = LlmLogLayer::new(|record: LlmLogRecord| {
+//!     println!("{} {:?} #{} {}", record.correlation_id, record.kind, record.sequence_number,
+//!              record.messages_str());
+//! })
+//! .with_config(config);
+//! let app: Router = Router::new()
+//!     .route("/v1/chat/completions", post(|| async { "..." }))
+//!     .layer(layer);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What is recognised: `POST` requests whose path ends in `/chat/completions` (OpenAI, Azure
+//! OpenAI `/openai/deployments/{deployment}/...`, `/openai/v1/...`, `/models/...`). Everything
+//! else passes untouched.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api;
+mod body;
+mod capture;
+pub mod chunk;
+mod config;
+mod correlation;
+mod exchange;
+mod layer;
+mod record;
+mod scan;
+mod service;
+pub mod sink;
+mod tap;
+
+pub use body::LlmLogBody;
+pub use config::{
+    ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER, DEFAULT_CORRELATION_RESPONSE_HEADER,
+    DEFAULT_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
+};
+pub use correlation::CorrelationId;
+pub use exchange::LogStats;
+pub use layer::LlmLogLayer;
+pub use record::{ApiFamily, LlmLogRecord, Outcome, RecordKind};
+pub use service::{LlmLog, ResponseFuture};
+pub use sink::{JsonLinesSink, LlmLogSink, MemorySink};
+
+#[doc(hidden)]
+pub mod bench_support {
+    //! Entry points for the crate's own benchmarks; not part of the public API.
+    use bytes::Bytes;
+
+    /// Scans a chat request body given as frames; returns (model found, captured bytes).
+    pub fn scan_chat_request(frames: &[Bytes], cap: usize) -> (Option<String>, usize) {
+        let mut s = crate::scan::json::JsonScanner::new(&crate::api::openai::REQUEST, cap);
+        for f in frames {
+            s.feed(f);
+        }
+        let r = s.finish();
+        let model = crate::api::openai::request_facts(&r).model;
+        (model, r.capture.map(|c| c.segments.iter().map(Bytes::len).sum()).unwrap_or(0))
+    }
+}

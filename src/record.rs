@@ -1,0 +1,422 @@
+//! The log record: one per chunk of a logged message, in Azure API Management's LLM log schema.
+//!
+//! Serialized with serde, a record uses Azure's column names (`TimeGenerated`, `CorrelationId`,
+//! `SequenceNumber`, `RequestMessages` on request records, `ResponseMessages` on response
+//! records, ...), so a JSON Lines log can be ingested into a table with the same schema. Fields
+//! Azure lacks get PascalCase names too. Records also deserialize, so a log can be read back.
+//!
+//! ```
+//! use tower_llm_log::{LlmLogRecord, RecordKind};
+//!
+//! let line = r#"{"TimeGenerated":"2026-01-02T03:04:05.000000006Z","CorrelationId":"c1",
+//!   "Kind":"Request","SequenceNumber":0,"IsLast":true,"Api":"chat_completions",
+//!   "OperationName":"chat","IsStreamCompletion":false,"RequestMessages":"[]",
+//!   "MessageBytes":2,"Truncated":false,"DurationMs":1.5,"Outcome":"Completed"}"#;
+//! let record: LlmLogRecord = serde_json::from_str(line).unwrap();
+//! assert_eq!(record.kind, RecordKind::Request);
+//! assert_eq!(&record.messages[..], b"[]");
+//! assert_eq!(record.duration.as_micros(), 1500);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Which side of the exchange a record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecordKind {
+    /// The request sent to the model (the prompt).
+    Request,
+    /// The response from the model (the completion).
+    Response,
+}
+
+/// How one side of an exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The body was read to its end, and for a response, the status was below 400.
+    Completed,
+    /// The response status was 4xx or 5xx; its body is logged as the completion.
+    UpstreamError,
+    /// The inner service returned an error instead of a response.
+    ServiceError,
+    /// The body yielded an error part-way.
+    BodyError,
+    /// The response (or its body) was dropped before its end: the client went away.
+    ClientDisconnected,
+    /// The request body was dropped before its end: the inner service did not read all of it.
+    RequestNotRead,
+}
+
+impl Outcome {
+    /// The name used in logs, the same as the serialized form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "Completed",
+            Outcome::UpstreamError => "UpstreamError",
+            Outcome::ServiceError => "ServiceError",
+            Outcome::BodyError => "BodyError",
+            Outcome::ClientDisconnected => "ClientDisconnected",
+            Outcome::RequestNotRead => "RequestNotRead",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The API family an exchange belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ApiFamily {
+    /// OpenAI-compatible chat completions (`.../chat/completions`).
+    ChatCompletions,
+}
+
+impl ApiFamily {
+    /// The name used in logs, the same as the serialized form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ApiFamily::ChatCompletions => "chat_completions",
+        }
+    }
+}
+
+impl fmt::Display for ApiFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One log record: one chunk of the request or response message of one exchange, with the
+/// exchange's metadata.
+///
+/// Chunks of a message share `correlation_id` and `kind`, have contiguous `sequence_number`s
+/// from 0, and the final one has `is_last`. Concatenating their `messages` gives the logged
+/// message exactly. Token counts are set on the last response record of an exchange only, so
+/// summing a token column over records counts each exchange once.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LlmLogRecord {
+    /// When the request reached the layer (`TimeGenerated`).
+    pub time_generated: SystemTime,
+    /// Joins the request and response records of one exchange (`CorrelationId`).
+    pub correlation_id: String,
+    /// Request or response.
+    pub kind: RecordKind,
+    /// 0-based position of this chunk within this kind of this exchange (`SequenceNumber`).
+    pub sequence_number: u32,
+    /// Whether this is the last chunk of its message.
+    pub is_last: bool,
+    /// The API family.
+    pub api: ApiFamily,
+    /// The provider, as OpenTelemetry's `gen_ai.provider.name` names it (`openai`,
+    /// `azure.ai.openai`, `azure.ai.inference`).
+    pub provider: Option<String>,
+    /// The operation (`chat`), as OpenTelemetry's `gen_ai.operation.name` (`OperationName`).
+    pub operation_name: String,
+    /// The `api-version` query parameter, when present (`ApiVersion`).
+    pub api_version: Option<String>,
+    /// The Azure OpenAI deployment from the path, when present (`DeploymentName`).
+    pub deployment_name: Option<String>,
+    /// The model: from the response when it names one, else from the request (`ModelName`).
+    pub model_name: Option<String>,
+    /// The provider's response id (`RequestId`).
+    pub request_id: Option<String>,
+    /// Whether the response was streamed as server-sent events (`IsStreamCompletion`).
+    pub is_stream_completion: bool,
+    /// Prompt tokens reported by the provider (`PromptTokens`); last response record only.
+    pub prompt_tokens: Option<u64>,
+    /// Completion tokens (`CompletionTokens`); last response record only.
+    pub completion_tokens: Option<u64>,
+    /// Total tokens (`TotalTokens`); last response record only.
+    pub total_tokens: Option<u64>,
+    /// Cached prompt tokens; last response record only.
+    pub cached_tokens: Option<u64>,
+    /// Reasoning tokens; last response record only.
+    pub reasoning_tokens: Option<u64>,
+    /// This chunk of the logged message: UTF-8 JSON text (`RequestMessages` or
+    /// `ResponseMessages`). A chunk is not valid JSON on its own; the concatenation is, unless
+    /// `truncated`.
+    pub messages: Bytes,
+    /// The full size of the message before any cap.
+    pub message_bytes: u64,
+    /// Whether the logged message was cut at the cap (or could not be read whole).
+    pub truncated: bool,
+    /// The response status, once known.
+    pub status_code: Option<u16>,
+    /// From the request reaching the layer to the end of this side's body.
+    pub duration: Duration,
+    /// From the request to the first content or tool-call delta of a streamed completion.
+    pub time_to_first_token: Option<Duration>,
+    /// The choices' finish reasons, in choice order.
+    pub finish_reasons: Vec<String>,
+    /// How this side of the exchange ended.
+    pub outcome: Outcome,
+    /// What went wrong reading or parsing this side, if anything.
+    pub error: Option<String>,
+    /// The region from the configuration (`Region`).
+    pub region: Option<String>,
+}
+
+impl LlmLogRecord {
+    /// This chunk's text. Chunks are cut at character boundaries, so this is always valid.
+    pub fn messages_str(&self) -> &str {
+        // The layer only ever builds records from validated UTF-8; a record deserialized from
+        // JSON is a `String` too. A hand-built invalid one reads as empty rather than panicking.
+        std::str::from_utf8(&self.messages).unwrap_or("")
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Wire<'a> {
+    time_generated: Cow<'a, str>,
+    correlation_id: Cow<'a, str>,
+    kind: RecordKind,
+    sequence_number: u32,
+    is_last: bool,
+    api: ApiFamily,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<Cow<'a, str>>,
+    operation_name: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deployment_name: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_name: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<Cow<'a, str>>,
+    is_stream_completion: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cached_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reasoning_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_messages: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response_messages: Option<Cow<'a, str>>,
+    message_bytes: u64,
+    truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status_code: Option<u16>,
+    duration_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time_to_first_token_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    finish_reasons: Vec<Cow<'a, str>>,
+    outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<Cow<'a, str>>,
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
+}
+
+fn from_millis(ms: f64) -> Duration {
+    if ms.is_finite() && ms > 0.0 {
+        Duration::from_nanos((ms * 1e6).round() as u64)
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn opt_str(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(Cow::Borrowed)
+}
+
+impl Serialize for LlmLogRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = Cow::Borrowed(self.messages_str());
+        let (request_messages, response_messages) = match self.kind {
+            RecordKind::Request => (Some(text), None),
+            RecordKind::Response => (None, Some(text)),
+        };
+        Wire {
+            time_generated: Cow::Owned(
+                humantime::format_rfc3339_nanos(self.time_generated).to_string(),
+            ),
+            correlation_id: Cow::Borrowed(&self.correlation_id),
+            kind: self.kind,
+            sequence_number: self.sequence_number,
+            is_last: self.is_last,
+            api: self.api,
+            provider: opt_str(&self.provider),
+            operation_name: Cow::Borrowed(&self.operation_name),
+            api_version: opt_str(&self.api_version),
+            deployment_name: opt_str(&self.deployment_name),
+            model_name: opt_str(&self.model_name),
+            request_id: opt_str(&self.request_id),
+            is_stream_completion: self.is_stream_completion,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            total_tokens: self.total_tokens,
+            cached_tokens: self.cached_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+            request_messages,
+            response_messages,
+            message_bytes: self.message_bytes,
+            truncated: self.truncated,
+            status_code: self.status_code,
+            duration_ms: millis(self.duration),
+            time_to_first_token_ms: self.time_to_first_token.map(millis),
+            finish_reasons: self.finish_reasons.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
+            outcome: self.outcome,
+            error: opt_str(&self.error),
+            region: opt_str(&self.region),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for LlmLogRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = Wire::deserialize(deserializer)?;
+        let time_generated = humantime::parse_rfc3339_weak(&w.time_generated)
+            .map_err(|e| serde::de::Error::custom(format!("TimeGenerated: {e}")))?;
+        let messages = match w.kind {
+            RecordKind::Request => w.request_messages.or(w.response_messages),
+            RecordKind::Response => w.response_messages.or(w.request_messages),
+        };
+        let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
+        Ok(LlmLogRecord {
+            time_generated,
+            correlation_id: w.correlation_id.into_owned(),
+            kind: w.kind,
+            sequence_number: w.sequence_number,
+            is_last: w.is_last,
+            api: w.api,
+            provider: own(w.provider),
+            operation_name: w.operation_name.into_owned(),
+            api_version: own(w.api_version),
+            deployment_name: own(w.deployment_name),
+            model_name: own(w.model_name),
+            request_id: own(w.request_id),
+            is_stream_completion: w.is_stream_completion,
+            prompt_tokens: w.prompt_tokens,
+            completion_tokens: w.completion_tokens,
+            total_tokens: w.total_tokens,
+            cached_tokens: w.cached_tokens,
+            reasoning_tokens: w.reasoning_tokens,
+            messages: messages.map(|m| Bytes::from(m.into_owned())).unwrap_or_default(),
+            message_bytes: w.message_bytes,
+            truncated: w.truncated,
+            status_code: w.status_code,
+            duration: from_millis(w.duration_ms),
+            time_to_first_token: w.time_to_first_token_ms.map(from_millis),
+            finish_reasons: w.finish_reasons.into_iter().map(Cow::into_owned).collect(),
+            outcome: w.outcome,
+            error: own(w.error),
+            region: own(w.region),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
+    LlmLogRecord {
+        time_generated: SystemTime::UNIX_EPOCH + Duration::new(1_790_000_000, 123_456_789),
+        correlation_id: "0192f0c1-0000-7000-8000-000000000001".into(),
+        kind,
+        sequence_number: 0,
+        is_last: true,
+        api: ApiFamily::ChatCompletions,
+        provider: Some("azure.ai.openai".into()),
+        operation_name: "chat".into(),
+        api_version: Some("2024-10-21".into()),
+        deployment_name: Some("gpt-4o-prod".into()),
+        model_name: Some("gpt-4o".into()),
+        request_id: Some("chatcmpl-1".into()),
+        is_stream_completion: true,
+        prompt_tokens: Some(10),
+        completion_tokens: Some(5),
+        total_tokens: Some(15),
+        cached_tokens: None,
+        reasoning_tokens: Some(0),
+        messages: Bytes::from_static("[{\"content\":\"h\u{e9}\\\"llo\\n\"}]".as_bytes()),
+        message_bytes: 40,
+        truncated: true,
+        status_code: Some(200),
+        duration: Duration::from_nanos(12_345_678),
+        time_to_first_token: Some(Duration::from_micros(800)),
+        finish_reasons: vec!["stop".into()],
+        outcome: Outcome::Completed,
+        error: Some("x".into()),
+        region: Some("westeurope".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_uses_the_azure_column_names() {
+        let v = serde_json::to_value(sample(RecordKind::Request)).unwrap();
+        for key in [
+            "TimeGenerated",
+            "CorrelationId",
+            "OperationName",
+            "ApiVersion",
+            "DeploymentName",
+            "ModelName",
+            "RequestId",
+            "IsStreamCompletion",
+            "PromptTokens",
+            "CompletionTokens",
+            "TotalTokens",
+            "RequestMessages",
+            "SequenceNumber",
+            "Region",
+            "Kind",
+            "IsLast",
+            "Outcome",
+            "DurationMs",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {v}");
+        }
+        assert!(v.get("ResponseMessages").is_none());
+        assert!(v.get("CachedTokens").is_none(), "unknown counts are left out, not 0");
+        assert_eq!(v["TimeGenerated"], "2026-09-21T13:33:20.123456789Z");
+        assert_eq!(v["DurationMs"], 12.345678);
+        let v = serde_json::to_value(sample(RecordKind::Response)).unwrap();
+        assert!(v.get("RequestMessages").is_none());
+        assert_eq!(v["ResponseMessages"], "[{\"content\":\"h\u{e9}\\\"llo\\n\"}]");
+    }
+
+    #[test]
+    fn records_round_trip_through_json() {
+        for kind in [RecordKind::Request, RecordKind::Response] {
+            let r = sample(kind);
+            let line = serde_json::to_string(&r).unwrap();
+            let back: LlmLogRecord = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn a_bad_timestamp_is_a_clear_error() {
+        let mut v = serde_json::to_value(sample(RecordKind::Request)).unwrap();
+        v["TimeGenerated"] = "yesterday".into();
+        let err = serde_json::from_value::<LlmLogRecord>(v).unwrap_err();
+        assert!(err.to_string().contains("TimeGenerated"), "{err}");
+    }
+}

@@ -1,0 +1,680 @@
+//! An incremental JSON scanner: fed a body frame by frame, it finds the values at a few paths
+//! without buffering the body.
+//!
+//! What to find is a static tree of [`Node`]s: at each path, a value is either captured whole
+//! (its raw bytes retained up to a cap, as zero-copy slices of the frames), or recorded as a small
+//! scalar (raw bytes, at most [`SCALAR_LIMIT`]), or only walked through to reach its children.
+//! Anything not in the tree is skipped quickly: inside strings the scanner jumps between quotes
+//! and backslashes with `memchr`, and outside them it only counts brackets, with no memory per
+//! nesting level. Structure is checked where the scanner walks (keys, colons, commas, matching
+//! brackets); a skipped value is only delimited, not validated.
+//!
+//! Memory is bounded whatever the input: the capture's cap, one key buffer, the scalars, and a
+//! stack as deep as the tree.
+
+use bytes::Bytes;
+use memchr::memchr2;
+
+use crate::capture::{Capture, Captured};
+
+/// The most bytes kept of one scalar value; a longer one is dropped.
+pub(crate) const SCALAR_LIMIT: usize = 4096;
+/// The most scalar values kept per body.
+const MAX_SCALARS: usize = 256;
+/// Keys of interest are short; longer keys never match.
+const KEY_LIMIT: usize = 48;
+
+/// One step of a path.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// An object member with this key.
+    Key(&'static [u8]),
+    /// Any element of an array.
+    Element,
+}
+
+/// What to do with the value found at a node's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing; walk into it only to reach children.
+    Walk,
+    /// Retain the raw value up to the scanner's cap (the first such value only).
+    Capture,
+    /// Record the raw value (small) under this slot number.
+    Scalar(u8),
+}
+
+/// A path in the tree of values to find.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) step: Step,
+    pub(crate) action: Action,
+    pub(crate) children: &'static [Node],
+}
+
+impl Node {
+    fn child_for_key(&self, key: &[u8]) -> Option<&'static Node> {
+        self.children.iter().find(|c| matches!(c.step, Step::Key(k) if k == key))
+    }
+
+    fn element(&self) -> Option<&'static Node> {
+        self.children.iter().find(|c| matches!(c.step, Step::Element))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// A value is expected next.
+    Value,
+    /// After `[`: a value or `]`.
+    ArrayStart,
+    /// After `{`: a key or `}`.
+    ObjectStart,
+    /// After `,` in an object: a key.
+    NextKey,
+    /// Inside a key string.
+    Key,
+    /// After a key: `:`.
+    Colon,
+    /// After a value: `,` or a closing bracket.
+    AfterValue,
+    /// Inside a string value.
+    String,
+    /// Inside a number, `true`, `false` or `null`.
+    Literal,
+    /// Inside a container nobody asked about.
+    Skip,
+    /// The top-level value is complete.
+    Done,
+    /// The input is not JSON; scanning stopped.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    is_object: bool,
+    node: &'static Node,
+}
+
+/// A value being recorded: where it started in the current frame, and at which level.
+#[derive(Debug, Clone, Copy)]
+struct Recording {
+    start: usize,
+    level: usize,
+}
+
+/// What a finished scan found.
+#[derive(Debug, Default)]
+pub(crate) struct ScanResult {
+    /// The captured value, if the path was found.
+    pub(crate) capture: Option<Captured>,
+    /// Scalars in the order they were found, by slot.
+    pub(crate) scalars: Vec<(u8, Vec<u8>)>,
+    /// Why the input is not JSON, if it is not.
+    pub(crate) error: Option<String>,
+    /// Whether the top-level value was read to its end.
+    pub(crate) complete: bool,
+    /// Bytes fed.
+    pub(crate) bytes: u64,
+}
+
+impl ScanResult {
+    /// The first scalar in `slot`.
+    pub(crate) fn scalar(&self, slot: u8) -> Option<&[u8]> {
+        self.scalars.iter().find(|(s, _)| *s == slot).map(|(_, v)| v.as_slice())
+    }
+
+    /// Why the body could not be read whole, if it could not: not JSON, empty, or cut short.
+    pub(crate) fn problem(&self) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        match (self.complete, self.bytes) {
+            (true, _) => None,
+            (false, 0) => Some("the body is empty".to_string()),
+            (false, n) => Some(format!("the body ended inside the JSON value after {n} bytes")),
+        }
+    }
+
+    /// Every scalar in `slot`, in order.
+    pub(crate) fn scalars_in(&self, slot: u8) -> impl Iterator<Item = &[u8]> {
+        self.scalars.iter().filter(move |(s, _)| *s == slot).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Scans one JSON body incrementally.
+#[derive(Debug)]
+pub(crate) struct JsonScanner {
+    state: State,
+    stack: Vec<Level>,
+    pending: Option<&'static Node>,
+    key: [u8; KEY_LIMIT],
+    key_len: usize,
+    key_overflow: bool,
+    escape: bool,
+    skip_depth: u64,
+    skip_in_string: bool,
+    capture: Option<Capture>,
+    capture_used: bool,
+    capture_rec: Option<Recording>,
+    capture_limit: usize,
+    scalar_rec: Option<(u8, Recording)>,
+    scalar_buf: Vec<u8>,
+    scalar_overflow: bool,
+    scalars: Vec<(u8, Vec<u8>)>,
+    consumed: u64,
+    error: Option<String>,
+    fail_at: Option<usize>,
+}
+
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const OPEN: u8 = 2;
+const CLOSE: u8 = 3;
+
+static CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    t[b'"' as usize] = QUOTE;
+    t[b'{' as usize] = OPEN;
+    t[b'[' as usize] = OPEN;
+    t[b'}' as usize] = CLOSE;
+    t[b']' as usize] = CLOSE;
+    t
+};
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+fn is_literal(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
+}
+
+impl JsonScanner {
+    /// A scanner looking for the paths under `root`, capturing at most `capture_limit` bytes.
+    pub(crate) fn new(root: &'static Node, capture_limit: usize) -> Self {
+        JsonScanner {
+            state: State::Value,
+            stack: Vec::new(),
+            pending: Some(root),
+            key: [0; KEY_LIMIT],
+            key_len: 0,
+            key_overflow: false,
+            escape: false,
+            skip_depth: 0,
+            skip_in_string: false,
+            capture: None,
+            capture_used: false,
+            capture_rec: None,
+            capture_limit,
+            scalar_rec: None,
+            scalar_buf: Vec::new(),
+            scalar_overflow: false,
+            scalars: Vec::new(),
+            consumed: 0,
+            error: None,
+            fail_at: None,
+        }
+    }
+
+    /// Scans the next frame of the body.
+    pub(crate) fn feed(&mut self, frame: &Bytes) {
+        if self.state != State::Failed {
+            self.scan(frame);
+            let end = self.fail_at.take().unwrap_or(frame.len());
+            self.flush_recordings(frame, end);
+        }
+        self.consumed += frame.len() as u64;
+    }
+
+    /// Ends the scan at the end of the body.
+    pub(crate) fn finish(mut self) -> ScanResult {
+        if self.state == State::Literal && self.stack.is_empty() {
+            self.state = State::Done;
+        }
+        ScanResult {
+            capture: self.capture.take().map(Capture::finish),
+            scalars: std::mem::take(&mut self.scalars),
+            error: self.error.take(),
+            complete: self.state == State::Done,
+            bytes: self.consumed,
+        }
+    }
+
+    fn scan(&mut self, frame: &Bytes) {
+        let buf = &frame[..];
+        let mut i = 0;
+        while i < buf.len() {
+            match self.state {
+                State::Skip => i = self.skip(frame, i),
+                State::String => {
+                    if self.escape {
+                        self.escape = false;
+                        i += 1;
+                        continue;
+                    }
+                    match memchr2(b'"', b'\\', &buf[i..]) {
+                        None => i = buf.len(),
+                        Some(k) if buf[i + k] == b'\\' => {
+                            self.escape = true;
+                            i += k + 1;
+                        }
+                        Some(k) => {
+                            i += k + 1;
+                            self.value_ended(frame, i);
+                        }
+                    }
+                }
+                State::Key => {
+                    if self.escape {
+                        self.escape = false;
+                        self.push_key(&buf[i..i + 1]);
+                        i += 1;
+                        continue;
+                    }
+                    match memchr2(b'"', b'\\', &buf[i..]) {
+                        None => {
+                            self.push_key(&buf[i..]);
+                            i = buf.len();
+                        }
+                        Some(k) if buf[i + k] == b'\\' => {
+                            self.push_key(&buf[i..i + k + 1]);
+                            self.escape = true;
+                            i += k + 1;
+                        }
+                        Some(k) => {
+                            self.push_key(&buf[i..i + k]);
+                            i += k + 1;
+                            self.key_ended();
+                        }
+                    }
+                }
+                State::Literal => {
+                    let mut p = i;
+                    while p < buf.len() && is_literal(buf[p]) {
+                        p += 1;
+                    }
+                    i = p;
+                    if p < buf.len() {
+                        self.value_ended(frame, p);
+                    }
+                }
+                State::Failed => return,
+                _ => {
+                    let b = buf[i];
+                    if is_ws(b) {
+                        i += 1;
+                        continue;
+                    }
+                    i = self.structural(frame, i, b);
+                }
+            }
+        }
+    }
+
+    /// Handles one structural byte `b` at `i`; returns where to continue.
+    fn structural(&mut self, frame: &Bytes, i: usize, b: u8) -> usize {
+        match self.state {
+            State::Value => self.begin_value(frame, i, b),
+            State::ArrayStart if b == b']' => self.close(frame, i),
+            State::ArrayStart => {
+                self.pending = self.stack.last().and_then(|l| l.node.element());
+                self.state = State::Value;
+                i
+            }
+            State::ObjectStart if b == b'}' => self.close(frame, i),
+            State::ObjectStart | State::NextKey if b == b'"' => {
+                self.key_len = 0;
+                self.key_overflow = false;
+                self.state = State::Key;
+                i + 1
+            }
+            State::ObjectStart | State::NextKey => self.fail(i, "expected a key"),
+            State::Colon if b == b':' => {
+                self.state = State::Value;
+                i + 1
+            }
+            State::Colon => self.fail(i, "expected ':' after a key"),
+            State::AfterValue => match (b, self.stack.last()) {
+                (b',', Some(level)) if level.is_object => {
+                    self.state = State::NextKey;
+                    i + 1
+                }
+                (b',', Some(level)) => {
+                    self.pending = level.node.element();
+                    self.state = State::Value;
+                    i + 1
+                }
+                (b'}', Some(level)) if level.is_object => self.close(frame, i),
+                (b']', Some(level)) if !level.is_object => self.close(frame, i),
+                _ => self.fail(i, "expected ',' or a closing bracket"),
+            },
+            State::Done => self.fail(i, "unexpected data after the JSON value"),
+            _ => i,
+        }
+    }
+
+    fn begin_value(&mut self, frame: &Bytes, i: usize, b: u8) -> usize {
+        let node = self.pending.take();
+        match b {
+            b'{' | b'[' => {
+                self.start_recordings(node, i);
+                match node {
+                    Some(n) if !n.children.is_empty() => {
+                        let is_object = b == b'{';
+                        self.stack.push(Level { is_object, node: n });
+                        self.state = if is_object { State::ObjectStart } else { State::ArrayStart };
+                        i + 1
+                    }
+                    _ => {
+                        self.skip_depth = 1;
+                        self.skip_in_string = false;
+                        self.state = State::Skip;
+                        self.skip(frame, i + 1)
+                    }
+                }
+            }
+            b'"' => {
+                self.start_recordings(node, i);
+                self.state = State::String;
+                i + 1
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                self.start_recordings(node, i);
+                self.state = State::Literal;
+                i
+            }
+            _ => self.fail(i, "expected a value"),
+        }
+    }
+
+    fn close(&mut self, frame: &Bytes, i: usize) -> usize {
+        self.stack.pop();
+        self.value_ended(frame, i + 1);
+        i + 1
+    }
+
+    /// Skips inside an uninteresting container; returns where to continue.
+    fn skip(&mut self, frame: &Bytes, mut i: usize) -> usize {
+        let buf = &frame[..];
+        while i < buf.len() {
+            if self.skip_in_string {
+                if self.escape {
+                    self.escape = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr2(b'"', b'\\', &buf[i..]) {
+                    None => return buf.len(),
+                    Some(k) if buf[i + k] == b'\\' => {
+                        self.escape = true;
+                        i += k + 1;
+                    }
+                    Some(k) => {
+                        self.skip_in_string = false;
+                        i += k + 1;
+                    }
+                }
+                continue;
+            }
+            while i < buf.len() {
+                match CLASS[buf[i] as usize] {
+                    PLAIN => i += 1,
+                    QUOTE => {
+                        self.skip_in_string = true;
+                        i += 1;
+                        break;
+                    }
+                    OPEN => {
+                        self.skip_depth += 1;
+                        i += 1;
+                    }
+                    _ => {
+                        self.skip_depth -= 1;
+                        i += 1;
+                        if self.skip_depth == 0 {
+                            self.value_ended(frame, i);
+                            return i;
+                        }
+                    }
+                }
+            }
+        }
+        i
+    }
+
+    fn push_key(&mut self, bytes: &[u8]) {
+        let end = self.key_len + bytes.len();
+        if end > KEY_LIMIT {
+            self.key_overflow = true;
+        } else if !self.key_overflow {
+            self.key[self.key_len..end].copy_from_slice(bytes);
+            self.key_len = end;
+        }
+    }
+
+    fn key_ended(&mut self) {
+        self.pending = match (self.key_overflow, self.stack.last()) {
+            (false, Some(level)) => level.node.child_for_key(&self.key[..self.key_len]),
+            _ => None,
+        };
+        self.state = State::Colon;
+    }
+
+    fn start_recordings(&mut self, node: Option<&'static Node>, at: usize) {
+        let Some(node) = node else { return };
+        let level = self.stack.len();
+        match node.action {
+            Action::Walk => {}
+            Action::Capture if !self.capture_used => {
+                self.capture_used = true;
+                self.capture = Some(Capture::new(self.capture_limit));
+                self.capture_rec = Some(Recording { start: at, level });
+            }
+            Action::Capture => {}
+            Action::Scalar(slot) => {
+                self.scalar_buf.clear();
+                self.scalar_overflow = false;
+                self.scalar_rec = Some((slot, Recording { start: at, level }));
+            }
+        }
+    }
+
+    /// The value at the current level ended just before `end` in `frame`.
+    fn value_ended(&mut self, frame: &Bytes, end: usize) {
+        let level = self.stack.len();
+        if let Some(rec) = self.capture_rec {
+            if rec.level == level {
+                if let Some(c) = self.capture.as_mut() {
+                    c.push(frame, rec.start, end);
+                }
+                self.capture_rec = None;
+            }
+        }
+        if let Some((slot, rec)) = self.scalar_rec {
+            if rec.level == level {
+                self.record_scalar_bytes(&frame[rec.start..end]);
+                if !self.scalar_overflow && self.scalars.len() < MAX_SCALARS {
+                    self.scalars.push((slot, std::mem::take(&mut self.scalar_buf)));
+                }
+                self.scalar_rec = None;
+            }
+        }
+        self.state = if level == 0 { State::Done } else { State::AfterValue };
+    }
+
+    fn record_scalar_bytes(&mut self, bytes: &[u8]) {
+        if self.scalar_buf.len() + bytes.len() > SCALAR_LIMIT {
+            self.scalar_overflow = true;
+        } else if !self.scalar_overflow {
+            self.scalar_buf.extend_from_slice(bytes);
+        }
+    }
+
+    /// Carries recordings in progress over the end of a frame (or up to a failure at `end`).
+    fn flush_recordings(&mut self, frame: &Bytes, end: usize) {
+        if let Some(rec) = self.capture_rec.as_mut() {
+            if let Some(c) = self.capture.as_mut() {
+                c.push(frame, rec.start, end);
+            }
+            rec.start = 0;
+        }
+        if let Some((_, rec)) = self.scalar_rec {
+            self.record_scalar_bytes(&frame[rec.start..end]);
+            if let Some((_, rec)) = self.scalar_rec.as_mut() {
+                rec.start = 0;
+            }
+        }
+        if self.state == State::Failed {
+            self.capture_rec = None;
+            self.scalar_rec = None;
+        }
+    }
+
+    fn fail(&mut self, i: usize, what: &str) -> usize {
+        self.error = Some(format!("invalid JSON at byte {}: {what}", self.consumed + i as u64));
+        self.state = State::Failed;
+        self.fail_at = Some(i);
+        usize::MAX
+    }
+}
+
+/// A JSON string scalar's value.
+pub(crate) fn scalar_string(raw: &[u8]) -> Option<String> {
+    serde_json::from_slice::<String>(raw).ok()
+}
+
+/// A JSON boolean scalar's value.
+pub(crate) fn scalar_bool(raw: &[u8]) -> Option<bool> {
+    match raw {
+        b"true" => Some(true),
+        b"false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static ROOT: Node = Node {
+        step: Step::Element,
+        action: Action::Walk,
+        children: &[
+            Node { step: Step::Key(b"model"), action: Action::Scalar(0), children: &[] },
+            Node { step: Step::Key(b"stream"), action: Action::Scalar(1), children: &[] },
+            Node { step: Step::Key(b"opts"), action: Action::Scalar(2), children: &[] },
+            Node {
+                step: Step::Key(b"messages"),
+                action: Action::Capture,
+                children: &[Node {
+                    step: Step::Element,
+                    action: Action::Walk,
+                    children: &[Node {
+                        step: Step::Key(b"role"),
+                        action: Action::Scalar(3),
+                        children: &[],
+                    }],
+                }],
+            },
+        ],
+    };
+
+    fn scan_split(input: &[u8], splits: &[usize], cap: usize) -> ScanResult {
+        let mut s = JsonScanner::new(&ROOT, cap);
+        let mut last = 0;
+        for &p in splits.iter().chain(std::iter::once(&input.len())) {
+            let p = p.clamp(last, input.len());
+            s.feed(&Bytes::copy_from_slice(&input[last..p]));
+            last = p;
+        }
+        s.finish()
+    }
+
+    fn text(r: &ScanResult) -> String {
+        let c = r.capture.as_ref().unwrap();
+        c.segments.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    }
+
+    const DOC: &str = r#" { "messages" : [ {"role":"user","content":"a \"quoted\" } ] { [ \\"}, {"role" : "system", "x": [1, {"y": null}]} ], "stream":true, "other": {"model": "nested"}, "model":"gpt-4o", "opts": {"include_usage": false} } "#;
+
+    #[test]
+    fn finds_values_at_every_split() {
+        let whole = scan_split(DOC.as_bytes(), &[], 1 << 20);
+        assert_eq!(whole.error, None);
+        let messages = &DOC[DOC.find('[').unwrap()..DOC.find(" ], \"stream").unwrap() + 2];
+        assert_eq!(text(&whole), messages);
+        for split in 0..=DOC.len() {
+            for second in [split, split + 1, split + 7] {
+                let r = scan_split(DOC.as_bytes(), &[split, second], 1 << 20);
+                assert_eq!(r.error, None, "split {split}");
+                assert_eq!(text(&r), messages, "split {split}");
+                assert_eq!(r.scalar(0), Some(&b"\"gpt-4o\""[..]));
+                assert_eq!(r.scalar(1), Some(&b"true"[..]));
+                assert_eq!(r.scalar(2), Some(&br#"{"include_usage": false}"#[..]));
+                let roles: Vec<&[u8]> = r.scalars_in(3).collect();
+                assert_eq!(roles, [&b"\"user\""[..], &b"\"system\""[..]]);
+            }
+        }
+    }
+
+    #[test]
+    fn model_is_found_after_a_huge_messages_value_with_bounded_capture() {
+        let mut body = String::from(r#"{"messages":[{"role":"user","content":""#);
+        body.push_str(&"\u{e9}x\\\"".repeat(1 << 20));
+        body.push_str(r#""}],"model":"m1"}"#);
+        let r = scan_split(body.as_bytes(), &[100, 70_000, 3_000_000], 1000);
+        assert_eq!(r.error, None);
+        assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("m1"));
+        let c = r.capture.unwrap();
+        assert!(c.truncated);
+        assert_eq!(c.segments.iter().map(Bytes::len).sum::<usize>(), 1000);
+        assert_eq!(c.total as usize, body.len() - r#"{"messages":"#.len() - r#","model":"m1"}"#.len());
+    }
+
+    #[test]
+    fn deep_nesting_costs_no_memory() {
+        let depth = 100_000;
+        let body = format!(r#"{{"x":{}{},"model":"deep"}}"#, "[".repeat(depth), "]".repeat(depth));
+        let r = scan_split(body.as_bytes(), &[5000], 10);
+        assert_eq!(r.error, None);
+        assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("deep"));
+    }
+
+    #[test]
+    fn invalid_json_is_reported_with_its_offset() {
+        let r = scan_split(br#"{"model":"a" "stream":true}"#, &[3], 10);
+        assert_eq!(r.error.as_deref(), Some("invalid JSON at byte 13: expected ',' or a closing bracket"));
+        assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("a"));
+        let r = scan_split(b"hello", &[], 10);
+        assert!(r.error.unwrap().contains("byte 0: expected a value"));
+        let r = scan_split(br#"{"model":"a"} x"#, &[], 10);
+        assert!(r.error.unwrap().contains("after the JSON value"));
+        let r = scan_split(b"{\"a\" 1}", &[], 10);
+        assert!(r.error.unwrap().contains("expected ':'"));
+        let r = scan_split(b"[1,2}", &[], 10);
+        assert!(r.error.unwrap().contains("closing bracket"));
+    }
+
+    #[test]
+    fn truncated_and_empty_bodies_are_reported() {
+        let r = scan_split(br#"{"messages":[{"role":"us"#, &[4], 100);
+        assert_eq!(r.error, None);
+        assert!(!r.complete);
+        assert!(r.problem().unwrap().contains("ended inside the JSON value after 24 bytes"));
+        assert_eq!(text(&scan_split(br#"{"messages":[1,"#, &[], 100)), "[1,");
+        let r = scan_split(b"", &[], 100);
+        assert_eq!(r.problem().as_deref(), Some("the body is empty"));
+        assert_eq!(scan_split(b"{}", &[], 1).problem(), None);
+    }
+
+    #[test]
+    fn long_scalars_and_keys_are_dropped_not_kept() {
+        let long = "m".repeat(SCALAR_LIMIT + 1);
+        let body = format!(r#"{{"{}":1,"model":"{long}","stream":false}}"#, "k".repeat(100));
+        let r = scan_split(body.as_bytes(), &[50, 2000], 10);
+        assert_eq!(r.error, None);
+        assert_eq!(r.scalar(0), None);
+        assert_eq!(r.scalar(1), Some(&b"false"[..]));
+    }
+}

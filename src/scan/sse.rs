@@ -1,0 +1,216 @@
+//! An incremental server-sent-events parser.
+//!
+//! Follows the WHATWG event-stream format: lines end in CRLF, LF or CR (a CRLF split across
+//! frames counts once); lines starting with `:` are comments; `data` lines are joined with `\n`;
+//! a blank line dispatches the event. Unlike a browser, a final event with no blank line after it
+//! is still dispatched when the stream ends, because a logger must not lose the last event of a
+//! stream that a server cut short.
+//!
+//! Memory is bounded: an event whose data grows past the limit is dispatched as `oversized`, with
+//! its data dropped.
+
+use memchr::memchr2;
+
+const EVENT_NAME_LIMIT: usize = 64;
+
+/// One parsed event.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SseEvent<'a> {
+    /// The `event:` field, empty when absent.
+    pub(crate) event: &'a [u8],
+    /// The data lines joined with `\n` (empty when `oversized`).
+    pub(crate) data: &'a [u8],
+    /// The data passed the limit and was dropped.
+    pub(crate) oversized: bool,
+}
+
+/// Parses an event stream fed in frames.
+#[derive(Debug)]
+pub(crate) struct SseParser {
+    line: Vec<u8>,
+    line_overflow: bool,
+    data: Vec<u8>,
+    has_data: bool,
+    oversized: bool,
+    event: Vec<u8>,
+    after_cr: bool,
+    limit: usize,
+}
+
+impl SseParser {
+    /// A parser dropping the data of any event larger than `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        SseParser {
+            line: Vec::new(),
+            line_overflow: false,
+            data: Vec::new(),
+            has_data: false,
+            oversized: false,
+            event: Vec::new(),
+            after_cr: false,
+            limit,
+        }
+    }
+
+    /// Parses the next bytes, calling `on_event` for each complete event.
+    pub(crate) fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
+        let mut i = 0;
+        if self.after_cr {
+            self.after_cr = false;
+            if chunk.first() == Some(&b'\n') {
+                i = 1;
+            }
+        }
+        while i < chunk.len() {
+            let Some(k) = memchr2(b'\n', b'\r', &chunk[i..]) else {
+                self.append_line(&chunk[i..]);
+                return;
+            };
+            let end = i + k;
+            if self.line.is_empty() && !self.line_overflow {
+                self.process_line(&chunk[i..end], on_event);
+            } else {
+                self.append_line(&chunk[i..end]);
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, on_event);
+                self.line = line;
+                self.line.clear();
+                self.line_overflow = false;
+            }
+            i = end + 1;
+            if chunk[end] == b'\r' {
+                if i < chunk.len() {
+                    if chunk[i] == b'\n' {
+                        i += 1;
+                    }
+                } else {
+                    self.after_cr = true;
+                }
+            }
+        }
+    }
+
+    /// Ends the stream: a last line or event without its terminator is still dispatched.
+    pub(crate) fn finish(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+        if !self.line.is_empty() || self.line_overflow {
+            let line = std::mem::take(&mut self.line);
+            self.process_line(&line, on_event);
+            self.line_overflow = false;
+        }
+        self.dispatch(on_event);
+    }
+
+    fn append_line(&mut self, bytes: &[u8]) {
+        if self.line.len() + bytes.len() > self.limit + 16 {
+            let room = (self.limit + 16).saturating_sub(self.line.len());
+            self.line.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            self.line_overflow = true;
+        } else {
+            self.line.extend_from_slice(bytes);
+        }
+    }
+
+    fn process_line(&mut self, line: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
+        if line.is_empty() && !self.line_overflow {
+            self.dispatch(on_event);
+            return;
+        }
+        if line.first() == Some(&b':') {
+            return;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(c) => {
+                let v = &line[c + 1..];
+                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => {
+                self.has_data = true;
+                if self.line_overflow || self.data.len() + value.len() + 1 > self.limit {
+                    self.oversized = true;
+                    self.data.clear();
+                } else if !self.oversized {
+                    self.data.extend_from_slice(value);
+                    self.data.push(b'\n');
+                }
+            }
+            b"event" => {
+                self.event.clear();
+                self.event.extend_from_slice(&value[..value.len().min(EVENT_NAME_LIMIT)]);
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+        if self.has_data {
+            if self.data.last() == Some(&b'\n') {
+                self.data.pop();
+            }
+            on_event(SseEvent { event: &self.event, data: &self.data, oversized: self.oversized });
+        }
+        self.data.clear();
+        self.event.clear();
+        self.has_data = false;
+        self.oversized = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(frames: &[&[u8]], limit: usize) -> Vec<(String, String, bool)> {
+        let mut p = SseParser::new(limit);
+        let mut out = Vec::new();
+        let mut on = |e: SseEvent<'_>| {
+            out.push((
+                String::from_utf8_lossy(e.event).into_owned(),
+                String::from_utf8_lossy(e.data).into_owned(),
+                e.oversized,
+            ))
+        };
+        for f in frames {
+            p.feed(f, &mut on);
+        }
+        p.finish(&mut on);
+        out
+    }
+
+    fn ev(event: &str, data: &str) -> (String, String, bool) {
+        (event.into(), data.into(), false)
+    }
+
+    #[test]
+    fn line_endings_comments_and_multiline_data() {
+        let stream = b": keep-alive\r\ndata: a\r\ndata:b\r\n\r\nevent: x\ndata: {}\n\ndata: c\r\rid: 7\nretry: 5\n\n";
+        let want = vec![ev("", "a\nb"), ev("x", "{}"), ev("", "c")];
+        assert_eq!(parse(&[stream], 1024), want);
+        for i in 0..=stream.len() {
+            assert_eq!(parse(&[&stream[..i], &stream[i..]], 1024), want, "split at {i}");
+        }
+    }
+
+    #[test]
+    fn a_final_event_without_a_blank_line_is_dispatched() {
+        assert_eq!(parse(&[b"data: 1\n\ndata: [DONE]"], 100), vec![ev("", "1"), ev("", "[DONE]")]);
+        assert_eq!(parse(&[b"data: 1\n\ndata: 2\n"], 100), vec![ev("", "1"), ev("", "2")]);
+    }
+
+    #[test]
+    fn events_without_data_are_not_dispatched() {
+        assert_eq!(parse(&[b"event: ping\n\n: c\n\n\n"], 100), vec![]);
+        assert_eq!(parse(&[b"data\n\n"], 100), vec![ev("", "")]);
+    }
+
+    #[test]
+    fn oversized_events_are_flagged_and_bounded() {
+        let big = format!("data: {}\n\ndata: ok\n\n", "x".repeat(10_000));
+        let out = parse(&[&big.as_bytes()[..5000], &big.as_bytes()[5000..]], 100);
+        assert_eq!(out, vec![("".into(), "".into(), true), ev("", "ok")]);
+        let many = format!("{}\n", "data: yy\n".repeat(100));
+        assert_eq!(parse(&[many.as_bytes()], 100), vec![("".into(), "".into(), true)]);
+    }
+}

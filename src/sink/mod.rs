@@ -1,0 +1,59 @@
+//! Where records go: the [`LlmLogSink`] trait and the built-in sinks.
+//!
+//! A sink is called on the task that finished an exchange's body, outside any lock the traffic
+//! waits on. It must not block: hand the record to a channel or a buffer and return. A panic in
+//! a sink is caught and counted (see [`LogStats::sink_panics`](crate::LogStats)); the request it
+//! belongs to is unaffected.
+//!
+//! Closures are sinks:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//! use tower_llm_log::{LlmLogLayer, LlmLogRecord};
+//!
+//! let tokens = Arc::new(AtomicU64::new(0));
+//! let counter = tokens.clone();
+//! let layer = LlmLogLayer::new(move |record: LlmLogRecord| {
+//!     counter.fetch_add(record.total_tokens.unwrap_or(0), Ordering::Relaxed);
+//! });
+//! # let _ = layer;
+//! ```
+
+use std::sync::Arc;
+
+use crate::LlmLogRecord;
+
+mod json_lines;
+mod memory;
+
+pub use json_lines::JsonLinesSink;
+pub use memory::MemorySink;
+
+/// Receives log records. Implemented for closures `Fn(LlmLogRecord)`, `Arc<S>` and
+/// `Box<dyn LlmLogSink>`.
+pub trait LlmLogSink: Send + Sync + 'static {
+    /// Takes one record. Must not block: the caller is a request's task.
+    fn emit(&self, record: LlmLogRecord);
+}
+
+impl<F> LlmLogSink for F
+where
+    F: Fn(LlmLogRecord) + Send + Sync + 'static,
+{
+    fn emit(&self, record: LlmLogRecord) {
+        self(record)
+    }
+}
+
+impl<S: LlmLogSink + ?Sized> LlmLogSink for Arc<S> {
+    fn emit(&self, record: LlmLogRecord) {
+        (**self).emit(record)
+    }
+}
+
+impl LlmLogSink for Box<dyn LlmLogSink> {
+    fn emit(&self, record: LlmLogRecord) {
+        (**self).emit(record)
+    }
+}
