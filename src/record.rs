@@ -395,7 +395,7 @@ mod tests {
         }
         assert!(v.get("ResponseMessages").is_none());
         assert!(v.get("CachedTokens").is_none(), "unknown counts are left out, not 0");
-        assert_eq!(v["TimeGenerated"], "2026-09-21T13:33:20.123456789Z");
+        assert_eq!(v["TimeGenerated"], "2026-09-21T14:13:20.123456789Z");
         assert_eq!(v["DurationMs"], 12.345678);
         let v = serde_json::to_value(sample(RecordKind::Response)).unwrap();
         assert!(v.get("RequestMessages").is_none());

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
 
 use crate::api::openai::{self, ChatStreamAssembler};
@@ -26,6 +26,34 @@ enum End {
     Reported,
 }
 
+/// How far a body has got.
+#[derive(Debug)]
+struct Progress {
+    bytes: u64,
+    /// The length announced by `Content-Length` (or an exact size hint): a body of known length
+    /// has ended when that many bytes have passed, even if nobody polls it again (hyper stops
+    /// there).
+    expected: Option<u64>,
+    end: End,
+}
+
+impl Progress {
+    fn new(headers: &HeaderMap) -> Self {
+        let expected = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        Progress { bytes: 0, expected, end: End::Open }
+    }
+
+    fn add(&mut self, n: usize) {
+        self.bytes += n as u64;
+        if self.expected == Some(self.bytes) && matches!(self.end, End::Open) {
+            self.end = End::Ended;
+        }
+    }
+}
+
 /// One side's tap.
 pub(crate) enum Tap {
     Request(RequestTap),
@@ -44,8 +72,8 @@ impl Tap {
     /// otherwise when the body is dropped, so the last frame is not held up.
     pub(crate) fn ended(&mut self, report_now: bool) {
         let end = match self {
-            Tap::Request(t) => &mut t.end,
-            Tap::Response(t) => &mut t.end,
+            Tap::Request(t) => &mut t.progress.end,
+            Tap::Response(t) => &mut t.progress.end,
         };
         if matches!(end, End::Open) {
             *end = End::Ended;
@@ -57,8 +85,8 @@ impl Tap {
 
     pub(crate) fn failed(&mut self, error: String) {
         match self {
-            Tap::Request(t) => t.end = End::Failed(error),
-            Tap::Response(t) => t.end = End::Failed(error),
+            Tap::Request(t) => t.progress.end = End::Failed(error),
+            Tap::Response(t) => t.progress.end = End::Failed(error),
         }
         self.report();
     }
@@ -83,8 +111,7 @@ pub(crate) struct RequestTap {
     exchange: Arc<Exchange>,
     scanner: Option<JsonScanner>,
     not_scanned: Option<String>,
-    bytes: u64,
-    end: End,
+    progress: Progress,
 }
 
 impl RequestTap {
@@ -93,27 +120,28 @@ impl RequestTap {
         let scanner = not_scanned
             .is_none()
             .then(|| JsonScanner::new(&openai::REQUEST, exchange.config().prompt_bytes));
-        RequestTap { exchange, scanner, not_scanned, bytes: 0, end: End::Open }
+        RequestTap { exchange, scanner, not_scanned, progress: Progress::new(headers) }
     }
 
     fn data(&mut self, data: &Bytes) {
-        self.bytes += data.len() as u64;
+        self.progress.add(data.len());
         if let Some(s) = self.scanner.as_mut() {
             s.feed(data);
         }
     }
 
     fn report(&mut self) {
-        let end = std::mem::replace(&mut self.end, End::Reported);
+        let end = std::mem::replace(&mut self.progress.end, End::Reported);
+        let bytes = self.progress.bytes;
         let (outcome, mut errors) = match end {
             End::Reported => return,
             End::Ended => (Outcome::Completed, Vec::new()),
             End::Failed(e) => {
-                (Outcome::BodyError, vec![format!("the request body failed after {} bytes: {e}", self.bytes)])
+                (Outcome::BodyError, vec![format!("the request body failed after {bytes} bytes: {e}")])
             }
             End::Open => (
                 Outcome::RequestNotRead,
-                vec![format!("the request body was dropped after {} bytes, before its end", self.bytes)],
+                vec![format!("the request body was dropped after {bytes} bytes, before its end")],
             ),
         };
         let mut side = SideReport::default();
@@ -134,7 +162,7 @@ impl RequestTap {
             }
             side.message = scan.capture.unwrap_or_default();
         } else {
-            side.message = Captured { total: self.bytes, truncated: self.bytes > 0, ..Captured::default() };
+            side.message = Captured { total: bytes, truncated: bytes > 0, ..Captured::default() };
         }
         side.errors = errors;
         self.exchange.report(RecordKind::Request, outcome, side);
@@ -159,8 +187,7 @@ pub(crate) struct ResponseTap {
     exchange: Arc<Exchange>,
     status: u16,
     parser: Option<ResponseParser>,
-    bytes: u64,
-    end: End,
+    progress: Progress,
 }
 
 impl ResponseTap {
@@ -182,11 +209,11 @@ impl ResponseTap {
         } else {
             ResponseParser::Json(JsonScanner::new(&openai::RESPONSE, cap))
         };
-        ResponseTap { exchange, status, parser: Some(parser), bytes: 0, end: End::Open }
+        ResponseTap { exchange, status, parser: Some(parser), progress: Progress::new(headers) }
     }
 
     fn data(&mut self, data: &Bytes) {
-        self.bytes += data.len() as u64;
+        self.progress.add(data.len());
         match self.parser.as_mut() {
             Some(ResponseParser::Json(s)) => s.feed(data),
             Some(ResponseParser::Stream { sse, assembler }) => {
@@ -198,17 +225,18 @@ impl ResponseTap {
     }
 
     fn report(&mut self) {
-        let end = std::mem::replace(&mut self.end, End::Reported);
+        let end = std::mem::replace(&mut self.progress.end, End::Reported);
+        let bytes = self.progress.bytes;
         let (outcome, mut errors) = match end {
             End::Reported => return,
             End::Ended if self.status >= 400 => (Outcome::UpstreamError, Vec::new()),
             End::Ended => (Outcome::Completed, Vec::new()),
             End::Failed(e) => {
-                (Outcome::BodyError, vec![format!("the response body failed after {} bytes: {e}", self.bytes)])
+                (Outcome::BodyError, vec![format!("the response body failed after {bytes} bytes: {e}")])
             }
             End::Open => (
                 Outcome::ClientDisconnected,
-                vec![format!("the response body was dropped after {} bytes, before its end", self.bytes)],
+                vec![format!("the response body was dropped after {bytes} bytes, before its end")],
             ),
         };
         let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
@@ -250,7 +278,7 @@ impl ResponseTap {
             Some(ResponseParser::Raw(capture)) => side.message = capture.finish(),
             Some(ResponseParser::NotScanned(problem)) => {
                 errors.push(problem);
-                side.message = Captured { total: self.bytes, truncated: self.bytes > 0, ..Captured::default() };
+                side.message = Captured { total: bytes, truncated: bytes > 0, ..Captured::default() };
             }
             None => {}
         }
