@@ -40,6 +40,12 @@ pub struct ChunkedMessage {
 /// character longer than `chunk_bytes` makes its chunk longer), at character boundaries.
 /// A partial character at the very end is dropped, as it is when a message is cut at a cap.
 pub fn chunk_message(segments: &[Bytes], chunk_bytes: usize) -> ChunkedMessage {
+    chunk_within(segments, chunk_bytes, usize::MAX)
+}
+
+/// As [`chunk_message`]; when invalid UTF-8 is replaced (which can lengthen the text), the text
+/// is kept to at most `limit` bytes.
+fn chunk_within(segments: &[Bytes], chunk_bytes: usize, limit: usize) -> ChunkedMessage {
     let rope = Rope::new(segments);
     let len = complete_prefix_len(&rope);
     let mut out = rope.cut(len, chunk_bytes.max(1));
@@ -53,7 +59,7 @@ pub fn chunk_message(segments: &[Bytes], chunk_bytes: usize) -> ChunkedMessage {
         let text = String::from_utf8_lossy(&all).into_owned();
         let fixed = [Bytes::from(text)];
         let fixed_rope = Rope::new(&fixed);
-        let keep = floor_char_boundary(&fixed_rope, len.min(fixed_rope.len));
+        let keep = floor_char_boundary(&fixed_rope, limit.min(fixed_rope.len));
         let mut redone = fixed_rope.cut(keep, chunk_bytes.max(1));
         redone.copied_bytes += out.copied_bytes + all.len();
         redone.cut = true;
@@ -64,8 +70,8 @@ pub fn chunk_message(segments: &[Bytes], chunk_bytes: usize) -> ChunkedMessage {
 }
 
 /// Chunks a captured message: the chunks, and whether anything was left out.
-pub(crate) fn chunk_captured(captured: &Captured, chunk_bytes: usize) -> ChunkedMessage {
-    let mut out = chunk_message(&captured.segments, chunk_bytes);
+pub(crate) fn chunk_captured(captured: &Captured, chunk_bytes: usize, limit: usize) -> ChunkedMessage {
+    let mut out = chunk_within(&captured.segments, chunk_bytes, limit);
     out.cut |= captured.truncated;
     out
 }
@@ -286,9 +292,9 @@ mod tests {
         let out = chunk_message(&segs, 4);
         assert_eq!(out.invalid_utf8_at, Some(3));
         assert!(out.cut);
-        let all = texts(&out).concat();
-        assert!(all.starts_with("ok \u{FFFD}"), "{all}");
-        assert!(all.len() <= 18);
+        assert_eq!(texts(&out).concat(), "ok \u{FFFD}\u{FFFD} then more");
+        let capped = chunk_within(&segs, 4, 8);
+        assert_eq!(texts(&capped).concat(), "ok \u{FFFD}");
     }
 
     #[test]

@@ -120,7 +120,11 @@ impl Exchange {
     /// Turns one side's report into records and hands them to the sink.
     pub(crate) fn report(&self, kind: RecordKind, outcome: Outcome, mut side: SideReport) {
         let duration = self.started.elapsed();
-        let chunked = chunk_captured(&side.message, self.config().chunk_bytes);
+        let cap = match kind {
+            RecordKind::Request => self.config().prompt_bytes,
+            RecordKind::Response => self.config().completion_bytes,
+        };
+        let chunked = chunk_captured(&side.message, self.config().chunk_bytes, cap);
         if let Some(at) = chunked.invalid_utf8_at {
             side.errors.push(format!(
                 "the message is not valid UTF-8 (first bad byte at offset {at}); bad bytes were replaced with U+FFFD"

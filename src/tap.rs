@@ -261,7 +261,11 @@ impl ResponseTap {
                 side.finish_reasons = facts.finish_reasons;
             }
             Some(ResponseParser::Stream { mut sse, mut assembler }) => {
-                sse.finish(&mut |e| assembler.on_event(e.data, e.oversized));
+                if completed {
+                    // A last event without its blank line counts only when the stream ended;
+                    // a stream cut short leaves a partial event, which is not one.
+                    sse.finish(&mut |e| assembler.on_event(e.data, e.oversized));
+                }
                 let (message, facts) = assembler.finish(cap);
                 errors.extend(facts.error.map(|e| format!("stream: {e}")));
                 if completed && !facts.stream_ended {

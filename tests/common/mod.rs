@@ -1,0 +1,124 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tower_llm_log::{LlmLogRecord, MemorySink, RecordKind};
+
+/// Serves `router` on 127.0.0.1 at a random port.
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// A body of given frames that, like `Full`, says it has ended as soon as the last frame is out.
+#[derive(Debug, Clone)]
+pub struct Frames {
+    frames: VecDeque<Bytes>,
+    /// Poll after the end panics: hyper never does it, and neither must the layer need it.
+    pub strict: bool,
+}
+
+impl Frames {
+    pub fn new<I: IntoIterator<Item = Bytes>>(frames: I) -> Self {
+        Frames { frames: frames.into_iter().filter(|f| !f.is_empty()).collect(), strict: false }
+    }
+
+    pub fn split(whole: &[u8], cuts: &[usize]) -> Self {
+        let mut frames = Vec::new();
+        let mut last = 0;
+        for &c in cuts.iter().chain(std::iter::once(&whole.len())) {
+            let c = c.clamp(last, whole.len());
+            frames.push(Bytes::copy_from_slice(&whole[last..c]));
+            last = c;
+        }
+        Frames::new(frames)
+    }
+
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+}
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.frames.pop_front() {
+            Some(f) => Poll::Ready(Some(Ok(Frame::data(f)))),
+            None if self.strict => panic!("polled after is_end_stream() was true"),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.frames.iter().map(|f| f.len() as u64).sum())
+    }
+}
+
+/// Waits for `n` records, failing the test after a few seconds.
+pub async fn wait_records(sink: &MemorySink, n: usize) -> Vec<LlmLogRecord> {
+    let s = sink.clone();
+    let ok = tokio::task::spawn_blocking(move || s.wait_for(n, Duration::from_secs(10))).await.expect("join");
+    let records = sink.records();
+    assert!(ok, "expected {n} records, got {}: {records:#?}", records.len());
+    records
+}
+
+/// The records of one kind, in sequence order.
+pub fn of_kind(records: &[LlmLogRecord], kind: RecordKind) -> Vec<LlmLogRecord> {
+    let mut v: Vec<_> = records.iter().filter(|r| r.kind == kind).cloned().collect();
+    v.sort_by_key(|r| r.sequence_number);
+    v
+}
+
+/// The concatenated message of some records.
+pub fn message(records: &[LlmLogRecord]) -> String {
+    records.iter().map(|r| r.messages_str()).collect()
+}
+
+pub const CHAT_REQUEST: &str = r#"{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello \u00e9t\u00e9 \"quoted\""}],"model":"gpt-4o-mini","temperature":0.2}"#;
+
+pub const CHAT_RESPONSE: &str = r#"{"id":"chatcmpl-abc123","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hi \u00e9!","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":21,"completion_tokens":3,"total_tokens":24,"prompt_tokens_details":{"cached_tokens":5,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":1,"audio_tokens":0}},"system_fingerprint":"fp_1"}"#;
+
+/// A streamed completion as OpenAI sends it, with usage in the last chunk.
+pub fn chat_stream() -> String {
+    let chunk = |choices: &str, usage: &str| {
+        format!(
+            "data: {{\"id\":\"chatcmpl-s1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-2024-08-06\",\"choices\":{choices},\"usage\":{usage}}}\n\n"
+        )
+    };
+    let mut s = String::new();
+    s += &chunk(r#"[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]"#, "null");
+    s += ": a comment line\n\n";
+    for word in ["Hel", "lo", " w\u{f6}rld", " \u{1F600}"] {
+        s += &chunk(&format!(r#"[{{"index":0,"delta":{{"content":"{word}"}},"finish_reason":null}}]"#), "null");
+    }
+    s += &chunk(r#"[{"index":0,"delta":{},"finish_reason":"stop"}]"#, "null");
+    s += &chunk(
+        "[]",
+        r#"{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}"#,
+    );
+    s += "data: [DONE]\n\n";
+    s
+}
+
+pub const CHAT_STREAM_COMPLETION: &str = "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello w\u{f6}rld \u{1F600}\"},\"finish_reason\":\"stop\"}]";
