@@ -182,6 +182,17 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// The next `"` or `\\`. Escape-dense text (code, JSON in JSON) has them every few bytes, where
+/// a plain loop beats `memchr2`'s setup; long plain runs go to `memchr2`.
+#[inline]
+fn find_quote_or_backslash(hay: &[u8]) -> Option<usize> {
+    let quick = hay.len().min(16);
+    if let Some(k) = hay[..quick].iter().position(|&b| b == b'"' || b == b'\\') {
+        return Some(k);
+    }
+    memchr2(b'"', b'\\', &hay[quick..]).map(|k| k + quick)
+}
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
@@ -253,12 +264,9 @@ impl JsonScanner {
                         i += 1;
                         continue;
                     }
-                    match memchr2(b'"', b'\\', &buf[i..]) {
+                    match find_quote_or_backslash(&buf[i..]) {
                         None => i = buf.len(),
-                        Some(k) if buf[i + k] == b'\\' => {
-                            self.escape = true;
-                            i += k + 1;
-                        }
+                        Some(k) if buf[i + k] == b'\\' => i = self.past_escape(buf.len(), i + k),
                         Some(k) => {
                             i += k + 1;
                             self.value_ended(frame, i);
@@ -272,7 +280,7 @@ impl JsonScanner {
                         i += 1;
                         continue;
                     }
-                    match memchr2(b'"', b'\\', &buf[i..]) {
+                    match find_quote_or_backslash(&buf[i..]) {
                         None => {
                             self.push_key(&buf[i..]);
                             i = buf.len();
@@ -404,12 +412,9 @@ impl JsonScanner {
                     i += 1;
                     continue;
                 }
-                match memchr2(b'"', b'\\', &buf[i..]) {
+                match find_quote_or_backslash(&buf[i..]) {
                     None => return buf.len(),
-                    Some(k) if buf[i + k] == b'\\' => {
-                        self.escape = true;
-                        i += k + 1;
-                    }
+                    Some(k) if buf[i + k] == b'\\' => i = self.past_escape(buf.len(), i + k),
                     Some(k) => {
                         self.skip_in_string = false;
                         i += k + 1;
@@ -441,6 +446,17 @@ impl JsonScanner {
             }
         }
         i
+    }
+
+    /// Steps over the backslash at `at` and the byte it escapes; when that byte is in the next
+    /// frame, remembers to skip it there.
+    fn past_escape(&mut self, len: usize, at: usize) -> usize {
+        if at + 1 < len {
+            at + 2
+        } else {
+            self.escape = true;
+            len
+        }
     }
 
     fn push_key(&mut self, bytes: &[u8]) {
