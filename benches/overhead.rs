@@ -67,7 +67,10 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
-    let req = Request::post("/v1/chat/completions").header("content-type", "application/json").body(Full::new(body.clone())).unwrap();
+    let req = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+        .unwrap();
     let res = ready(svc.ready()).unwrap().call(req);
     drain(ready(res).unwrap().into_body())
 }
@@ -91,7 +94,12 @@ where
         let make = make.clone();
         async move {
             let _ = drain(r.into_body());
-            Ok::<_, Infallible>(Response::builder().header("content-type", content_type).body(make()).unwrap())
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", content_type)
+                    .body(make())
+                    .unwrap(),
+            )
         }
     })
 }
@@ -113,7 +121,10 @@ fn stream_200(c: &mut Criterion) {
     let events = sse_events(200);
     let make = move || {
         StreamBody::new(futures_util::stream::iter(
-            events.clone().into_iter().map(|e| Ok::<_, Infallible>(Frame::data(e))),
+            events
+                .clone()
+                .into_iter()
+                .map(|e| Ok::<_, Infallible>(Frame::data(e))),
         ))
     };
     let mut group = c.benchmark_group("stream_200");
@@ -121,7 +132,9 @@ fn stream_200(c: &mut Criterion) {
     let mut bare = upstream("text/event-stream", make.clone());
     group.bench_function("bare", |b| b.iter(|| one_exchange(&mut bare, &req)));
     let config = LogConfig::builder().completion_bytes(64 * 1024).build().unwrap();
-    let mut layered = LlmLogLayer::new(sink()).with_config(config).layer(upstream("text/event-stream", make));
+    let mut layered = LlmLogLayer::new(sink())
+        .with_config(config)
+        .layer(upstream("text/event-stream", make));
     group.bench_function("layer", |b| b.iter(|| one_exchange(&mut layered, &req)));
     group.finish();
 }
@@ -141,7 +154,9 @@ fn scan_2mib(c: &mut Criterion) {
     // realistic case, since it stops at every backslash and quote.
     let line = r#"    if (x == \"a\") { print(\"b\\n\"); }\n"#;
     let code = line.repeat((2 << 20) / line.len());
-    let escaped = Bytes::from(format!(r#"{{"messages":[{{"role":"user","content":"{code}"}}],"model":"m"}}"#));
+    let escaped = Bytes::from(format!(
+        r#"{{"messages":[{{"role":"user","content":"{code}"}}],"model":"m"}}"#
+    ));
     let escaped_frames: Vec<Bytes> = escaped.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
     group.bench_function("escape_dense", |b| {
         b.iter(|| tower_llm_log::bench_support::scan_chat_request(black_box(&escaped_frames), 32 * 1024))
@@ -160,7 +175,10 @@ fn scan_2mib(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(50)
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
 }
 
 criterion_group! { name = benches; config = config(); targets = exchange_4k, stream_200, scan_2mib }

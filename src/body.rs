@@ -41,7 +41,10 @@ impl<B> LlmLogBody<B> {
             // An empty body is never polled; it has already ended.
             tap.ended(false);
         }
-        LlmLogBody { inner, tap: Some(tap) }
+        LlmLogBody {
+            inner,
+            tap: Some(tap),
+        }
     }
 
     /// The wrapped body. Any tap is dropped, reporting what it saw so far.
@@ -52,7 +55,9 @@ impl<B> LlmLogBody<B> {
 
 impl<B> std::fmt::Debug for LlmLogBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmLogBody").field("tapped", &self.tap.is_some()).finish_non_exhaustive()
+        f.debug_struct("LlmLogBody")
+            .field("tapped", &self.tap.is_some())
+            .finish_non_exhaustive()
     }
 }
 

@@ -23,7 +23,10 @@ pub(crate) struct Capture {
 
 impl Capture {
     pub(crate) fn new(limit: usize) -> Self {
-        Capture { limit, ..Capture::default() }
+        Capture {
+            limit,
+            ..Capture::default()
+        }
     }
 
     /// Offers `frame[start..end]`, the next bytes of the message.
@@ -78,7 +81,11 @@ impl Captured {
     /// A message held in one piece (built by the layer rather than captured).
     pub(crate) fn from_bytes(bytes: Bytes, total: u64) -> Self {
         let truncated = total > bytes.len() as u64;
-        Captured { segments: if bytes.is_empty() { Vec::new() } else { vec![bytes] }, total, truncated }
+        Captured {
+            segments: if bytes.is_empty() { Vec::new() } else { vec![bytes] },
+            total,
+            truncated,
+        }
     }
 }
 

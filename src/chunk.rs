@@ -11,7 +11,7 @@
 //! use tower_llm_log::chunk::chunk_message;
 //!
 //! let message = Bytes::from("h\u{e9}llo w\u{f6}rld");
-//! let chunked = chunk_message(&[message.clone()], 4);
+//! let chunked = chunk_message(&[message], 4);
 //! let texts: Vec<&str> = chunked.chunks.iter().map(|c| std::str::from_utf8(c).unwrap()).collect();
 //! assert_eq!(texts, ["h\u{e9}l", "lo w", "\u{f6}rl", "d"]);
 //! assert_eq!(texts.concat(), "h\u{e9}llo w\u{f6}rld");
@@ -91,7 +91,11 @@ impl<'a> Rope<'a> {
             starts.push(len);
             len += s.len();
         }
-        Rope { segments, starts, len }
+        Rope {
+            segments,
+            starts,
+            len,
+        }
     }
 
     fn segment_of(&self, pos: usize) -> usize {
@@ -245,14 +249,20 @@ mod tests {
     use super::*;
 
     fn texts(m: &ChunkedMessage) -> Vec<String> {
-        m.chunks.iter().map(|c| String::from_utf8(c.to_vec()).unwrap()).collect()
+        m.chunks
+            .iter()
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect()
     }
 
     #[test]
     fn single_segment_chunks_are_slices() {
         let msg = Bytes::from("x".repeat(100_000));
-        let out = chunk_message(&[msg.clone()], 32_768);
-        assert_eq!(out.chunks.iter().map(Bytes::len).collect::<Vec<_>>(), [32_768, 32_768, 32_768, 1696]);
+        let out = chunk_message(std::slice::from_ref(&msg), 32_768);
+        assert_eq!(
+            out.chunks.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [32_768, 32_768, 32_768, 1696]
+        );
         assert_eq!(out.copied_bytes, 0);
         assert_eq!(out.chunks[1].as_ptr() as usize, msg.as_ptr() as usize + 32_768);
     }
@@ -288,7 +298,10 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_replaced_and_reported() {
-        let segs = [Bytes::from_static(b"ok \xff\xfe then"), Bytes::from_static(b" more")];
+        let segs = [
+            Bytes::from_static(b"ok \xff\xfe then"),
+            Bytes::from_static(b" more"),
+        ];
         let out = chunk_message(&segs, 4);
         assert_eq!(out.invalid_utf8_at, Some(3));
         assert!(out.cut);

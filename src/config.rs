@@ -43,9 +43,7 @@ pub enum ConfigError {
         max: usize,
     },
     /// `completion_bytes` is above [`MAX_MESSAGE_BYTES`].
-    #[error(
-        "completion_bytes = {value} is above the ceiling of {max} bytes (2 MiB); use at most {max}"
-    )]
+    #[error("completion_bytes = {value} is above the ceiling of {max} bytes (2 MiB); use at most {max}")]
     CompletionBytesTooLarge {
         /// The value given.
         value: usize,
@@ -91,9 +89,7 @@ impl Default for LogConfig {
             completion_bytes: DEFAULT_MESSAGE_BYTES,
             chunk_bytes: DEFAULT_MESSAGE_BYTES,
             correlation_header: HeaderName::from_static(DEFAULT_CORRELATION_HEADER),
-            correlation_response_header: Some(HeaderName::from_static(
-                DEFAULT_CORRELATION_RESPONSE_HEADER,
-            )),
+            correlation_response_header: Some(HeaderName::from_static(DEFAULT_CORRELATION_RESPONSE_HEADER)),
             region: None,
         }
     }
@@ -271,7 +267,11 @@ mod tests {
 
     #[test]
     fn zero_caps_are_privacy_mode_not_errors() {
-        let c = LogConfig::builder().prompt_bytes(0).completion_bytes(0).build().unwrap();
+        let c = LogConfig::builder()
+            .prompt_bytes(0)
+            .completion_bytes(0)
+            .build()
+            .unwrap();
         assert_eq!(c.prompt_bytes(), 0);
         assert_eq!(c.completion_bytes(), 0);
     }
@@ -279,8 +279,14 @@ mod tests {
     #[test]
     fn out_of_range_values_are_errors() {
         assert_eq!(
-            LogConfig::builder().prompt_bytes(MAX_MESSAGE_BYTES + 1).build().unwrap_err(),
-            ConfigError::PromptBytesTooLarge { value: MAX_MESSAGE_BYTES + 1, max: MAX_MESSAGE_BYTES }
+            LogConfig::builder()
+                .prompt_bytes(MAX_MESSAGE_BYTES + 1)
+                .build()
+                .unwrap_err(),
+            ConfigError::PromptBytesTooLarge {
+                value: MAX_MESSAGE_BYTES + 1,
+                max: MAX_MESSAGE_BYTES
+            }
         );
         assert!(matches!(
             LogConfig::builder().completion_bytes(usize::MAX).build(),
@@ -294,7 +300,10 @@ mod tests {
             LogConfig::builder().chunk_bytes(MAX_MESSAGE_BYTES + 1).build(),
             Err(ConfigError::ChunkBytesOutOfRange { .. })
         ));
-        let err = LogConfig::builder().correlation_header("bad header").build().unwrap_err();
+        let err = LogConfig::builder()
+            .correlation_header("bad header")
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("correlation_header"), "{err}");
     }
 

@@ -168,7 +168,9 @@ impl Exchange {
                 truncated: chunked.cut,
                 status_code: side.status,
                 duration,
-                time_to_first_token: side.first_token_at.map(|t| t.saturating_duration_since(self.started)),
+                time_to_first_token: side
+                    .first_token_at
+                    .map(|t| t.saturating_duration_since(self.started)),
                 finish_reasons: side.finish_reasons.clone(),
                 outcome,
                 error: error.clone(),
@@ -189,6 +191,9 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        self.shared.stats.exchanges_finished.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .exchanges_finished
+            .fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -42,7 +42,11 @@ impl LlmLogLayer {
     /// The same layer with another configuration. Counters are kept.
     pub fn with_config(self, config: LogConfig) -> Self {
         LlmLogLayer {
-            shared: Arc::new(Shared { sink: self.shared.sink.clone(), config, stats: self.shared.stats.clone() }),
+            shared: Arc::new(Shared {
+                sink: self.shared.sink.clone(),
+                config,
+                stats: self.shared.stats.clone(),
+            }),
         }
     }
 
@@ -59,7 +63,9 @@ impl LlmLogLayer {
 
 impl std::fmt::Debug for LlmLogLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmLogLayer").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("LlmLogLayer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 

@@ -56,8 +56,8 @@ mod tap;
 
 pub use body::LlmLogBody;
 pub use config::{
-    ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER, DEFAULT_CORRELATION_RESPONSE_HEADER,
-    DEFAULT_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
+    ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER,
+    DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
 };
 pub use correlation::CorrelationId;
 pub use exchange::LogStats;
@@ -65,6 +65,11 @@ pub use layer::LlmLogLayer;
 pub use record::{ApiFamily, LlmLogRecord, Outcome, RecordKind};
 pub use service::{LlmLog, ResponseFuture};
 pub use sink::{JsonLinesSink, LlmLogSink, MemorySink};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 #[doc(hidden)]
 pub mod bench_support {
@@ -79,6 +84,11 @@ pub mod bench_support {
         }
         let r = s.finish();
         let model = crate::api::openai::request_facts(&r).model;
-        (model, r.capture.map(|c| c.segments.iter().map(Bytes::len).sum()).unwrap_or(0))
+        (
+            model,
+            r.capture
+                .map(|c| c.segments.iter().map(Bytes::len).sum())
+                .unwrap_or(0),
+        )
     }
 }

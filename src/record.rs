@@ -251,9 +251,7 @@ impl Serialize for LlmLogRecord {
             RecordKind::Response => (None, Some(text)),
         };
         Wire {
-            time_generated: Cow::Owned(
-                humantime::format_rfc3339_nanos(self.time_generated).to_string(),
-            ),
+            time_generated: Cow::Owned(humantime::format_rfc3339_nanos(self.time_generated).to_string()),
             correlation_id: Cow::Borrowed(&self.correlation_id),
             kind: self.kind,
             sequence_number: self.sequence_number,
@@ -278,7 +276,11 @@ impl Serialize for LlmLogRecord {
             status_code: self.status_code,
             duration_ms: millis(self.duration),
             time_to_first_token_ms: self.time_to_first_token.map(millis),
-            finish_reasons: self.finish_reasons.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
+            finish_reasons: self
+                .finish_reasons
+                .iter()
+                .map(|s| Cow::Borrowed(s.as_str()))
+                .collect(),
             outcome: self.outcome,
             error: opt_str(&self.error),
             region: opt_str(&self.region),
@@ -394,7 +396,10 @@ mod tests {
             assert!(v.get(key).is_some(), "missing {key} in {v}");
         }
         assert!(v.get("ResponseMessages").is_none());
-        assert!(v.get("CachedTokens").is_none(), "unknown counts are left out, not 0");
+        assert!(
+            v.get("CachedTokens").is_none(),
+            "unknown counts are left out, not 0"
+        );
         assert_eq!(v["TimeGenerated"], "2026-09-21T14:13:20.123456789Z");
         assert_eq!(v["DurationMs"], 12.345678);
         let v = serde_json::to_value(sample(RecordKind::Response)).unwrap();

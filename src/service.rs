@@ -50,7 +50,9 @@ impl<S> LlmLog<S> {
 
 impl<S: std::fmt::Debug> std::fmt::Debug for LlmLog<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmLog").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("LlmLog")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +77,10 @@ where
             false => None,
         };
         let Some(route) = route else {
-            return ResponseFuture { inner: self.inner.call(req.map(LlmLogBody::passthrough)), pending: None };
+            return ResponseFuture {
+                inner: self.inner.call(req.map(LlmLogBody::passthrough)),
+                pending: None,
+            };
         };
         let (mut parts, body) = req.into_parts();
         let id = CorrelationId::from_headers(&parts.headers, &self.shared.config.correlation_header);
@@ -83,7 +88,10 @@ where
         let exchange = Arc::new(Exchange::new(self.shared.clone(), route, id));
         let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
         let req = Request::from_parts(parts, LlmLogBody::tapped(body, tap));
-        ResponseFuture { inner: self.inner.call(req), pending: Some(PendingResponse::new(exchange)) }
+        ResponseFuture {
+            inner: self.inner.call(req),
+            pending: Some(PendingResponse::new(exchange)),
+        }
     }
 }
 

@@ -43,7 +43,11 @@ impl Progress {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        Progress { bytes: 0, expected, end: End::Open }
+        Progress {
+            bytes: 0,
+            expected,
+            end: End::Open,
+        }
     }
 
     fn add(&mut self, n: usize) {
@@ -120,7 +124,12 @@ impl RequestTap {
         let scanner = not_scanned
             .is_none()
             .then(|| JsonScanner::new(&openai::REQUEST, exchange.config().prompt_bytes));
-        RequestTap { exchange, scanner, not_scanned, progress: Progress::new(headers) }
+        RequestTap {
+            exchange,
+            scanner,
+            not_scanned,
+            progress: Progress::new(headers),
+        }
     }
 
     fn data(&mut self, data: &Bytes) {
@@ -136,12 +145,15 @@ impl RequestTap {
         let (outcome, mut errors) = match end {
             End::Reported => return,
             End::Ended => (Outcome::Completed, Vec::new()),
-            End::Failed(e) => {
-                (Outcome::BodyError, vec![format!("the request body failed after {bytes} bytes: {e}")])
-            }
+            End::Failed(e) => (
+                Outcome::BodyError,
+                vec![format!("the request body failed after {bytes} bytes: {e}")],
+            ),
             End::Open => (
                 Outcome::RequestNotRead,
-                vec![format!("the request body was dropped after {bytes} bytes, before its end")],
+                vec![format!(
+                    "the request body was dropped after {bytes} bytes, before its end"
+                )],
             ),
         };
         let mut side = SideReport::default();
@@ -162,7 +174,11 @@ impl RequestTap {
             }
             side.message = scan.capture.unwrap_or_default();
         } else {
-            side.message = Captured { total: bytes, truncated: bytes > 0, ..Captured::default() };
+            side.message = Captured {
+                total: bytes,
+                truncated: bytes > 0,
+                ..Captured::default()
+            };
         }
         side.errors = errors;
         self.exchange.report(RecordKind::Request, outcome, side);
@@ -177,7 +193,10 @@ impl Drop for RequestTap {
 
 enum ResponseParser {
     Json(JsonScanner),
-    Stream { sse: SseParser, assembler: ChatStreamAssembler },
+    Stream {
+        sse: SseParser,
+        assembler: ChatStreamAssembler,
+    },
     Raw(Capture),
     NotScanned(String),
 }
@@ -196,7 +215,11 @@ impl ResponseTap {
         let is_sse = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
         let parser = if let Some(problem) = encoding_problem(headers) {
             ResponseParser::NotScanned(problem)
         } else if status >= 400 {
@@ -209,7 +232,12 @@ impl ResponseTap {
         } else {
             ResponseParser::Json(JsonScanner::new(&openai::RESPONSE, cap))
         };
-        ResponseTap { exchange, status, parser: Some(parser), progress: Progress::new(headers) }
+        ResponseTap {
+            exchange,
+            status,
+            parser: Some(parser),
+            progress: Progress::new(headers),
+        }
     }
 
     fn data(&mut self, data: &Bytes) {
@@ -231,17 +259,23 @@ impl ResponseTap {
             End::Reported => return,
             End::Ended if self.status >= 400 => (Outcome::UpstreamError, Vec::new()),
             End::Ended => (Outcome::Completed, Vec::new()),
-            End::Failed(e) => {
-                (Outcome::BodyError, vec![format!("the response body failed after {bytes} bytes: {e}")])
-            }
+            End::Failed(e) => (
+                Outcome::BodyError,
+                vec![format!("the response body failed after {bytes} bytes: {e}")],
+            ),
             End::Open => (
                 Outcome::ClientDisconnected,
-                vec![format!("the response body was dropped after {bytes} bytes, before its end")],
+                vec![format!(
+                    "the response body was dropped after {bytes} bytes, before its end"
+                )],
             ),
         };
         let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
         let cap = self.exchange.config().completion_bytes;
-        let mut side = SideReport { status: Some(self.status), ..SideReport::default() };
+        let mut side = SideReport {
+            status: Some(self.status),
+            ..SideReport::default()
+        };
         match self.parser.take() {
             Some(ResponseParser::Json(scanner)) => {
                 let scan = scanner.finish();
@@ -260,7 +294,10 @@ impl ResponseTap {
                 side.usage = facts.usage;
                 side.finish_reasons = facts.finish_reasons;
             }
-            Some(ResponseParser::Stream { mut sse, mut assembler }) => {
+            Some(ResponseParser::Stream {
+                mut sse,
+                mut assembler,
+            }) => {
                 if completed {
                     // A last event without its blank line counts only when the stream ended;
                     // a stream cut short leaves a partial event, which is not one.
@@ -282,7 +319,11 @@ impl ResponseTap {
             Some(ResponseParser::Raw(capture)) => side.message = capture.finish(),
             Some(ResponseParser::NotScanned(problem)) => {
                 errors.push(problem);
-                side.message = Captured { total: bytes, truncated: bytes > 0, ..Captured::default() };
+                side.message = Captured {
+                    total: bytes,
+                    truncated: bytes > 0,
+                    ..Captured::default()
+                };
             }
             None => {}
         }
@@ -304,7 +345,9 @@ pub(crate) struct PendingResponse {
 
 impl PendingResponse {
     pub(crate) fn new(exchange: Arc<Exchange>) -> Self {
-        PendingResponse { exchange: Some(exchange) }
+        PendingResponse {
+            exchange: Some(exchange),
+        }
     }
 
     pub(crate) fn exchange(&self) -> Option<&Arc<Exchange>> {
@@ -320,7 +363,10 @@ impl PendingResponse {
     /// The inner service failed.
     pub(crate) fn fail(mut self, error: String) {
         if let Some(exchange) = self.exchange.take() {
-            let side = SideReport { errors: vec![format!("the inner service failed: {error}")], ..SideReport::default() };
+            let side = SideReport {
+                errors: vec![format!("the inner service failed: {error}")],
+                ..SideReport::default()
+            };
             exchange.report(RecordKind::Response, Outcome::ServiceError, side);
         }
     }

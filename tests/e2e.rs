@@ -42,19 +42,27 @@ async fn gateway(layer: LlmLogLayer) -> (SocketAddr, SocketAddr) {
 
 fn chat_request(stream: bool) -> CreateChatCompletionRequest {
     let mut args = CreateChatCompletionRequestArgs::default();
-    args.model("gpt-4o-mini").messages([ChatCompletionRequestUserMessageArgs::default()
-        .content("Tell me about t\u{e9}a and \"quotes\"")
-        .build()
-        .unwrap()
-        .into()]);
+    args.model("gpt-4o-mini")
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content("Tell me about t\u{e9}a and \"quotes\"")
+            .build()
+            .unwrap()
+            .into()]);
     if stream {
-        args.stream_options(ChatCompletionStreamOptions { include_usage: Some(true), ..Default::default() });
+        args.stream_options(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            ..Default::default()
+        });
     }
     args.build().unwrap()
 }
 
 fn openai(addr: SocketAddr) -> Client<OpenAIConfig> {
-    Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key("sk-test"))
+    Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(format!("http://{addr}/v1"))
+            .with_api_key("sk-test"),
+    )
 }
 
 #[tokio::test]
@@ -63,12 +71,20 @@ async fn async_openai_gets_the_same_answer_through_the_gateway() {
     let (gw, mock) = gateway(LlmLogLayer::new(sink.clone())).await;
     let direct = openai(mock).chat().create(chat_request(false)).await.unwrap();
     let via = openai(gw).chat().create(chat_request(false)).await.unwrap();
-    assert_eq!(serde_json::to_value(&via).unwrap(), serde_json::to_value(&direct).unwrap());
+    assert_eq!(
+        serde_json::to_value(&via).unwrap(),
+        serde_json::to_value(&direct).unwrap()
+    );
     let records = wait_records(&sink, 2).await;
     let rq = &of_kind(&records, RecordKind::Request)[0];
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert_eq!(rq.correlation_id, rs.correlation_id);
-    assert!(rq.messages_str().contains("Tell me about t\u{e9}a and \\\"quotes\\\""), "{}", rq.messages_str());
+    assert!(
+        rq.messages_str()
+            .contains("Tell me about t\u{e9}a and \\\"quotes\\\""),
+        "{}",
+        rq.messages_str()
+    );
     assert_eq!(rs.request_id.as_deref(), Some(direct.id.as_str()));
     assert_eq!(rs.model_name.as_deref(), Some("gpt-4o-mini"));
     let usage = direct.usage.unwrap();
@@ -76,7 +92,10 @@ async fn async_openai_gets_the_same_answer_through_the_gateway() {
     assert_eq!(rs.completion_tokens, Some(usage.completion_tokens as u64));
     assert_eq!(rs.total_tokens, Some(usage.total_tokens as u64));
     let logged: serde_json::Value = serde_json::from_str(rs.messages_str()).unwrap();
-    assert_eq!(logged[0]["message"]["content"].as_str(), direct.choices[0].message.content.as_deref());
+    assert_eq!(
+        logged[0]["message"]["content"].as_str(),
+        direct.choices[0].message.content.as_deref()
+    );
     assert_eq!((rq.outcome, rs.outcome), (Outcome::Completed, Outcome::Completed));
 }
 
@@ -86,7 +105,11 @@ async fn async_openai_streams_through_the_gateway() {
     let (gw, mock) = gateway(LlmLogLayer::new(sink.clone())).await;
     let mut collect = Vec::new();
     for addr in [mock, gw] {
-        let mut stream = openai(addr).chat().create_stream(chat_request(true)).await.unwrap();
+        let mut stream = openai(addr)
+            .chat()
+            .create_stream(chat_request(true))
+            .await
+            .unwrap();
         let (mut text, mut usage) = (String::new(), None);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.unwrap();
@@ -97,12 +120,18 @@ async fn async_openai_streams_through_the_gateway() {
         }
         collect.push((text, usage.map(|u| u.total_tokens)));
     }
-    assert_eq!(collect[0], collect[1], "same answer direct and through the gateway");
+    assert_eq!(
+        collect[0], collect[1],
+        "same answer direct and through the gateway"
+    );
     let records = wait_records(&sink, 2).await;
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert!(rs.is_stream_completion);
     let logged: serde_json::Value = serde_json::from_str(rs.messages_str()).unwrap();
-    assert_eq!(logged[0]["message"]["content"].as_str(), Some(collect[0].0.as_str()));
+    assert_eq!(
+        logged[0]["message"]["content"].as_str(),
+        Some(collect[0].0.as_str())
+    );
     assert_eq!(logged[0]["message"]["role"], "assistant");
     assert_eq!(rs.total_tokens.map(|t| t as u32), collect[0].1);
     assert_eq!(rs.finish_reasons, ["stop"]);
@@ -151,7 +180,11 @@ impl Write for SharedBuf {
 async fn json_lines_from_hyper_clients_read_back_with_azure_columns() {
     let buf = SharedBuf::default();
     let sink = Arc::new(JsonLinesSink::new(buf.clone()));
-    let config = LogConfig::builder().prompt_bytes(64).chunk_bytes(16).build().unwrap();
+    let config = LogConfig::builder()
+        .prompt_bytes(64)
+        .chunk_bytes(16)
+        .build()
+        .unwrap();
     let (gw, _) = gateway(LlmLogLayer::new(sink.clone()).with_config(config)).await;
     let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"one two three four five six seven eight nine ten"}]}"#;
@@ -178,9 +211,17 @@ async fn json_lines_from_hyper_clients_read_back_with_azure_columns() {
     assert_eq!(first["CorrelationId"], "hyper-1");
     assert_eq!(first["SequenceNumber"], 0);
     assert!(first["RequestMessages"].is_string());
-    let last_response = text.lines().rev().find(|l| l.contains("\"Kind\":\"Response\"")).unwrap();
+    let last_response = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"Kind\":\"Response\""))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(last_response).unwrap();
-    assert_eq!(v["TotalTokens"], (10 + 3) + (3 + 10), "mock: words + 3 per message, reply = 3 + words");
+    assert_eq!(
+        v["TotalTokens"],
+        (10 + 3) + (3 + 10),
+        "mock: words + 3 per message, reply = 3 + words"
+    );
     assert!(v["ResponseMessages"].is_string());
     assert!(message(&of_kind(&records, RecordKind::Response)).contains("Mock reply to: one two"));
 }
@@ -208,7 +249,11 @@ async fn a_client_gone_mid_stream_is_logged_as_disconnected() {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone());
     let upstream_addr = serve(slow_stream_upstream()).await;
-    let gw = serve(app::router(app::Upstream::new(&format!("http://{upstream_addr}")).unwrap(), layer.clone())).await;
+    let gw = serve(app::router(
+        app::Upstream::new(&format!("http://{upstream_addr}")).unwrap(),
+        layer.clone(),
+    ))
+    .await;
     // A raw client, so the test decides exactly when the connection goes.
     let mut conn = tokio::net::TcpStream::connect(gw).await.unwrap();
     let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"go"}]}"#;
@@ -228,10 +273,17 @@ async fn a_client_gone_mid_stream_is_logged_as_disconnected() {
     let records = wait_records(&sink, 2).await;
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert_eq!(rs.outcome, Outcome::ClientDisconnected);
-    assert!(rs.messages_str().contains("w0 w1 w2 w3 "), "{}", rs.messages_str());
+    assert!(
+        rs.messages_str().contains("w0 w1 w2 w3 "),
+        "{}",
+        rs.messages_str()
+    );
     assert!(rs.is_stream_completion);
     assert_eq!(rs.total_tokens, None);
-    assert_eq!(of_kind(&records, RecordKind::Request)[0].outcome, Outcome::Completed);
+    assert_eq!(
+        of_kind(&records, RecordKind::Request)[0].outcome,
+        Outcome::Completed
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while layer.stats().exchanges_open() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -262,14 +314,27 @@ async fn the_layer_works_around_a_hyper_client() {
     assert_eq!(responses.len(), 2);
     for r in &responses {
         assert_eq!(r.model_name.as_deref(), Some("client-side"));
-        assert_eq!(r.total_tokens, Some((3 + 3) + (3 + 3)), "mock: words + 3 per message, reply = 3 + words");
+        assert_eq!(
+            r.total_tokens,
+            Some((3 + 3) + (3 + 3)),
+            "mock: words + 3 per message, reply = 3 + words"
+        );
         assert_eq!(r.outcome, Outcome::Completed);
     }
     assert_eq!(responses.iter().filter(|r| r.is_stream_completion).count(), 1);
     // An unreachable upstream: the client's error passes through and is logged.
-    let req = Request::post("http://127.0.0.1:1/v1/chat/completions").body(Full::new(Bytes::from("{}"))).unwrap();
+    let req = Request::post("http://127.0.0.1:1/v1/chat/completions")
+        .body(Full::new(Bytes::from("{}")))
+        .unwrap();
     assert!(service.clone().oneshot(req).await.is_err());
     let records = wait_records(&sink, 6).await;
-    let failed = records.iter().find(|r| r.outcome == Outcome::ServiceError).expect("a ServiceError record");
-    assert!(failed.error.as_deref().unwrap().starts_with("the inner service failed"));
+    let failed = records
+        .iter()
+        .find(|r| r.outcome == Outcome::ServiceError)
+        .expect("a ServiceError record");
+    assert!(failed
+        .error
+        .as_deref()
+        .unwrap()
+        .starts_with("the inner service failed"));
 }

@@ -17,7 +17,12 @@ use tower_llm_log::{LlmLogBody, LlmLogLayer, LlmLogRecord, LogConfig, MemorySink
 
 /// Runs one exchange with the given frames on both sides; returns what the inner service and the
 /// caller saw, and the records.
-fn run(config: LogConfig, request: Frames, content_type: &'static str, response: Frames) -> (Bytes, Bytes, Vec<LlmLogRecord>) {
+fn run(
+    config: LogConfig,
+    request: Frames,
+    content_type: &'static str,
+    response: Frames,
+) -> (Bytes, Bytes, Vec<LlmLogRecord>) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async move {
         let sink = MemorySink::new();
@@ -29,7 +34,12 @@ fn run(config: LogConfig, request: Frames, content_type: &'static str, response:
             async move {
                 let seen = req.into_body().collect().await.unwrap().to_bytes();
                 tx.send(seen).unwrap();
-                Ok::<_, Infallible>(Response::builder().header(CONTENT_TYPE, content_type).body(response).unwrap())
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header(CONTENT_TYPE, content_type)
+                        .body(response)
+                        .unwrap(),
+                )
             }
         });
         let req = Request::post("/v1/chat/completions").body(request).unwrap();
@@ -74,7 +84,12 @@ fn cuts_strategy(len: usize) -> impl Strategy<Value = Vec<usize>> {
 #[test]
 fn sse_split_at_every_byte_boundary_logs_the_same() {
     let stream = chat_stream();
-    let whole = run(LogConfig::default(), Frames::split(CHAT_REQUEST.as_bytes(), &[]), "text/event-stream", Frames::split(stream.as_bytes(), &[]));
+    let whole = run(
+        LogConfig::default(),
+        Frames::split(CHAT_REQUEST.as_bytes(), &[]),
+        "text/event-stream",
+        Frames::split(stream.as_bytes(), &[]),
+    );
     let want = essence(&whole.2);
     assert!(want[1].contains(CHAT_STREAM_COMPLETION), "{want:?}");
     for i in 0..=stream.len() {
@@ -95,10 +110,23 @@ fn crlf_streams_log_the_same_as_lf_streams() {
     let crlf = lf.replace('\n', "\r\n");
     let cr = lf.replace('\n', "\r");
     let req = || Frames::split(CHAT_REQUEST.as_bytes(), &[]);
-    let want = essence(&run(LogConfig::default(), req(), "text/event-stream", Frames::split(lf.as_bytes(), &[])).2);
+    let want = essence(
+        &run(
+            LogConfig::default(),
+            req(),
+            "text/event-stream",
+            Frames::split(lf.as_bytes(), &[]),
+        )
+        .2,
+    );
     for variant in [&crlf, &cr] {
         for i in 0..variant.len() {
-            let got = run(LogConfig::default(), req(), "text/event-stream", Frames::split(variant.as_bytes(), &[i, i + 1]));
+            let got = run(
+                LogConfig::default(),
+                req(),
+                "text/event-stream",
+                Frames::split(variant.as_bytes(), &[i, i + 1]),
+            );
             assert_eq!(essence(&got.2), want, "split at {i}");
         }
     }

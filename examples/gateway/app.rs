@@ -26,7 +26,10 @@ impl Upstream {
         let client = reqwest::Client::builder()
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Upstream { base: base.trim_end_matches('/').to_string(), client })
+        Ok(Upstream {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        })
     }
 }
 
@@ -85,5 +88,10 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
 
 fn bad_gateway(message: &str) -> Response {
     let body = serde_json::json!({"error": {"message": format!("upstream unreachable: {message}"), "type": "bad_gateway"}});
-    (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::BAD_GATEWAY,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

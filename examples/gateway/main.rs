@@ -103,7 +103,11 @@ async fn main() -> ExitCode {
         }
     };
     let local = listener.local_addr().unwrap_or(args.listen);
-    let which = if mock.is_some() { "the built-in mock upstream at " } else { "" };
+    let which = if mock.is_some() {
+        "the built-in mock upstream at "
+    } else {
+        ""
+    };
     eprintln!("gateway listening on http://{local}");
     eprintln!("forwarding to {which}{upstream_url}");
     eprintln!("logging to {} (Ctrl-C to stop)", args.log_file.display());

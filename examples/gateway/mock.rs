@@ -28,7 +28,10 @@ pub fn router() -> Router {
         .route("/chat/completions", post(chat))
         .route("/openai/v1/chat/completions", post(chat))
         .route("/models/chat/completions", post(chat))
-        .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_chat),
+        )
 }
 
 async fn chat(body: Bytes) -> Response {
@@ -41,7 +44,12 @@ async fn azure_chat(Path(deployment): Path<String>, body: Bytes) -> Response {
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "code": status.as_u16().to_string()}});
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn words(text: &str) -> u64 {
@@ -52,26 +60,40 @@ fn words(text: &str) -> u64 {
 fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
-        }
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => String::new(),
     }
 }
 
 /// A stable id derived from the request body (FNV-1a).
 fn id_for(body: &[u8]) -> String {
-    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     format!("chatcmpl-mock-{hash:016x}")
 }
 
 fn answer(deployment: Option<String>, body: &[u8]) -> Response {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("invalid JSON: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("invalid JSON: {e}"),
+            )
+        }
     };
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "'messages' is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "'messages' is required",
+        );
     };
     let model = request
         .get("model")
@@ -80,7 +102,11 @@ fn answer(deployment: Option<String>, body: &[u8]) -> Response {
         .or(deployment)
         .unwrap_or_else(|| "mock-gpt-4o".to_string());
     if model == "mock-error" {
-        return error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "Rate limit reached (mock)");
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "Rate limit reached (mock)",
+        );
     }
     let last_user = messages
         .iter()
@@ -133,17 +159,30 @@ fn answer(deployment: Option<String>, body: &[u8]) -> Response {
             Value::Null,
         )];
         for (i, word) in reply.iter().enumerate() {
-            let text = if i + 1 < reply.len() { format!("{word} ") } else { word.clone() };
-            events.push(chunk(json!([{"index": 0, "delta": {"content": text}, "finish_reason": null}]), Value::Null));
+            let text = if i + 1 < reply.len() {
+                format!("{word} ")
+            } else {
+                word.clone()
+            };
+            events.push(chunk(
+                json!([{"index": 0, "delta": {"content": text}, "finish_reason": null}]),
+                Value::Null,
+            ));
         }
-        events.push(chunk(json!([{"index": 0, "delta": {}, "finish_reason": finish_reason}]), Value::Null));
+        events.push(chunk(
+            json!([{"index": 0, "delta": {}, "finish_reason": finish_reason}]),
+            Value::Null,
+        ));
         if include_usage {
             events.push(chunk(json!([]), usage));
         }
         events.push(Bytes::from_static(b"data: [DONE]\n\n"));
         let stream = futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
         return (
-            [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
             Body::from_stream(stream),
         )
             .into_response();

@@ -67,7 +67,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -92,13 +96,31 @@ mod tests {
     #[test]
     fn openai_and_compatible_paths() {
         let r = route(Method::POST, "/v1/chat/completions").unwrap();
-        assert_eq!((r.family, r.provider, r.operation), (ApiFamily::ChatCompletions, "openai", "chat"));
-        assert_eq!((r.deployment, r.api_version), (None, None));
-        assert_eq!(route(Method::POST, "/chat/completions").unwrap().provider, "openai");
-        assert_eq!(route(Method::POST, "/api/v1/chat/completions/").unwrap().provider, "openai");
-        assert_eq!(route(Method::POST, "/openai/v1/chat/completions").unwrap().provider, "azure.ai.openai");
         assert_eq!(
-            route(Method::POST, "/models/chat/completions?api-version=2024-05-01-preview").unwrap(),
+            (r.family, r.provider, r.operation),
+            (ApiFamily::ChatCompletions, "openai", "chat")
+        );
+        assert_eq!((r.deployment, r.api_version), (None, None));
+        assert_eq!(
+            route(Method::POST, "/chat/completions").unwrap().provider,
+            "openai"
+        );
+        assert_eq!(
+            route(Method::POST, "/api/v1/chat/completions/").unwrap().provider,
+            "openai"
+        );
+        assert_eq!(
+            route(Method::POST, "/openai/v1/chat/completions")
+                .unwrap()
+                .provider,
+            "azure.ai.openai"
+        );
+        assert_eq!(
+            route(
+                Method::POST,
+                "/models/chat/completions?api-version=2024-05-01-preview"
+            )
+            .unwrap(),
             Route {
                 family: ApiFamily::ChatCompletions,
                 provider: "azure.ai.inference",
@@ -111,8 +133,11 @@ mod tests {
 
     #[test]
     fn azure_deployment_and_api_version() {
-        let r = route(Method::POST, "/openai/deployments/gpt-4o%20prod/chat/completions?x=1&api-version=2024-10-21")
-            .unwrap();
+        let r = route(
+            Method::POST,
+            "/openai/deployments/gpt-4o%20prod/chat/completions?x=1&api-version=2024-10-21",
+        )
+        .unwrap();
         assert_eq!(r.provider, "azure.ai.openai");
         assert_eq!(r.deployment.as_deref(), Some("gpt-4o prod"));
         assert_eq!(r.api_version.as_deref(), Some("2024-10-21"));

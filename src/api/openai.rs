@@ -24,7 +24,11 @@ const USAGE: u8 = 4;
 const FINISH_REASON: u8 = 5;
 
 const fn scalar(key: &'static [u8], slot: u8) -> Node {
-    Node { step: Step::Key(key), action: Action::Scalar(slot), children: &[] }
+    Node {
+        step: Step::Key(key),
+        action: Action::Scalar(slot),
+        children: &[],
+    }
 }
 
 /// The paths read from a chat request body.
@@ -35,7 +39,11 @@ pub(crate) static REQUEST: Node = Node {
         scalar(b"model", MODEL),
         scalar(b"stream", STREAM),
         scalar(b"stream_options", STREAM_OPTIONS),
-        Node { step: Step::Key(b"messages"), action: Action::Capture, children: &[] },
+        Node {
+            step: Step::Key(b"messages"),
+            action: Action::Capture,
+            children: &[],
+        },
     ],
 };
 
@@ -256,14 +264,20 @@ pub(crate) struct ChatStreamAssembler {
 
 impl ChatStreamAssembler {
     pub(crate) fn new(cap: usize) -> Self {
-        ChatStreamAssembler { budget: cap, ..Self::default() }
+        ChatStreamAssembler {
+            budget: cap,
+            ..Self::default()
+        }
     }
 
     /// Takes one event's data.
     pub(crate) fn on_event(&mut self, data: &[u8], oversized: bool) {
         self.events += 1;
         if oversized {
-            self.note_error(format!("event {} is larger than the parse limit and was skipped", self.events));
+            self.note_error(format!(
+                "event {} is larger than the parse limit and was skipped",
+                self.events
+            ));
             return;
         }
         if self.saw_done {
@@ -275,7 +289,10 @@ impl ChatStreamAssembler {
         }
         match serde_json::from_slice::<ChunkWire<'_>>(data) {
             Ok(chunk) => self.apply(chunk),
-            Err(e) => self.note_error(format!("event {} is not a chat completion chunk: {e}", self.events)),
+            Err(e) => self.note_error(format!(
+                "event {} is not a chat completion chunk: {e}",
+                self.events
+            )),
         }
     }
 
@@ -300,7 +317,9 @@ impl ChatStreamAssembler {
             self.note_error(format!("the stream carried an error: {error}"));
         }
         for c in chunk.choices.into_iter().flatten() {
-            let Some(at) = self.choice_slot(c.index) else { continue };
+            let Some(at) = self.choice_slot(c.index) else {
+                continue;
+            };
             if let Some(reason) = c.finish_reason {
                 self.choices[at].finish_reason = Some(reason.into_owned());
             }
@@ -322,7 +341,12 @@ impl ChatStreamAssembler {
                     1 => &mut msg.refusal,
                     _ => &mut msg.reasoning_content,
                 };
-                append_capped(target.get_or_insert_with(String::new), &text, &mut self.budget, &mut self.dropped_escaped);
+                append_capped(
+                    target.get_or_insert_with(String::new),
+                    &text,
+                    &mut self.budget,
+                    &mut self.dropped_escaped,
+                );
             }
             for call in delta.tool_calls.into_iter().flatten() {
                 token = true;
@@ -330,7 +354,11 @@ impl ChatStreamAssembler {
                 let slot = match calls.iter().position(|t| t.index == call.index) {
                     Some(s) => s,
                     None if calls.len() < MAX_PARTS => {
-                        calls.push(ToolCallOut { index: call.index, kind: "function".into(), ..Default::default() });
+                        calls.push(ToolCallOut {
+                            index: call.index,
+                            kind: "function".into(),
+                            ..Default::default()
+                        });
                         calls.len() - 1
                     }
                     None => continue,
@@ -344,10 +372,20 @@ impl ChatStreamAssembler {
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
-                        append_capped(&mut t.function.name, &name, &mut self.budget, &mut self.dropped_escaped);
+                        append_capped(
+                            &mut t.function.name,
+                            &name,
+                            &mut self.budget,
+                            &mut self.dropped_escaped,
+                        );
                     }
                     if let Some(args) = f.arguments {
-                        append_capped(&mut t.function.arguments, &args, &mut self.budget, &mut self.dropped_escaped);
+                        append_capped(
+                            &mut t.function.arguments,
+                            &args,
+                            &mut self.budget,
+                            &mut self.dropped_escaped,
+                        );
                     }
                 }
             }
@@ -361,7 +399,10 @@ impl ChatStreamAssembler {
         match self.choices.iter().position(|c| c.index == index) {
             Some(at) => Some(at),
             None if self.choices.len() < MAX_PARTS => {
-                self.choices.push(ChoiceOut { index, ..Default::default() });
+                self.choices.push(ChoiceOut {
+                    index,
+                    ..Default::default()
+                });
                 Some(self.choices.len() - 1)
             }
             None => None,
@@ -374,7 +415,11 @@ impl ChatStreamAssembler {
         for c in &mut self.choices {
             c.message.tool_calls.sort_by_key(|t| t.index);
         }
-        self.facts.finish_reasons = self.choices.iter().filter_map(|c| c.finish_reason.clone()).collect();
+        self.facts.finish_reasons = self
+            .choices
+            .iter()
+            .filter_map(|c| c.finish_reason.clone())
+            .collect();
         let mut json = serde_json::to_vec(&self.choices).unwrap_or_default();
         let total = json.len() as u64 + self.dropped_escaped;
         if json.len() > cap {
@@ -439,9 +484,23 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true},"stream":true,"model":"gpt-4o-mini"}"#,
         );
         let f = request_facts(&r);
-        assert_eq!(f, RequestFacts { model: Some("gpt-4o-mini".into()), stream: true, include_usage: true });
+        assert_eq!(
+            f,
+            RequestFacts {
+                model: Some("gpt-4o-mini".into()),
+                stream: true,
+                include_usage: true
+            }
+        );
         let r = scan(&REQUEST, r#"{"model":"m","messages":[]}"#);
-        assert_eq!(request_facts(&r), RequestFacts { model: Some("m".into()), stream: false, include_usage: false });
+        assert_eq!(
+            request_facts(&r),
+            RequestFacts {
+                model: Some("m".into()),
+                stream: false,
+                include_usage: false
+            }
+        );
     }
 
     #[test]
@@ -516,7 +575,10 @@ mod tests {
         assert_eq!(c.total, f.total);
         assert!(c.truncated);
         assert_eq!(c.segments.iter().map(|s| s.len()).sum::<usize>(), 50);
-        assert_eq!(facts.error, None, "finish_reason without [DONE] is complete enough");
+        assert_eq!(
+            facts.error, None,
+            "finish_reason without [DONE] is complete enough"
+        );
     }
 
     #[test]
@@ -526,7 +588,9 @@ mod tests {
         a.on_event(br#"{"choices":[{"index":0,"delta":{"content":"ok"}}]}"#, false);
         a.on_event(b"", true);
         let (msg, facts) = a.finish(100);
-        assert!(String::from_utf8(msg.segments.concat()).unwrap().contains("\"ok\""));
+        assert!(String::from_utf8(msg.segments.concat())
+            .unwrap()
+            .contains("\"ok\""));
         let err = facts.error.unwrap();
         assert!(err.starts_with("event 1 is not a chat completion chunk"), "{err}");
         assert!(err.ends_with("(and 1 more unreadable events)"), "{err}");
@@ -535,7 +599,10 @@ mod tests {
     #[test]
     fn a_stream_without_end_says_so_and_has_no_tokens() {
         let mut a = ChatStreamAssembler::new(100);
-        a.on_event(br#"{"choices":[{"index":0,"delta":{"content":"partial"}}]}"#, false);
+        a.on_event(
+            br#"{"choices":[{"index":0,"delta":{"content":"partial"}}]}"#,
+            false,
+        );
         let (_, facts) = a.finish(100);
         assert_eq!(facts.usage, Usage::default());
         assert!(!facts.stream_ended);

@@ -54,7 +54,9 @@ pub(crate) struct Node {
 
 impl Node {
     fn child_for_key(&self, key: &[u8]) -> Option<&'static Node> {
-        self.children.iter().find(|c| matches!(c.step, Step::Key(k) if k == key))
+        self.children
+            .iter()
+            .find(|c| matches!(c.step, Step::Key(k) if k == key))
     }
 
     fn element(&self) -> Option<&'static Node> {
@@ -121,7 +123,10 @@ pub(crate) struct ScanResult {
 impl ScanResult {
     /// The first scalar in `slot`.
     pub(crate) fn scalar(&self, slot: u8) -> Option<&[u8]> {
-        self.scalars.iter().find(|(s, _)| *s == slot).map(|(_, v)| v.as_slice())
+        self.scalars
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// Why the body could not be read whole, if it could not: not JSON, empty, or cut short.
@@ -138,7 +143,10 @@ impl ScanResult {
 
     /// Every scalar in `slot`, in order.
     pub(crate) fn scalars_in(&self, slot: u8) -> impl Iterator<Item = &[u8]> {
-        self.scalars.iter().filter(move |(s, _)| *s == slot).map(|(_, v)| v.as_slice())
+        self.scalars
+            .iter()
+            .filter(move |(s, _)| *s == slot)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -371,7 +379,11 @@ impl JsonScanner {
                     Some(n) if !n.children.is_empty() => {
                         let is_object = b == b'{';
                         self.stack.push(Level { is_object, node: n });
-                        self.state = if is_object { State::ObjectStart } else { State::ArrayStart };
+                        self.state = if is_object {
+                            State::ObjectStart
+                        } else {
+                            State::ArrayStart
+                        };
                         i + 1
                     }
                     _ => {
@@ -516,7 +528,11 @@ impl JsonScanner {
                 self.scalar_rec = None;
             }
         }
-        self.state = if level == 0 { State::Done } else { State::AfterValue };
+        self.state = if level == 0 {
+            State::Done
+        } else {
+            State::AfterValue
+        };
     }
 
     fn record_scalar_bytes(&mut self, bytes: &[u8]) {
@@ -548,7 +564,10 @@ impl JsonScanner {
     }
 
     fn fail(&mut self, i: usize, what: &str) -> usize {
-        self.error = Some(format!("invalid JSON at byte {}: {what}", self.consumed + i as u64));
+        self.error = Some(format!(
+            "invalid JSON at byte {}: {what}",
+            self.consumed + i as u64
+        ));
         self.state = State::Failed;
         self.fail_at = Some(i);
         usize::MAX
@@ -577,9 +596,21 @@ mod tests {
         step: Step::Element,
         action: Action::Walk,
         children: &[
-            Node { step: Step::Key(b"model"), action: Action::Scalar(0), children: &[] },
-            Node { step: Step::Key(b"stream"), action: Action::Scalar(1), children: &[] },
-            Node { step: Step::Key(b"opts"), action: Action::Scalar(2), children: &[] },
+            Node {
+                step: Step::Key(b"model"),
+                action: Action::Scalar(0),
+                children: &[],
+            },
+            Node {
+                step: Step::Key(b"stream"),
+                action: Action::Scalar(1),
+                children: &[],
+            },
+            Node {
+                step: Step::Key(b"opts"),
+                action: Action::Scalar(2),
+                children: &[],
+            },
             Node {
                 step: Step::Key(b"messages"),
                 action: Action::Capture,
@@ -609,7 +640,10 @@ mod tests {
 
     fn text(r: &ScanResult) -> String {
         let c = r.capture.as_ref().unwrap();
-        c.segments.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+        c.segments
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
     }
 
     const DOC: &str = r#" { "messages" : [ {"role":"user","content":"a \"quoted\" } ] { [ \\"}, {"role" : "system", "x": [1, {"y": null}]} ], "stream":true, "other": {"model": "nested"}, "model":"gpt-4o", "opts": {"include_usage": false} } "#;
@@ -645,13 +679,20 @@ mod tests {
         let c = r.capture.unwrap();
         assert!(c.truncated);
         assert_eq!(c.segments.iter().map(Bytes::len).sum::<usize>(), 1000);
-        assert_eq!(c.total as usize, body.len() - r#"{"messages":"#.len() - r#","model":"m1"}"#.len());
+        assert_eq!(
+            c.total as usize,
+            body.len() - r#"{"messages":"#.len() - r#","model":"m1"}"#.len()
+        );
     }
 
     #[test]
     fn deep_nesting_costs_no_memory() {
         let depth = 100_000;
-        let body = format!(r#"{{"x":{}{},"model":"deep"}}"#, "[".repeat(depth), "]".repeat(depth));
+        let body = format!(
+            r#"{{"x":{}{},"model":"deep"}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
         let r = scan_split(body.as_bytes(), &[5000], 10);
         assert_eq!(r.error, None);
         assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("deep"));
@@ -660,7 +701,10 @@ mod tests {
     #[test]
     fn invalid_json_is_reported_with_its_offset() {
         let r = scan_split(br#"{"model":"a" "stream":true}"#, &[3], 10);
-        assert_eq!(r.error.as_deref(), Some("invalid JSON at byte 13: expected ',' or a closing bracket"));
+        assert_eq!(
+            r.error.as_deref(),
+            Some("invalid JSON at byte 13: expected ',' or a closing bracket")
+        );
         assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("a"));
         let r = scan_split(b"hello", &[], 10);
         assert!(r.error.unwrap().contains("byte 0: expected a value"));
@@ -677,7 +721,10 @@ mod tests {
         let r = scan_split(br#"{"messages":[{"role":"us"#, &[4], 100);
         assert_eq!(r.error, None);
         assert!(!r.complete);
-        assert!(r.problem().unwrap().contains("ended inside the JSON value after 24 bytes"));
+        assert!(r
+            .problem()
+            .unwrap()
+            .contains("ended inside the JSON value after 24 bytes"));
         assert_eq!(text(&scan_split(br#"{"messages":[1,"#, &[], 100)), "[1,");
         let r = scan_split(b"", &[], 100);
         assert_eq!(r.problem().as_deref(), Some("the body is empty"));

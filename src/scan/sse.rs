@@ -138,7 +138,8 @@ impl SseParser {
             }
             b"event" => {
                 self.event.clear();
-                self.event.extend_from_slice(&value[..value.len().min(EVENT_NAME_LIMIT)]);
+                self.event
+                    .extend_from_slice(&value[..value.len().min(EVENT_NAME_LIMIT)]);
             }
             _ => {}
         }
@@ -149,7 +150,11 @@ impl SseParser {
             if self.data.last() == Some(&b'\n') {
                 self.data.pop();
             }
-            on_event(SseEvent { event: &self.event, data: &self.data, oversized: self.oversized });
+            on_event(SseEvent {
+                event: &self.event,
+                data: &self.data,
+                oversized: self.oversized,
+            });
         }
         self.data.clear();
         self.event.clear();
@@ -185,7 +190,8 @@ mod tests {
 
     #[test]
     fn line_endings_comments_and_multiline_data() {
-        let stream = b": keep-alive\r\ndata: a\r\ndata:b\r\n\r\nevent: x\ndata: {}\n\ndata: c\r\rid: 7\nretry: 5\n\n";
+        let stream =
+            b": keep-alive\r\ndata: a\r\ndata:b\r\n\r\nevent: x\ndata: {}\n\ndata: c\r\rid: 7\nretry: 5\n\n";
         let want = vec![ev("", "a\nb"), ev("x", "{}"), ev("", "c")];
         assert_eq!(parse(&[stream], 1024), want);
         for i in 0..=stream.len() {
@@ -195,8 +201,14 @@ mod tests {
 
     #[test]
     fn a_final_event_without_a_blank_line_is_dispatched() {
-        assert_eq!(parse(&[b"data: 1\n\ndata: [DONE]"], 100), vec![ev("", "1"), ev("", "[DONE]")]);
-        assert_eq!(parse(&[b"data: 1\n\ndata: 2\n"], 100), vec![ev("", "1"), ev("", "2")]);
+        assert_eq!(
+            parse(&[b"data: 1\n\ndata: [DONE]"], 100),
+            vec![ev("", "1"), ev("", "[DONE]")]
+        );
+        assert_eq!(
+            parse(&[b"data: 1\n\ndata: 2\n"], 100),
+            vec![ev("", "1"), ev("", "2")]
+        );
     }
 
     #[test]

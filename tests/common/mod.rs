@@ -14,7 +14,9 @@ use tower_llm_log::{LlmLogRecord, MemorySink, RecordKind};
 
 /// Serves `router` on 127.0.0.1 at a random port.
 pub async fn serve(router: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr
@@ -30,7 +32,10 @@ pub struct Frames {
 
 impl Frames {
     pub fn new<I: IntoIterator<Item = Bytes>>(frames: I) -> Self {
-        Frames { frames: frames.into_iter().filter(|f| !f.is_empty()).collect(), strict: false }
+        Frames {
+            frames: frames.into_iter().filter(|f| !f.is_empty()).collect(),
+            strict: false,
+        }
     }
 
     pub fn split(whole: &[u8], cuts: &[usize]) -> Self {
@@ -77,7 +82,9 @@ impl Body for Frames {
 /// Waits for `n` records, failing the test after a few seconds.
 pub async fn wait_records(sink: &MemorySink, n: usize) -> Vec<LlmLogRecord> {
     let s = sink.clone();
-    let ok = tokio::task::spawn_blocking(move || s.wait_for(n, Duration::from_secs(10))).await.expect("join");
+    let ok = tokio::task::spawn_blocking(move || s.wait_for(n, Duration::from_secs(10)))
+        .await
+        .expect("join");
     let records = sink.records();
     assert!(ok, "expected {n} records, got {}: {records:#?}", records.len());
     records
@@ -107,10 +114,16 @@ pub fn chat_stream() -> String {
         )
     };
     let mut s = String::new();
-    s += &chunk(r#"[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]"#, "null");
+    s += &chunk(
+        r#"[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]"#,
+        "null",
+    );
     s += ": a comment line\n\n";
     for word in ["Hel", "lo", " w\u{f6}rld", " \u{1F600}"] {
-        s += &chunk(&format!(r#"[{{"index":0,"delta":{{"content":"{word}"}},"finish_reason":null}}]"#), "null");
+        s += &chunk(
+            &format!(r#"[{{"index":0,"delta":{{"content":"{word}"}},"finish_reason":null}}]"#),
+            "null",
+        );
     }
     s += &chunk(r#"[{"index":0,"delta":{},"finish_reason":"stop"}]"#, "null");
     s += &chunk(
