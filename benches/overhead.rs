@@ -113,6 +113,21 @@ fn exchange_4k(c: &mut Criterion) {
     group.bench_function("bare", |b| b.iter(|| one_exchange(&mut bare, &req)));
     let mut layered = LlmLogLayer::new(sink()).layer(upstream("application/json", make));
     group.bench_function("layer", |b| b.iter(|| one_exchange(&mut layered, &req)));
+    // A request the layer does not log (another path): the cost of passing through.
+    group.bench_function("layer_unrecognised_path", |b| {
+        b.iter(|| {
+            let r = Request::post("/v1/models").body(Full::new(req.clone())).unwrap();
+            let res = ready(ready(layered.ready()).unwrap().call(r)).unwrap();
+            drain(res.into_body())
+        })
+    });
+    group.bench_function("bare_unrecognised_path", |b| {
+        b.iter(|| {
+            let r = Request::post("/v1/models").body(Full::new(req.clone())).unwrap();
+            let res = ready(ready(bare.ready()).unwrap().call(r)).unwrap();
+            drain(res.into_body())
+        })
+    });
     group.finish();
 }
 

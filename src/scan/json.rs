@@ -671,9 +671,10 @@ mod tests {
     #[test]
     fn model_is_found_after_a_huge_messages_value_with_bounded_capture() {
         let mut body = String::from(r#"{"messages":[{"role":"user","content":""#);
-        body.push_str(&"\u{e9}x\\\"".repeat(1 << 20));
+        body.push_str(&"\u{e9}x\\\"".repeat(2 << 20)); // 10 MiB
         body.push_str(r#""}],"model":"m1"}"#);
-        let r = scan_split(body.as_bytes(), &[100, 70_000, 3_000_000], 1000);
+        assert!(body.len() > 10 << 20);
+        let r = scan_split(body.as_bytes(), &[100, 70_000, 3_000_000, 9_000_001], 1000);
         assert_eq!(r.error, None);
         assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("m1"));
         let c = r.capture.unwrap();
