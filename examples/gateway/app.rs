@@ -82,8 +82,20 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
                 .body(Body::from_stream(answer.bytes_stream()))
                 .unwrap_or_else(|e| bad_gateway(&e.to_string()))
         }
-        Err(e) => bad_gateway(&e.to_string()),
+        Err(e) => bad_gateway(&error_chain(&e)),
     }
+}
+
+/// An error with its causes, so "error sending request" says why (refused, certificate, ...).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn bad_gateway(message: &str) -> Response {
