@@ -19,6 +19,7 @@ pub(crate) struct Capture {
     limit: usize,
     retained: usize,
     total: u64,
+    cut_short: bool,
 }
 
 impl Capture {
@@ -51,6 +52,11 @@ impl Capture {
         self.push(frame, 0, frame.len());
     }
 
+    /// The value did not end where it should (bad input): mark what is kept as incomplete.
+    pub(crate) fn mark_cut_short(&mut self) {
+        self.cut_short = true;
+    }
+
     fn flush_copied(&mut self) {
         if !self.copied.is_empty() {
             self.segments.push(self.copied.split().freeze());
@@ -61,7 +67,7 @@ impl Capture {
     pub(crate) fn finish(mut self) -> Captured {
         self.flush_copied();
         Captured {
-            truncated: self.total > self.retained as u64,
+            truncated: self.cut_short || self.total > self.retained as u64,
             segments: self.segments,
             total: self.total,
         }

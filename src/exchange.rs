@@ -181,6 +181,9 @@ impl Exchange {
     }
 
     fn deliver(&self, record: LlmLogRecord) {
+        // Records are delivered even while the thread unwinds (a handler panicked and dropped the
+        // body): those exchanges are the ones most worth logging. The cost is that a sink that
+        // also panics then aborts the process, as any panic during unwinding does.
         let sink = &self.shared.sink;
         match catch_unwind(AssertUnwindSafe(|| sink.emit(record))) {
             Ok(()) => self.shared.stats.records_emitted.fetch_add(1, Ordering::Relaxed),

@@ -88,11 +88,15 @@ impl Tap {
     }
 
     pub(crate) fn failed(&mut self, error: String) {
-        match self {
-            Tap::Request(t) => t.progress.end = End::Failed(error),
-            Tap::Response(t) => t.progress.end = End::Failed(error),
+        let end = match self {
+            Tap::Request(t) => &mut t.progress.end,
+            Tap::Response(t) => &mut t.progress.end,
+        };
+        // A body polled again after its end or an error must not report twice.
+        if !matches!(end, End::Reported) {
+            *end = End::Failed(error);
+            self.report();
         }
-        self.report();
     }
 
     fn report(&mut self) {
@@ -171,6 +175,9 @@ impl RequestTap {
             }
             if scan.complete && scan.capture.is_none() {
                 errors.push("request: no \"messages\" value".into());
+            }
+            if scan.duplicate_capture {
+                errors.push("request: \"messages\" appears more than once; the last is logged".into());
             }
             side.message = scan.capture.unwrap_or_default();
         } else {
@@ -286,6 +293,9 @@ impl ResponseTap {
                 }
                 if scan.complete && scan.capture.is_none() {
                     errors.push("response: no \"choices\" value".into());
+                }
+                if scan.duplicate_capture {
+                    errors.push("response: \"choices\" appears more than once; the last is logged".into());
                 }
                 errors.extend(facts.error.map(|e| format!("response: {e}")));
                 side.message = scan.capture.unwrap_or_default();

@@ -848,3 +848,50 @@ async fn a_panicking_sink_does_not_fail_the_request() {
         (2, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn a_body_polled_after_its_error_reports_once() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let inner = service_fn(|req: Request<LlmLogBody<Failing>>| async move {
+        let mut body = req.into_body();
+        for _ in 0..3 {
+            assert!(body.frame().await.unwrap().is_err());
+        }
+        Ok::<_, Infallible>(Response::new(Failing(vec![])))
+    });
+    let req = Request::post("/v1/chat/completions")
+        .body(Failing(vec![]))
+        .unwrap();
+    let res = layer.layer(inner).oneshot(req).await.unwrap();
+    let mut body = res.into_body();
+    for _ in 0..3 {
+        assert!(body.frame().await.unwrap().is_err());
+    }
+    drop(body);
+    let records = sink.take();
+    assert_eq!(of_kind(&records, RecordKind::Request).len(), 1);
+    assert_eq!(of_kind(&records, RecordKind::Response).len(), 1);
+}
+
+#[tokio::test]
+async fn duplicate_keys_log_what_the_upstream_reads() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let inner = upstream(200, "application/json", json_frames(CHAT_RESPONSE));
+    let body = r#"{"model":"decoy","messages":[{"role":"user","content":"decoy"}],"model":"real","messages":[{"role":"user","content":"real"}]}"#;
+    let (_, _, records) = exchange(
+        &layer,
+        &sink,
+        inner,
+        post("/v1/chat/completions", json_frames(body)),
+    )
+    .await;
+    let rq = &of_kind(&records, RecordKind::Request)[0];
+    assert_eq!(rq.model_name.as_deref(), Some("real"));
+    assert_eq!(rq.messages_str(), r#"[{"role":"user","content":"real"}]"#);
+    assert_eq!(
+        rq.error.as_deref(),
+        Some("request: \"messages\" appears more than once; the last is logged")
+    );
+}

@@ -9,6 +9,7 @@
 //!   as a non-streaming `choices` array; usage from the chunk that carries it; `[DONE]` ends it.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -61,7 +62,11 @@ pub(crate) static RESPONSE: Node = Node {
             children: &[Node {
                 step: Step::Element,
                 action: Action::Walk,
-                children: &[scalar(b"finish_reason", FINISH_REASON)],
+                children: &[Node {
+                    step: Step::Key(b"finish_reason"),
+                    action: Action::EachScalar(FINISH_REASON),
+                    children: &[],
+                }],
             }],
         },
     ],
@@ -211,8 +216,19 @@ struct FunctionDeltaWire<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
-/// The most choices or tool calls assembled; more are counted as errors, not kept.
+/// The most choices and tool calls (together) assembled per stream; more are reported, not kept.
 const MAX_PARTS: usize = 1024;
+/// Ids, types, roles and finish reasons are short; longer ones are clipped to this many bytes.
+const SMALL_FIELD: usize = 256;
+
+/// A short field, clipped to [`SMALL_FIELD`] bytes at a character boundary.
+fn clip(s: &str) -> String {
+    let mut end = s.len().min(SMALL_FIELD);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
 
 #[derive(Serialize, Default)]
 struct ChoiceOut {
@@ -253,6 +269,10 @@ struct FunctionOut {
 #[derive(Default)]
 pub(crate) struct ChatStreamAssembler {
     choices: Vec<ChoiceOut>,
+    choice_at: HashMap<u32, usize>,
+    tool_at: HashMap<(u32, u32), usize>,
+    parts: usize,
+    dropped_parts: u64,
     facts: ResponseFacts,
     budget: usize,
     dropped_escaped: u64,
@@ -305,28 +325,30 @@ impl ChatStreamAssembler {
 
     fn apply(&mut self, chunk: ChunkWire<'_>) {
         if self.facts.request_id.is_none() {
-            self.facts.request_id = chunk.id.filter(|s| !s.is_empty()).map(Cow::into_owned);
+            self.facts.request_id = chunk.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
         }
         if self.facts.model.is_none() {
-            self.facts.model = chunk.model.filter(|s| !s.is_empty()).map(Cow::into_owned);
+            self.facts.model = chunk.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
         }
         if let Some(usage) = chunk.usage {
             self.facts.usage = usage;
         }
         if let Some(error) = chunk.error {
-            self.note_error(format!("the stream carried an error: {error}"));
+            let text = error.to_string();
+            self.note_error(format!("the stream carried an error: {}", clip(&text)));
         }
         for c in chunk.choices.into_iter().flatten() {
             let Some(at) = self.choice_slot(c.index) else {
+                self.drop_delta(c.delta.as_ref());
                 continue;
             };
             if let Some(reason) = c.finish_reason {
-                self.choices[at].finish_reason = Some(reason.into_owned());
+                self.choices[at].finish_reason = Some(clip(&reason));
             }
             let Some(delta) = c.delta else { continue };
             let mut token = false;
             if let Some(role) = delta.role {
-                self.choices[at].message.role = Some(role.into_owned());
+                self.choices[at].message.role = Some(clip(&role));
             }
             for (text, field) in [
                 (delta.content, 0),
@@ -350,25 +372,20 @@ impl ChatStreamAssembler {
             }
             for call in delta.tool_calls.into_iter().flatten() {
                 token = true;
-                let calls = &mut self.choices[at].message.tool_calls;
-                let slot = match calls.iter().position(|t| t.index == call.index) {
-                    Some(s) => s,
-                    None if calls.len() < MAX_PARTS => {
-                        calls.push(ToolCallOut {
-                            index: call.index,
-                            kind: "function".into(),
-                            ..Default::default()
-                        });
-                        calls.len() - 1
-                    }
-                    None => continue,
+                let Some(slot) = self.tool_slot(at, c.index, call.index) else {
+                    self.drop_text(
+                        call.function
+                            .iter()
+                            .flat_map(|f| [f.name.as_deref(), f.arguments.as_deref()]),
+                    );
+                    continue;
                 };
-                let t = &mut calls[slot];
+                let t = &mut self.choices[at].message.tool_calls[slot];
                 if let Some(id) = call.id {
-                    t.id = Some(id.into_owned());
+                    t.id = Some(clip(&id));
                 }
                 if let Some(kind) = call.kind {
-                    t.kind = kind.into_owned();
+                    t.kind = clip(&kind);
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
@@ -395,18 +412,65 @@ impl ChatStreamAssembler {
         }
     }
 
+    /// The position of choice `index`, made if there is room.
     fn choice_slot(&mut self, index: u32) -> Option<usize> {
-        match self.choices.iter().position(|c| c.index == index) {
-            Some(at) => Some(at),
-            None if self.choices.len() < MAX_PARTS => {
-                self.choices.push(ChoiceOut {
-                    index,
-                    ..Default::default()
-                });
-                Some(self.choices.len() - 1)
-            }
-            None => None,
+        if let Some(&at) = self.choice_at.get(&index) {
+            return Some(at);
         }
+        if self.parts >= MAX_PARTS {
+            return None;
+        }
+        self.parts += 1;
+        self.choices.push(ChoiceOut {
+            index,
+            ..Default::default()
+        });
+        self.choice_at.insert(index, self.choices.len() - 1);
+        Some(self.choices.len() - 1)
+    }
+
+    /// The position of tool call `index` in choice `choice` (at position `at`), made if there is room.
+    fn tool_slot(&mut self, at: usize, choice: u32, index: u32) -> Option<usize> {
+        if let Some(&slot) = self.tool_at.get(&(choice, index)) {
+            return Some(slot);
+        }
+        if self.parts >= MAX_PARTS {
+            return None;
+        }
+        self.parts += 1;
+        let calls = &mut self.choices[at].message.tool_calls;
+        calls.push(ToolCallOut {
+            index,
+            kind: "function".into(),
+            ..Default::default()
+        });
+        self.tool_at.insert((choice, index), calls.len() - 1);
+        Some(calls.len() - 1)
+    }
+
+    /// Text of a part past [`MAX_PARTS`]: not kept, but counted in the message's size.
+    fn drop_text<'t>(&mut self, texts: impl IntoIterator<Item = Option<&'t str>>) {
+        if self.dropped_parts == 0 {
+            self.note_error(format!(
+                "more than {MAX_PARTS} choices and tool calls; the rest are not logged"
+            ));
+        }
+        self.dropped_parts += 1;
+        self.dropped_escaped += texts.into_iter().flatten().map(escaped_len).sum::<u64>();
+    }
+
+    fn drop_delta(&mut self, delta: Option<&DeltaWire<'_>>) {
+        let Some(d) = delta else { return self.drop_text([]) };
+        let calls = d.tool_calls.iter().flatten().flat_map(|c| c.function.iter());
+        let texts: Vec<Option<&str>> = [
+            d.content.as_deref(),
+            d.refusal.as_deref(),
+            d.reasoning_content.as_deref(),
+        ]
+        .into_iter()
+        .chain(calls.flat_map(|f| [f.name.as_deref(), f.arguments.as_deref()]))
+        .collect();
+        self.drop_text(texts);
     }
 
     /// The assembled completion (capped at `cap` bytes) and what the stream said.
@@ -428,7 +492,7 @@ impl ChatStreamAssembler {
         if self.bad_events > 0 {
             let first = self.first_error.take().unwrap_or_default();
             self.facts.error = Some(if self.bad_events > 1 {
-                format!("{first} (and {} more unreadable events)", self.bad_events - 1)
+                format!("{first} (and {} more problems)", self.bad_events - 1)
             } else {
                 first
             });
@@ -593,7 +657,48 @@ mod tests {
             .contains("\"ok\""));
         let err = facts.error.unwrap();
         assert!(err.starts_with("event 1 is not a chat completion chunk"), "{err}");
-        assert!(err.ends_with("(and 1 more unreadable events)"), "{err}");
+        assert!(err.ends_with("(and 1 more problems)"), "{err}");
+    }
+
+    #[test]
+    fn parts_are_bounded_and_the_rest_reported() {
+        let mut a = ChatStreamAssembler::new(1 << 20);
+        let calls: Vec<String> = (0..2000)
+            .map(|i| {
+                format!(
+                    r#"{{"index":{i},"id":"{}","function":{{"name":"f","arguments":"ab"}}}}"#,
+                    "i".repeat(1000)
+                )
+            })
+            .collect();
+        let event = format!(
+            r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{}]}}}}]}}"#,
+            calls.join(",")
+        );
+        a.on_event(event.as_bytes(), false);
+        a.on_event(
+            br#"{"choices":[{"index":5000,"delta":{"content":"late"}}]}"#,
+            false,
+        );
+        assert_eq!(a.parts, MAX_PARTS);
+        let kept: usize = a.choices.iter().map(|c| c.message.tool_calls.len()).sum();
+        assert_eq!(kept, MAX_PARTS - 1);
+        assert!(a.choices[0]
+            .message
+            .tool_calls
+            .iter()
+            .all(|t| t.id.as_ref().unwrap().len() == SMALL_FIELD));
+        let (msg, facts) = a.finish(1 << 30);
+        let logged = msg.segments.concat().len() as u64;
+        assert_eq!(
+            msg.total,
+            logged + (2000 - 1023) * 3 + 4,
+            "dropped text still counts in the size"
+        );
+        assert!(facts
+            .error
+            .unwrap()
+            .starts_with("more than 1024 choices and tool calls"));
     }
 
     #[test]

@@ -19,10 +19,12 @@ use crate::capture::{Capture, Captured};
 
 /// The most bytes kept of one scalar value; a longer one is dropped.
 pub(crate) const SCALAR_LIMIT: usize = 4096;
-/// The most scalar values kept per body.
-const MAX_SCALARS: usize = 256;
-/// Keys of interest are short; longer keys never match.
-const KEY_LIMIT: usize = 48;
+/// The most bytes kept of all scalar values of one body together.
+const SCALAR_BUDGET: usize = 16 * 1024;
+/// Keys of interest are short, even written with `\u` escapes; longer keys never match.
+const KEY_LIMIT: usize = 192;
+/// Enough of a literal to tell `true`, `false` and `null` apart from garbage.
+const LITERAL_PREFIX: usize = 6;
 
 /// One step of a path.
 #[derive(Debug)]
@@ -40,8 +42,11 @@ pub(crate) enum Action {
     Walk,
     /// Retain the raw value up to the scanner's cap (the first such value only).
     Capture,
-    /// Record the raw value (small) under this slot number.
+    /// Record the raw value (small) under this slot number; a later value at the same path
+    /// replaces it, as JSON parsers take the last of duplicate keys.
     Scalar(u8),
+    /// Record every raw value found at this path (for paths under arrays).
+    EachScalar(u8),
 }
 
 /// A path in the tree of values to find.
@@ -116,6 +121,8 @@ pub(crate) struct ScanResult {
     pub(crate) error: Option<String>,
     /// Whether the top-level value was read to its end.
     pub(crate) complete: bool,
+    /// The captured path appeared more than once; the capture holds the last.
+    pub(crate) duplicate_capture: bool,
     /// Bytes fed.
     pub(crate) bytes: u64,
 }
@@ -164,12 +171,17 @@ pub(crate) struct JsonScanner {
     skip_in_string: bool,
     capture: Option<Capture>,
     capture_used: bool,
+    duplicate_capture: bool,
     capture_rec: Option<Recording>,
     capture_limit: usize,
-    scalar_rec: Option<(u8, Recording)>,
+    scalar_rec: Option<(Action, Recording)>,
     scalar_buf: Vec<u8>,
     scalar_overflow: bool,
     scalars: Vec<(u8, Vec<u8>)>,
+    scalar_bytes: usize,
+    literal: [u8; LITERAL_PREFIX],
+    literal_len: usize,
+    literal_numeric: bool,
     consumed: u64,
     error: Option<String>,
     fail_at: Option<usize>,
@@ -224,12 +236,17 @@ impl JsonScanner {
             skip_in_string: false,
             capture: None,
             capture_used: false,
+            duplicate_capture: false,
             capture_rec: None,
             capture_limit,
             scalar_rec: None,
             scalar_buf: Vec::new(),
             scalar_overflow: false,
             scalars: Vec::new(),
+            scalar_bytes: 0,
+            literal: [0; LITERAL_PREFIX],
+            literal_len: 0,
+            literal_numeric: true,
             consumed: 0,
             error: None,
             fail_at: None,
@@ -256,6 +273,7 @@ impl JsonScanner {
             scalars: std::mem::take(&mut self.scalars),
             error: self.error.take(),
             complete: self.state == State::Done,
+            duplicate_capture: self.duplicate_capture,
             bytes: self.consumed,
         }
     }
@@ -310,9 +328,14 @@ impl JsonScanner {
                     while p < buf.len() && is_literal(buf[p]) {
                         p += 1;
                     }
+                    self.note_literal(&buf[i..p]);
                     i = p;
                     if p < buf.len() {
-                        self.value_ended(frame, p);
+                        if self.literal_is_valid() {
+                            self.value_ended(frame, p);
+                        } else {
+                            i = self.fail(p, "invalid literal");
+                        }
                     }
                 }
                 State::Failed => return,
@@ -402,6 +425,8 @@ impl JsonScanner {
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
                 self.start_recordings(node, i);
                 self.state = State::Literal;
+                self.literal_len = 0;
+                self.literal_numeric = true;
                 i
             }
             _ => self.fail(i, "expected a value"),
@@ -471,6 +496,27 @@ impl JsonScanner {
         }
     }
 
+    fn note_literal(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.literal_len < LITERAL_PREFIX {
+                self.literal[self.literal_len] = b;
+            }
+            self.literal_len += 1;
+            self.literal_numeric &= matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E');
+        }
+    }
+
+    fn literal_is_valid(&self) -> bool {
+        let head = &self.literal[..self.literal_len.min(LITERAL_PREFIX)];
+        match head.first() {
+            Some(b't') => head == b"true",
+            Some(b'f') => head == b"false",
+            Some(b'n') => head == b"null",
+            Some(_) => self.literal_numeric,
+            None => false,
+        }
+    }
+
     fn push_key(&mut self, bytes: &[u8]) {
         let end = self.key_len + bytes.len();
         if end > KEY_LIMIT {
@@ -482,8 +528,19 @@ impl JsonScanner {
     }
 
     fn key_ended(&mut self) {
+        let raw = &self.key[..self.key_len];
         self.pending = match (self.key_overflow, self.stack.last()) {
-            (false, Some(level)) => level.node.child_for_key(&self.key[..self.key_len]),
+            (false, Some(level)) if raw.contains(&b'\\') => {
+                // A key written with escapes (`"m\u0065ssages"`) is the same key to the upstream.
+                let mut quoted = Vec::with_capacity(raw.len() + 2);
+                quoted.push(b'"');
+                quoted.extend_from_slice(raw);
+                quoted.push(b'"');
+                serde_json::from_slice::<String>(&quoted)
+                    .ok()
+                    .and_then(|key| level.node.child_for_key(key.as_bytes()))
+            }
+            (false, Some(level)) => level.node.child_for_key(raw),
             _ => None,
         };
         self.state = State::Colon;
@@ -494,16 +551,17 @@ impl JsonScanner {
         let level = self.stack.len();
         match node.action {
             Action::Walk => {}
-            Action::Capture if !self.capture_used => {
+            Action::Capture => {
+                // A duplicate key: the upstream's parser takes the last, so the log does too.
+                self.duplicate_capture |= self.capture_used;
                 self.capture_used = true;
                 self.capture = Some(Capture::new(self.capture_limit));
                 self.capture_rec = Some(Recording { start: at, level });
             }
-            Action::Capture => {}
-            Action::Scalar(slot) => {
+            Action::Scalar(_) | Action::EachScalar(_) => {
                 self.scalar_buf.clear();
                 self.scalar_overflow = false;
-                self.scalar_rec = Some((slot, Recording { start: at, level }));
+                self.scalar_rec = Some((node.action, Recording { start: at, level }));
             }
         }
     }
@@ -519,11 +577,11 @@ impl JsonScanner {
                 self.capture_rec = None;
             }
         }
-        if let Some((slot, rec)) = self.scalar_rec {
+        if let Some((action, rec)) = self.scalar_rec {
             if rec.level == level {
                 self.record_scalar_bytes(&frame[rec.start..end]);
-                if !self.scalar_overflow && self.scalars.len() < MAX_SCALARS {
-                    self.scalars.push((slot, std::mem::take(&mut self.scalar_buf)));
+                if !self.scalar_overflow {
+                    self.keep_scalar(action);
                 }
                 self.scalar_rec = None;
             }
@@ -533,6 +591,27 @@ impl JsonScanner {
         } else {
             State::AfterValue
         };
+    }
+
+    fn keep_scalar(&mut self, action: Action) {
+        let value = std::mem::take(&mut self.scalar_buf);
+        match action {
+            Action::Scalar(slot) => {
+                if let Some(at) = self.scalars.iter().position(|(s, _)| *s == slot) {
+                    self.scalar_bytes -= self.scalars[at].1.len();
+                    self.scalars.remove(at);
+                }
+                if self.scalar_bytes + value.len() <= SCALAR_BUDGET {
+                    self.scalar_bytes += value.len();
+                    self.scalars.push((slot, value));
+                }
+            }
+            Action::EachScalar(slot) if self.scalar_bytes + value.len() <= SCALAR_BUDGET => {
+                self.scalar_bytes += value.len();
+                self.scalars.push((slot, value));
+            }
+            _ => {}
+        }
     }
 
     fn record_scalar_bytes(&mut self, bytes: &[u8]) {
@@ -558,7 +637,12 @@ impl JsonScanner {
             }
         }
         if self.state == State::Failed {
-            self.capture_rec = None;
+            if self.capture_rec.take().is_some() {
+                // The value was cut short by bad input: what is kept is not all of it.
+                if let Some(c) = self.capture.as_mut() {
+                    c.mark_cut_short();
+                }
+            }
             self.scalar_rec = None;
         }
     }
@@ -619,7 +703,7 @@ mod tests {
                     action: Action::Walk,
                     children: &[Node {
                         step: Step::Key(b"role"),
-                        action: Action::Scalar(3),
+                        action: Action::EachScalar(3),
                         children: &[],
                     }],
                 }],
@@ -730,6 +814,73 @@ mod tests {
         let r = scan_split(b"", &[], 100);
         assert_eq!(r.problem().as_deref(), Some("the body is empty"));
         assert_eq!(scan_split(b"{}", &[], 1).problem(), None);
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_as_upstream_parsers_do() {
+        let body = r#"{"model":"decoy","messages":["decoy"],"model":"real","messages":["real"],"stream":false,"stream":true}"#;
+        for split in 0..body.len() {
+            let r = scan_split(body.as_bytes(), &[split], 100);
+            assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("real"));
+            assert_eq!(r.scalar(1), Some(&b"true"[..]));
+            assert_eq!(text(&r), r#"["real"]"#);
+            assert!(r.duplicate_capture);
+        }
+        assert!(!scan_split(br#"{"messages":[]}"#, &[], 10).duplicate_capture);
+    }
+
+    #[test]
+    fn keys_written_with_escapes_match() {
+        let body = r#"{"m\u0065ssages":["x"],"mod\u0065l":"esc","\u0073tream":true}"#;
+        let r = scan_split(body.as_bytes(), &[5, 18], 100);
+        assert_eq!(r.error, None);
+        assert_eq!(text(&r), r#"["x"]"#);
+        assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("esc"));
+        assert_eq!(r.scalar(1), Some(&b"true"[..]));
+    }
+
+    #[test]
+    fn literals_are_checked() {
+        for bad in [
+            r#"{"stream":tru}"#,
+            r#"{"stream":trueX}"#,
+            r#"{"stream":nul,"a":1}"#,
+            r#"{"x":12a}"#,
+        ] {
+            let r = scan_split(bad.as_bytes(), &[9], 10);
+            assert!(
+                r.error.as_deref().unwrap_or("").contains("invalid literal"),
+                "{bad}: {:?}",
+                r.error
+            );
+        }
+        for good in [r#"{"stream":true}"#, r#"{"a":false,"b":null,"c":-1.5e3}"#] {
+            assert_eq!(scan_split(good.as_bytes(), &[10], 10).problem(), None, "{good}");
+        }
+    }
+
+    #[test]
+    fn a_capture_cut_by_bad_input_is_marked_truncated() {
+        let r = scan_split(br#"{"messages":[1,2 3]}"#, &[], 100);
+        assert!(r.error.is_some());
+        let c = r.capture.unwrap();
+        assert!(c.truncated);
+        assert_eq!(c.segments.concat(), b"[1,2 ");
+    }
+
+    #[test]
+    fn scalar_memory_is_bounded_whatever_the_repeats() {
+        let long = "m".repeat(SCALAR_LIMIT - 10);
+        let mut body = String::from("{");
+        for _ in 0..300 {
+            body.push_str(&format!(r#""model":"{long}","#));
+        }
+        body.push_str(r#""messages":[{"role":"a"},{"role":"b"}]}"#);
+        let r = scan_split(body.as_bytes(), &[], 10);
+        assert_eq!(r.error, None);
+        assert_eq!(r.scalars_in(0).count(), 1, "a single-valued path keeps one value");
+        assert!(r.scalars.iter().map(|(_, v)| v.len()).sum::<usize>() <= SCALAR_BUDGET);
+        assert_eq!(r.scalars_in(3).count(), 2);
     }
 
     #[test]

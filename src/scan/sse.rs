@@ -34,6 +34,7 @@ pub(crate) struct SseParser {
     oversized: bool,
     event: Vec<u8>,
     after_cr: bool,
+    started: bool,
     limit: usize,
 }
 
@@ -48,17 +49,27 @@ impl SseParser {
             oversized: false,
             event: Vec::new(),
             after_cr: false,
+            started: false,
             limit,
         }
     }
 
     /// Parses the next bytes, calling `on_event` for each complete event.
     pub(crate) fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
+        if chunk.is_empty() {
+            return; // an empty frame must not end a CRLF split around it
+        }
         let mut i = 0;
+        if !self.started {
+            self.started = true;
+            if chunk.starts_with(b"\xEF\xBB\xBF") {
+                i = 3; // a byte order mark before the first line is not part of it
+            }
+        }
         if self.after_cr {
             self.after_cr = false;
-            if chunk.first() == Some(&b'\n') {
-                i = 1;
+            if chunk.get(i) == Some(&b'\n') {
+                i += 1;
             }
         }
         while i < chunk.len() {
@@ -197,6 +208,12 @@ mod tests {
         for i in 0..=stream.len() {
             assert_eq!(parse(&[&stream[..i], &stream[i..]], 1024), want, "split at {i}");
         }
+    }
+
+    #[test]
+    fn empty_frames_and_a_byte_order_mark_change_nothing() {
+        let frames: [&[u8]; 4] = [b"\xEF\xBB\xBFdata: a\r", b"", b"\ndata: b\r\n", b"\r\n"];
+        assert_eq!(parse(&frames, 100), vec![ev("", "a\nb")]);
     }
 
     #[test]
