@@ -62,6 +62,33 @@ async fn exchange(
     (parts, bytes, sink.take())
 }
 
+/// An exchange with the standard JSON chat response; returns the records.
+async fn logged_chat(layer: &LlmLogLayer, sink: &MemorySink, request: Frames) -> Vec<LlmLogRecord> {
+    let inner = upstream(200, "application/json", json_frames(CHAT_RESPONSE));
+    exchange(layer, sink, inner, post("/v1/chat/completions", request))
+        .await
+        .2
+}
+
+/// An exchange of the standard chat request with an upstream answering `status`, `content_type`
+/// and `body`.
+async fn answer_chat(
+    layer: &LlmLogLayer,
+    sink: &MemorySink,
+    status: u16,
+    content_type: &'static str,
+    body: Frames,
+) -> (http::response::Parts, Bytes, Vec<LlmLogRecord>) {
+    let inner = upstream(status, content_type, body);
+    exchange(
+        layer,
+        sink,
+        inner,
+        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
+    )
+    .await
+}
+
 fn json_frames(s: &str) -> Frames {
     Frames::new([Bytes::copy_from_slice(s.as_bytes())])
 }
@@ -186,14 +213,7 @@ async fn a_stream_without_usage_has_no_token_counts() {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone());
     let stream = "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]";
-    let inner = upstream(200, "text/event-stream", json_frames(stream));
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let (_, _, records) = answer_chat(&layer, &sink, 200, "text/event-stream", json_frames(stream)).await;
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert_eq!(
         (rs.prompt_tokens, rs.completion_tokens, rs.total_tokens),
@@ -301,14 +321,7 @@ async fn a_100k_multibyte_prompt_chunks_and_reassembles_exactly() {
     let body = format!(r#"{{"messages":{messages},"model":"m"}}"#);
     // Frames of odd sizes so chunks span frames and characters straddle frame ends.
     let cuts: Vec<usize> = (1..60).map(|i| i * 1733).collect();
-    let inner = upstream(200, "application/json", json_frames(CHAT_RESPONSE));
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", Frames::split(body.as_bytes(), &cuts)),
-    )
-    .await;
+    let records = logged_chat(&layer, &sink, Frames::split(body.as_bytes(), &cuts)).await;
     let rq = of_kind(&records, RecordKind::Request);
     assert_eq!(rq.len(), messages.len().div_ceil(32 * 1024).max(rq.len()));
     assert_eq!(message(&rq), messages);
@@ -330,14 +343,7 @@ async fn a_3mib_prompt_is_capped_with_the_model_found_after_it() {
         r#"{{"messages":[{{"role":"user","content":"{text}"}}],"stream":false,"model":"late-model"}}"#
     );
     let cuts: Vec<usize> = (1..200).map(|i| i * 16_381).collect();
-    let inner = upstream(200, "application/json", json_frames(CHAT_RESPONSE));
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", Frames::split(body.as_bytes(), &cuts)),
-    )
-    .await;
+    let records = logged_chat(&layer, &sink, Frames::split(body.as_bytes(), &cuts)).await;
     let rq = of_kind(&records, RecordKind::Request);
     assert_eq!(rq.len(), 1, "32 KiB default cap, one chunk");
     let r = &rq[0];
@@ -362,14 +368,7 @@ async fn zero_caps_log_metadata_and_tokens_only() {
         .build()
         .unwrap();
     let layer = LlmLogLayer::new(sink.clone()).with_config(config);
-    let inner = upstream(200, "application/json", json_frames(CHAT_RESPONSE));
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let records = logged_chat(&layer, &sink, json_frames(CHAT_REQUEST)).await;
     assert_eq!(records.len(), 2);
     assert!(records
         .iter()
@@ -389,14 +388,7 @@ async fn tokens_are_only_on_the_last_response_record() {
         .unwrap();
     let layer = LlmLogLayer::new(sink.clone()).with_config(config);
     let long = CHAT_RESPONSE.replace("Hi \\u00e9!", &"word ".repeat(2000));
-    let inner = upstream(200, "application/json", json_frames(&long));
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let (_, _, records) = answer_chat(&layer, &sink, 200, "application/json", json_frames(&long)).await;
     let rs = of_kind(&records, RecordKind::Response);
     assert!(rs.len() > 10);
     let with_tokens: Vec<_> = records.iter().filter(|r| r.total_tokens.is_some()).collect();
@@ -410,14 +402,8 @@ async fn upstream_error_status_logs_the_error_body() {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone());
     let error = r#"{"error":{"message":"Rate limit","type":"rate_limit_error"}}"#;
-    let inner = upstream(429, "application/json", json_frames(error));
-    let (parts, bytes, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let (parts, bytes, records) =
+        answer_chat(&layer, &sink, 429, "application/json", json_frames(error)).await;
     assert_eq!(parts.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(bytes, error.as_bytes());
     let rs = &of_kind(&records, RecordKind::Response)[0];
@@ -429,14 +415,7 @@ async fn upstream_error_status_logs_the_error_body() {
         Outcome::Completed
     );
     // A non-JSON error body is kept as it is.
-    let inner = upstream(502, "text/plain", json_frames("Bad Gateway"));
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let (_, _, records) = answer_chat(&layer, &sink, 502, "text/plain", json_frames("Bad Gateway")).await;
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert_eq!(
         (rs.messages_str(), rs.outcome, rs.error.as_deref()),
@@ -486,14 +465,7 @@ async fn invalid_json_request_passes_and_is_reported() {
         ))
     );
     // A response that is not JSON.
-    let inner = upstream(200, "application/json", json_frames("<html>"));
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let (_, _, records) = answer_chat(&layer, &sink, 200, "application/json", json_frames("<html>")).await;
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert_eq!(
         rs.error.as_deref(),
@@ -763,14 +735,7 @@ async fn other_requests_pass_untouched_and_unlogged() {
     }
     let off =
         LlmLogLayer::new(sink.clone()).with_config(LogConfig::builder().enabled(false).build().unwrap());
-    let inner = upstream(200, "application/json", json_frames(CHAT_RESPONSE));
-    let (_, _, records) = exchange(
-        &off,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let (_, _, records) = answer_chat(&off, &sink, 200, "application/json", json_frames(CHAT_RESPONSE)).await;
     assert!(records.is_empty());
     assert_eq!(layer.stats().exchanges_started, 0);
 }
@@ -815,14 +780,8 @@ async fn correlation_id_reaches_the_inner_service_and_the_response() {
     );
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let inner = upstream(200, "application/json", json_frames(CHAT_RESPONSE));
-        let (parts, _, records) = exchange(
-            &layer,
-            &sink,
-            inner,
-            post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-        )
-        .await;
+        let (parts, _, records) =
+            answer_chat(&layer, &sink, 200, "application/json", json_frames(CHAT_RESPONSE)).await;
         assert!(parts.headers.get("x-correlation-id").is_none());
         assert_eq!(records[0].correlation_id, records[1].correlation_id);
         ids.push(records[0].correlation_id.clone());
