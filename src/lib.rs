@@ -64,7 +64,7 @@ pub use exchange::LogStats;
 pub use layer::LlmLogLayer;
 pub use record::{ApiFamily, LlmLogRecord, Outcome, RecordKind};
 pub use service::{LlmLog, ResponseFuture};
-pub use sink::{JsonLinesSink, LlmLogSink, MemorySink};
+pub use sink::{JsonLinesSink, LlmLogSink, MemorySink, NonBlocking, NonBlockingGuard, SinkStats};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -7,7 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use crate::{LlmLogRecord, LlmLogSink};
 
 /// Writes each record as one line of JSON (Azure column names, see [`LlmLogRecord`]) to a
-/// writer, flushing after each line so the file is always readable up to its last record.
+/// writer, flushing after each record, or once per batch behind [`NonBlocking`](crate::NonBlocking),
+/// so the output is always readable up to its last record. For files with rotation, see
+/// [`JsonLinesFile`](crate::sink::JsonLinesFile).
 ///
 /// Writing happens on the caller's task: wrap the writer in a `BufWriter` and keep it on a fast
 /// device. A write error is counted ([`write_errors`](JsonLinesSink::write_errors)) and the
@@ -67,24 +69,52 @@ impl<W: Write + Send + 'static> JsonLinesSink<W> {
     }
 }
 
+impl<W: Write + Send + 'static> JsonLinesSink<W> {
+    fn write(&self, records: Vec<LlmLogRecord>) {
+        // Serialize outside the writer's lock so concurrent emitters only queue on the write.
+        let mut lines = std::mem::take(&mut *self.line.lock().unwrap_or_else(|p| p.into_inner()));
+        lines.clear();
+        let count = records.len() as u64;
+        let mut serialized = 0;
+        for record in &records {
+            if append_line(&mut lines, record) {
+                serialized += 1;
+            }
+        }
+        let written = {
+            let mut w = self.writer();
+            w.write_all(&lines).and_then(|()| w.flush()).is_ok()
+        };
+        let ok = if written { serialized } else { 0 };
+        self.written.fetch_add(ok, Ordering::Relaxed);
+        self.write_errors.fetch_add(count - ok, Ordering::Relaxed);
+        if lines.capacity() <= 1 << 20 {
+            *self.line.lock().unwrap_or_else(|p| p.into_inner()) = lines;
+        }
+    }
+}
+
+/// Appends `record` as one line of JSON; returns false (appending nothing) if it cannot be
+/// serialized.
+pub(crate) fn append_line(out: &mut Vec<u8>, record: &LlmLogRecord) -> bool {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, record).is_ok() {
+        out.push(b'\n');
+        true
+    } else {
+        out.truncate(start);
+        false
+    }
+}
+
 impl<W: Write + Send + 'static> LlmLogSink for JsonLinesSink<W> {
     fn emit(&self, record: LlmLogRecord) {
-        // Serialize outside the writer's lock so concurrent emitters only queue on the write.
-        let mut line = std::mem::take(&mut *self.line.lock().unwrap_or_else(|p| p.into_inner()));
-        line.clear();
-        let ok = serde_json::to_writer(&mut line, &record).is_ok() && {
-            line.push(b'\n');
-            let mut w = self.writer();
-            w.write_all(&line).and_then(|()| w.flush()).is_ok()
-        };
-        if ok {
-            self.written.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.write_errors.fetch_add(1, Ordering::Relaxed);
-        }
-        if line.capacity() <= 1 << 20 {
-            *self.line.lock().unwrap_or_else(|p| p.into_inner()) = line;
-        }
+        self.write(vec![record]);
+    }
+
+    /// Writes the batch with one write and one flush.
+    fn emit_batch(&self, records: Vec<LlmLogRecord>) {
+        self.write(records);
     }
 }
 

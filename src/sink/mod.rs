@@ -24,17 +24,30 @@ use std::sync::Arc;
 
 use crate::LlmLogRecord;
 
+mod file;
 mod json_lines;
 mod memory;
+mod non_blocking;
 
+pub use file::{JsonLinesFile, JsonLinesFileBuilder};
 pub use json_lines::JsonLinesSink;
 pub use memory::MemorySink;
+pub use non_blocking::{NonBlocking, NonBlockingBuilder, NonBlockingGuard, ShutdownReport, SinkStats};
 
 /// Receives log records. Implemented for closures `Fn(LlmLogRecord)`, `Arc<S>` and
 /// `Box<dyn LlmLogSink>`.
 pub trait LlmLogSink: Send + Sync + 'static {
     /// Takes one record. Must not block: the caller is a request's task.
     fn emit(&self, record: LlmLogRecord);
+
+    /// Takes several records at once. [`NonBlocking`] hands its queue over in batches; a sink
+    /// that can write a batch at once (one flush, one network call) overrides this. The default
+    /// calls [`emit`](LlmLogSink::emit) for each.
+    fn emit_batch(&self, records: Vec<LlmLogRecord>) {
+        for record in records {
+            self.emit(record);
+        }
+    }
 }
 
 impl<F> LlmLogSink for F
@@ -50,10 +63,18 @@ impl<S: LlmLogSink + ?Sized> LlmLogSink for Arc<S> {
     fn emit(&self, record: LlmLogRecord) {
         (**self).emit(record)
     }
+
+    fn emit_batch(&self, records: Vec<LlmLogRecord>) {
+        (**self).emit_batch(records)
+    }
 }
 
 impl LlmLogSink for Box<dyn LlmLogSink> {
     fn emit(&self, record: LlmLogRecord) {
         (**self).emit(record)
+    }
+
+    fn emit_batch(&self, records: Vec<LlmLogRecord>) {
+        (**self).emit_batch(records)
     }
 }
