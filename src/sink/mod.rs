@@ -24,11 +24,15 @@ use std::sync::Arc;
 
 use crate::LlmLogRecord;
 
+mod compose;
 mod file;
 mod json_lines;
 mod memory;
 mod non_blocking;
+mod tracing;
 
+pub use self::tracing::{TracingSink, TRACING_TARGET};
+pub use compose::{FanOut, Filtered};
 pub use file::{JsonLinesFile, JsonLinesFileBuilder};
 pub use json_lines::JsonLinesSink;
 pub use memory::MemorySink;

@@ -1,0 +1,161 @@
+//! Composition: send records to several sinks ([`FanOut`]) and choose which records go where
+//! ([`Filtered`]).
+//!
+//! ```
+//! use tower_llm_log::sink::{FanOut, Filtered};
+//! use tower_llm_log::{LlmLogLayer, LlmLogRecord, MemorySink, Outcome};
+//!
+//! let everything = MemorySink::new();
+//! let problems = MemorySink::new();
+//! let sink = FanOut::new()
+//!     .with(everything.clone())
+//!     .with(Filtered::new(problems.clone(), |r: &LlmLogRecord| {
+//!         r.outcome != Outcome::Completed || r.error.is_some()
+//!     }));
+//! let layer = LlmLogLayer::new(sink);
+//! # let _ = layer;
+//! ```
+
+use crate::{LlmLogRecord, LlmLogSink};
+
+/// Sends every record to each of its sinks, in order. A panic in one sink does not keep the
+/// record from the others.
+#[derive(Default)]
+pub struct FanOut {
+    sinks: Vec<Box<dyn LlmLogSink>>,
+}
+
+impl FanOut {
+    /// No sinks yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a sink.
+    pub fn with(mut self, sink: impl LlmLogSink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// How many sinks records go to.
+    pub fn len(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// Whether there are no sinks.
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+}
+
+fn guarded(f: impl FnOnce()) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok()
+}
+
+impl LlmLogSink for FanOut {
+    fn emit(&self, record: LlmLogRecord) {
+        self.emit_batch(vec![record]);
+    }
+
+    fn emit_batch(&self, records: Vec<LlmLogRecord>) {
+        let mut panicked = false;
+        if let Some((last, rest)) = self.sinks.split_last() {
+            for sink in rest {
+                panicked |= !guarded(|| sink.emit_batch(records.clone()));
+            }
+            panicked |= !guarded(|| last.emit_batch(records));
+        }
+        if panicked {
+            // Surface it to whoever counts panics (the layer or NonBlocking), after every sink
+            // has had the records.
+            panic!("a sink in a FanOut panicked");
+        }
+    }
+}
+
+impl std::fmt::Debug for FanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOut")
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+/// Passes on only the records a predicate accepts.
+pub struct Filtered<S, F> {
+    sink: S,
+    accept: F,
+}
+
+impl<S, F> Filtered<S, F>
+where
+    S: LlmLogSink,
+    F: Fn(&LlmLogRecord) -> bool + Send + Sync + 'static,
+{
+    /// `sink`, receiving the records for which `accept` returns true.
+    pub fn new(sink: S, accept: F) -> Self {
+        Filtered { sink, accept }
+    }
+}
+
+impl<S, F> LlmLogSink for Filtered<S, F>
+where
+    S: LlmLogSink,
+    F: Fn(&LlmLogRecord) -> bool + Send + Sync + 'static,
+{
+    fn emit(&self, record: LlmLogRecord) {
+        if (self.accept)(&record) {
+            self.sink.emit(record);
+        }
+    }
+
+    fn emit_batch(&self, mut records: Vec<LlmLogRecord>) {
+        records.retain(|r| (self.accept)(r));
+        if !records.is_empty() {
+            self.sink.emit_batch(records);
+        }
+    }
+}
+
+impl<S, F> std::fmt::Debug for Filtered<S, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filtered").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::sample;
+    use crate::{MemorySink, Outcome, RecordKind};
+
+    #[test]
+    fn errors_to_one_place_everything_to_another() {
+        let all = MemorySink::new();
+        let errors = MemorySink::new();
+        let sink = FanOut::new()
+            .with(all.clone())
+            .with(Filtered::new(errors.clone(), |r: &LlmLogRecord| {
+                r.outcome != Outcome::Completed
+            }));
+        let mut bad = sample(RecordKind::Response);
+        bad.outcome = Outcome::UpstreamError;
+        sink.emit_batch(vec![sample(RecordKind::Request), bad.clone()]);
+        sink.emit(sample(RecordKind::Response));
+        assert_eq!(all.len(), 3);
+        assert_eq!(errors.records(), vec![bad]);
+    }
+
+    #[test]
+    fn a_panicking_member_does_not_starve_the_others() {
+        let after = MemorySink::new();
+        let sink = FanOut::new()
+            .with(|_r: LlmLogRecord| panic!("broken"))
+            .with(after.clone());
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sink.emit(sample(RecordKind::Request))
+        }));
+        assert!(result.is_err(), "the panic is reported to the caller");
+        assert_eq!(after.len(), 1, "the next sink still got the record");
+    }
+}
