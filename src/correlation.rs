@@ -49,6 +49,28 @@ impl CorrelationId {
     }
 }
 
+/// The trace and parent span ids of a W3C `traceparent` header
+/// (`00-{32 hex trace id}-{16 hex span id}-{2 hex flags}`), if it is well formed and not all zeros.
+pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("traceparent")?.to_str().ok()?.trim();
+    let mut parts = value.split('-');
+    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || parts.next().is_none())
+        && hex(trace, 32)
+        && hex(span, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && span.bytes().any(|b| b != b'0');
+    valid.then(|| (trace.to_string(), span.to_string()))
+}
+
 impl fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -69,6 +91,35 @@ mod tests {
         assert_eq!(CorrelationId::from_headers(&h, &name).as_str().len(), 36);
         h.insert(&name, http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
         assert_eq!(CorrelationId::from_headers(&h, &name).as_str().len(), 36);
+    }
+
+    #[test]
+    fn traceparent_is_parsed_when_well_formed() {
+        let mut h = HeaderMap::new();
+        assert_eq!(trace_parent(&h), None);
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            trace_parent(&h),
+            Some((
+                "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                "00f067aa0ba902b7".into()
+            ))
+        );
+        for bad in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            h.insert("traceparent", bad.parse().unwrap());
+            assert_eq!(trace_parent(&h), None, "{bad}");
+        }
     }
 
     #[test]

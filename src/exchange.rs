@@ -73,6 +73,7 @@ pub(crate) struct Exchange {
     pub(crate) correlation_id: CorrelationId,
     pub(crate) time_generated: SystemTime,
     pub(crate) started: Instant,
+    pub(crate) trace: Option<(String, String)>,
     /// Set when the request side reports; read by the response side for the model fallback.
     pub(crate) request_facts: Mutex<Option<RequestFacts>>,
 }
@@ -92,7 +93,12 @@ pub(crate) struct SideReport {
 }
 
 impl Exchange {
-    pub(crate) fn new(shared: Arc<Shared>, route: Route, correlation_id: CorrelationId) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        route: Route,
+        correlation_id: CorrelationId,
+        trace: Option<(String, String)>,
+    ) -> Self {
         shared.stats.exchanges_started.fetch_add(1, Ordering::Relaxed);
         Exchange {
             shared,
@@ -100,6 +106,7 @@ impl Exchange {
             correlation_id,
             time_generated: SystemTime::now(),
             started: Instant::now(),
+            trace,
             request_facts: Mutex::new(None),
         }
     }
@@ -175,6 +182,8 @@ impl Exchange {
                 outcome,
                 error: error.clone(),
                 region: self.shared.config.region.clone(),
+                trace_id: self.trace.as_ref().map(|t| t.0.clone()),
+                span_id: self.trace.as_ref().map(|t| t.1.clone()),
             };
             self.deliver(record);
         }

@@ -165,6 +165,10 @@ pub struct LlmLogRecord {
     pub error: Option<String>,
     /// The region from the configuration (`Region`).
     pub region: Option<String>,
+    /// The W3C trace id (32 hex digits) from the request's `traceparent` header, if any.
+    pub trace_id: Option<String>,
+    /// The parent span id (16 hex digits) from the request's `traceparent` header, if any.
+    pub span_id: Option<String>,
 }
 
 impl LlmLogRecord {
@@ -225,6 +229,10 @@ struct Wire<'a> {
     error: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     region: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    span_id: Option<Cow<'a, str>>,
 }
 
 fn millis(d: Duration) -> f64 {
@@ -284,6 +292,8 @@ impl Serialize for LlmLogRecord {
             outcome: self.outcome,
             error: opt_str(&self.error),
             region: opt_str(&self.region),
+            trace_id: opt_str(&self.trace_id),
+            span_id: opt_str(&self.span_id),
         }
         .serialize(serializer)
     }
@@ -328,6 +338,8 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
             outcome: w.outcome,
             error: own(w.error),
             region: own(w.region),
+            trace_id: own(w.trace_id),
+            span_id: own(w.span_id),
         })
     }
 }
@@ -363,6 +375,8 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         outcome: Outcome::Completed,
         error: Some("x".into()),
         region: Some("westeurope".into()),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        span_id: Some("00f067aa0ba902b7".into()),
     }
 }
 
@@ -392,6 +406,8 @@ mod tests {
             "IsLast",
             "Outcome",
             "DurationMs",
+            "TraceId",
+            "SpanId",
         ] {
             assert!(v.get(key).is_some(), "missing {key} in {v}");
         }

@@ -85,7 +85,8 @@ where
         let (mut parts, body) = req.into_parts();
         let id = CorrelationId::from_headers(&parts.headers, &self.shared.config.correlation_header);
         parts.extensions.insert(id.clone());
-        let exchange = Arc::new(Exchange::new(self.shared.clone(), route, id));
+        let trace = crate::correlation::trace_parent(&parts.headers);
+        let exchange = Arc::new(Exchange::new(self.shared.clone(), route, id, trace));
         let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
         let req = Request::from_parts(parts, LlmLogBody::tapped(body, tap));
         ResponseFuture {

@@ -762,6 +762,10 @@ async fn correlation_id_reaches_the_inner_service_and_the_response() {
     });
     let req = Request::post("/v1/chat/completions")
         .header("x-trace", "t-1")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .body(json_frames(CHAT_REQUEST))
         .unwrap();
     let (parts, bytes, records) = exchange(&layer, &sink, inner, req).await;
@@ -770,6 +774,10 @@ async fn correlation_id_reaches_the_inner_service_and_the_response() {
     assert!(records
         .iter()
         .all(|r| r.correlation_id == "t-1" && r.region.as_deref() == Some("westeurope")));
+    assert!(records.iter().all(
+        |r| r.trace_id.as_deref() == Some("4bf92f3577b34da6a3ce929d0e0e4736")
+            && r.span_id.as_deref() == Some("00f067aa0ba902b7")
+    ));
 
     // Generated ids differ per exchange; the echo can be turned off.
     let layer = LlmLogLayer::new(sink.clone()).with_config(

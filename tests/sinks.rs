@@ -182,9 +182,12 @@ async fn every_record_emitted_before_shutdown_is_in_the_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// One event: target, level, fields.
+type Event = (String, tracing::Level, BTreeMap<String, String>);
+
 /// Collects events' fields.
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<(String, tracing::Level, BTreeMap<String, String>)>>>);
+struct Events(Arc<Mutex<Vec<Event>>>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {

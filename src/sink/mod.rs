@@ -29,6 +29,8 @@ mod file;
 mod json_lines;
 mod memory;
 mod non_blocking;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod tracing;
 
 pub use self::tracing::{TracingSink, TRACING_TARGET};
@@ -37,6 +39,8 @@ pub use file::{JsonLinesFile, JsonLinesFileBuilder};
 pub use json_lines::JsonLinesSink;
 pub use memory::MemorySink;
 pub use non_blocking::{NonBlocking, NonBlockingBuilder, NonBlockingGuard, ShutdownReport, SinkStats};
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpError, OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 
 /// Receives log records. Implemented for closures `Fn(LlmLogRecord)`, `Arc<S>` and
 /// `Box<dyn LlmLogSink>`.

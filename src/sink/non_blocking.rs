@@ -37,6 +37,9 @@ pub struct SinkStats {
     pub queued: u64,
 }
 
+// Records are nearly all the traffic: boxing them to shrink the rare variants would cost an
+// allocation per emit.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     Record(LlmLogRecord),
     /// Acknowledged once everything sent before it has been handed to the inner sink.

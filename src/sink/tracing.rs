@@ -68,6 +68,8 @@ macro_rules! record_event {
             finish_reasons = $r.finish_reasons.join(","),
             outcome = $r.outcome.as_str(),
             error = $r.error.as_deref(),
+            trace_id = $r.trace_id.as_deref(),
+            span_id = $r.span_id.as_deref(),
             messages = $messages,
             "llm exchange"
         )
