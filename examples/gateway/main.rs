@@ -16,15 +16,34 @@
 mod app;
 mod mock;
 
-use std::fs::OpenOptions;
-use std::io::BufWriter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
-use tower_llm_log::{JsonLinesSink, LlmLogLayer, LogConfig};
+use clap::{Parser, ValueEnum};
+use tower_llm_log::sink::{FanOut, JsonLinesFile, TracingSink};
+use tower_llm_log::{JsonLinesSink, LlmLogLayer, LogConfig, NonBlocking};
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SinkKind {
+    /// JSON Lines to --log-file (rotated with --rotate-bytes / --max-files).
+    Jsonl,
+    /// JSON Lines to standard output.
+    Stdout,
+    /// OpenTelemetry logs over OTLP to --otlp-endpoint (build with --features otlp).
+    Otlp,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OtlpTransport {
+    /// HTTP with protobuf (port 4318).
+    Http,
+    /// gRPC (port 4317).
+    Grpc,
+}
 
 /// An LLM gateway that logs prompts, completions and token usage as JSON Lines.
 #[derive(Parser, Debug)]
@@ -36,9 +55,30 @@ struct Args {
     /// Upstream base URL (http:// or https://). Without it, a built-in mock upstream is started.
     #[arg(long)]
     upstream: Option<String>,
-    /// JSON Lines file to append records to.
+    /// Where records go; repeat for several (default: jsonl).
+    #[arg(long = "sink", value_enum)]
+    sinks: Vec<SinkKind>,
+    /// JSON Lines file to append records to (the jsonl sink).
     #[arg(long, default_value = "llm-log.jsonl")]
     log_file: PathBuf,
+    /// Rotate the log file when it would grow past this many bytes.
+    #[arg(long)]
+    rotate_bytes: Option<u64>,
+    /// Rotated log files to keep.
+    #[arg(long, default_value_t = 10)]
+    max_files: usize,
+    /// OTLP collector endpoint, e.g. http://127.0.0.1:4318 (the otlp sink).
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    /// OTLP transport.
+    #[arg(long, value_enum, default_value_t = OtlpTransport::Http)]
+    otlp_protocol: OtlpTransport,
+    /// Send message content in OTLP log bodies (default: metadata only).
+    #[arg(long)]
+    otlp_content: bool,
+    /// Records the sink queue holds; when full, records are dropped (and counted), never requests.
+    #[arg(long, default_value_t = 8192)]
+    queue: usize,
     /// Most prompt bytes logged per request (at most 2097152; 0 logs metadata and tokens only).
     #[arg(long, default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
     prompt_bytes: usize,
@@ -85,14 +125,22 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
 
-    let file = match OpenOptions::new().create(true).append(true).open(&args.log_file) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: cannot open --log-file {}: {e}", args.log_file.display());
+    let sinks = if args.sinks.is_empty() {
+        vec![SinkKind::Jsonl]
+    } else {
+        args.sinks.clone()
+    };
+    let (fan_out, file, destinations) = match build_sinks(&args, &sinks) {
+        Ok(built) => built,
+        Err(SinkError::Usage(e)) => return usage_error(&e),
+        Err(SinkError::Io(e)) => {
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let sink = Arc::new(JsonLinesSink::new(BufWriter::new(file)));
+    // Sinks run on a worker thread behind a bounded queue: a slow disk or collector costs
+    // records (counted), never request time.
+    let (sink, guard) = NonBlocking::builder().capacity(args.queue).build(fan_out);
     let layer = LlmLogLayer::new(sink.clone()).with_config(config);
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -110,7 +158,7 @@ async fn main() -> ExitCode {
     };
     eprintln!("gateway listening on http://{local}");
     eprintln!("forwarding to {which}{upstream_url}");
-    eprintln!("logging to {} (Ctrl-C to stop)", args.log_file.display());
+    eprintln!("logging to {destinations} (Ctrl-C to stop)");
     eprintln!(
         "try: curl -s http://{local}/v1/chat/completions -H 'content-type: application/json' \
          -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Say hi\"}}]}}'"
@@ -122,18 +170,28 @@ async fn main() -> ExitCode {
     if let Some(task) = mock {
         task.abort();
     }
-    if let Err(e) = sink.flush() {
-        eprintln!("error: flushing {}: {e}", args.log_file.display());
-    }
+    let report = guard.shutdown();
     let stats = layer.stats();
     eprintln!(
-        "stopped: {} exchanges, {} records written to {}, {} lost to write errors, {} to sink panics",
+        "stopped: {} exchanges, {} records delivered to {destinations}, {} dropped (queue full), {} failed in a sink{}",
         stats.exchanges_started,
-        sink.written(),
-        args.log_file.display(),
-        sink.write_errors(),
-        stats.sink_panics
+        report.stats.emitted,
+        report.stats.dropped,
+        report.stats.failed + stats.sink_panics,
+        if report.finished { "" } else { "; the sinks did not finish in time" }
     );
+    if let Some(file) = file {
+        if let Err(e) = file.flush() {
+            eprintln!("error: flushing {}: {e}", args.log_file.display());
+        }
+        if file.write_errors() > 0 {
+            eprintln!(
+                "{} records were lost to write errors on {}",
+                file.write_errors(),
+                args.log_file.display()
+            );
+        }
+    }
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -141,6 +199,79 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+enum SinkError {
+    Usage(String),
+    Io(String),
+}
+
+/// The chosen sinks together, the file sink (to report on), and a description for the banner.
+fn build_sinks(
+    args: &Args,
+    kinds: &[SinkKind],
+) -> Result<(FanOut, Option<Arc<JsonLinesFile>>, String), SinkError> {
+    let mut fan_out = FanOut::new();
+    let mut file = None;
+    let mut names = Vec::new();
+    for kind in kinds {
+        match kind {
+            SinkKind::Jsonl => {
+                let mut builder = JsonLinesFile::builder(&args.log_file).max_files(args.max_files);
+                if let Some(bytes) = args.rotate_bytes {
+                    builder = builder.max_bytes(bytes);
+                }
+                let sink = Arc::new(builder.build().map_err(|e| {
+                    SinkError::Io(format!("cannot open --log-file {}: {e}", args.log_file.display()))
+                })?);
+                fan_out = fan_out.with(sink.clone());
+                file = Some(sink);
+                names.push(args.log_file.display().to_string());
+            }
+            SinkKind::Stdout => {
+                fan_out = fan_out.with(JsonLinesSink::new(std::io::stdout()));
+                names.push("stdout".into());
+            }
+            SinkKind::Otlp => {
+                let endpoint = args
+                    .otlp_endpoint
+                    .clone()
+                    .ok_or_else(|| SinkError::Usage("--sink otlp needs --otlp-endpoint URL".into()))?;
+                fan_out = fan_out.with(otlp_sink(&endpoint, args.otlp_protocol, args.otlp_content)?);
+                names.push(format!("OTLP at {endpoint}"));
+            }
+        }
+    }
+    // Also as tracing events, for whoever installs a subscriber.
+    fan_out = fan_out.with(TracingSink::new());
+    Ok((fan_out, file, names.join(", ")))
+}
+
+#[cfg(feature = "otlp")]
+fn otlp_sink(
+    endpoint: &str,
+    transport: OtlpTransport,
+    content: bool,
+) -> Result<impl tower_llm_log::LlmLogSink, SinkError> {
+    use tower_llm_log::sink::{OtlpProtocol, OtlpSink};
+    let protocol = match transport {
+        OtlpTransport::Http => OtlpProtocol::HttpProtobuf,
+        OtlpTransport::Grpc => OtlpProtocol::Grpc,
+    };
+    // The exporter's HTTP client uses rustls; make sure a crypto provider is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    OtlpSink::builder(endpoint, protocol)
+        .service_name("llm-gateway")
+        .with_content(content)
+        .build()
+        .map_err(|e| SinkError::Usage(e.to_string()))
+}
+
+#[cfg(not(feature = "otlp"))]
+fn otlp_sink(_: &str, _: OtlpTransport, _: bool) -> Result<tower_llm_log::MemorySink, SinkError> {
+    Err(SinkError::Usage(
+        "--sink otlp needs the otlp feature: cargo run --example gateway --features otlp -- ...".into(),
+    ))
 }
 
 async fn shutdown_signal() {
