@@ -108,11 +108,19 @@ fn exchange_4k(c: &mut Criterion) {
     let req = chat_request(4096);
     let res = chat_response(4096);
     let make = move || Full::new(res.clone());
+    let make_nb = make.clone();
     let mut group = c.benchmark_group("exchange_4k");
     let mut bare = upstream("application/json", make.clone());
     group.bench_function("bare", |b| b.iter(|| one_exchange(&mut bare, &req)));
     let mut layered = LlmLogLayer::new(sink()).layer(upstream("application/json", make));
     group.bench_function("layer", |b| b.iter(|| one_exchange(&mut layered, &req)));
+    // The same with the records going through NonBlocking, as in production.
+    let (queued, guard) = tower_llm_log::NonBlocking::new(sink());
+    let mut layered_nb = LlmLogLayer::new(queued).layer(upstream("application/json", make_nb));
+    group.bench_function("layer_non_blocking", |b| {
+        b.iter(|| one_exchange(&mut layered_nb, &req))
+    });
+    drop(guard);
     // A request the layer does not log (another path): the cost of passing through.
     group.bench_function("layer_unrecognised_path", |b| {
         b.iter(|| {

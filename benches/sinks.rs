@@ -1,0 +1,85 @@
+//! What the sinks cost.
+//!
+//! - `non_blocking/emit`: `emit` through `NonBlocking` in a tight loop while the worker drains to a
+//!   no-op sink: the worst case, the two cores contending for every record.
+//!   `non_blocking/emit_queue_full`: the drop path. `record_clone` is the clone the benchmark makes
+//!   to have a record to give, to be subtracted (the layer moves its records, it does not clone).
+//!   The per-exchange cost at a realistic rate is `exchange_4k/layer_non_blocking` in `overhead`.
+//! - `json_lines`: serializing records with 32 KiB of message content each (the text of a
+//!   `messages` value, with its quotes and escapes) to JSON Lines; throughput counts content bytes.
+//!
+//! Budget (the sinks issue): `emit` well under 1 us; at least 500 MB/s of content on one core.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tower_llm_log::{JsonLinesSink, LlmLogRecord, LlmLogSink, NonBlocking};
+
+/// A real record: one exchange through the layer, taken from a JSON line.
+fn record(content_bytes: usize) -> LlmLogRecord {
+    let text = r#"{"role":"user","content":"Explain \"zero-copy\" parsing.\nThen give an example."},"#;
+    let mut messages = String::from("[");
+    while messages.len() + text.len() < content_bytes {
+        messages.push_str(text);
+    }
+    messages.push(']');
+    let line = serde_json::json!({
+        "TimeGenerated": "2026-11-24T03:02:12.706100119Z", "CorrelationId": "0192f0c1-0000-7000-8000-000000000001",
+        "Kind": "Request", "SequenceNumber": 0, "IsLast": true, "Api": "chat_completions", "Provider": "openai",
+        "OperationName": "chat", "ModelName": "gpt-4o-mini", "IsStreamCompletion": false,
+        "RequestMessages": messages, "MessageBytes": messages.len(), "Truncated": false, "DurationMs": 1.2,
+        "Outcome": "Completed"
+    });
+    let mut r: LlmLogRecord = serde_json::from_value(line).unwrap();
+    r.messages = Bytes::from(messages);
+    r
+}
+
+fn non_blocking_emit(c: &mut Criterion) {
+    let r = record(512);
+    let (sink, guard) = NonBlocking::builder().capacity(65_536).build(|r: LlmLogRecord| {
+        black_box(r);
+    });
+    let mut group = c.benchmark_group("non_blocking");
+    group.bench_function("record_clone", |b| b.iter(|| black_box(r.clone())));
+    group.bench_function("emit", |b| b.iter(|| sink.emit(r.clone())));
+    // A full queue: the drop path (lossy mode), taken when the sink cannot keep up.
+    let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let g = gate.clone();
+    let (full, full_guard) = NonBlocking::builder()
+        .capacity(1)
+        .batch_size(1)
+        .shutdown_timeout(Duration::ZERO)
+        .build(move |_r: LlmLogRecord| {
+            g.wait();
+        });
+    group.bench_function("emit_queue_full", |b| b.iter(|| full.emit(r.clone())));
+    group.finish();
+    drop(guard);
+    drop(full_guard);
+    gate.wait();
+}
+
+fn json_lines(c: &mut Criterion) {
+    let batch: Vec<LlmLogRecord> = (0..32).map(|_| record(32 * 1024)).collect();
+    let content: u64 = batch.iter().map(|r| r.messages.len() as u64).sum();
+    let sink = JsonLinesSink::new(std::io::sink());
+    let mut group = c.benchmark_group("json_lines");
+    group.throughput(Throughput::Bytes(content));
+    group.bench_function("emit_batch_32x32KiB", |b| {
+        b.iter(|| sink.emit_batch(batch.clone()))
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
+criterion_group! { name = benches; config = config(); targets = non_blocking_emit, json_lines }
+criterion_main!(benches);
