@@ -158,9 +158,11 @@ async fn every_record_emitted_before_shutdown_is_in_the_file() {
     while layer.stats().records_emitted < 200 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let report = guard.shutdown();
-    assert!(report.finished);
-    assert_eq!((report.stats.emitted, report.stats.dropped), (200, 0));
+    // Dropping the guard delivers what is queued (the slow file still has a backlog here).
+    assert!(sink.stats().queued > 0 || sink.stats().emitted == 200);
+    drop(guard);
+    let stats = sink.stats();
+    assert_eq!((stats.emitted, stats.dropped, stats.queued), (200, 0, 0));
     let mut records = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
