@@ -8,8 +8,9 @@
 //! least 1 GB/s scanning. Compare `bare` and `layer` medians from the same run.
 
 use std::convert::Infallible;
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -197,12 +198,5 @@ fn scan_2mib(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-}
-
-criterion_group! { name = benches; config = config(); targets = exchange_4k, stream_200, scan_2mib }
+criterion_group! { name = benches; config = common::config(); targets = exchange_4k, stream_200, scan_2mib }
 criterion_main!(benches);

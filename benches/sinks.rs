@@ -13,6 +13,8 @@
 //!
 //! Budget (the sinks issue): `emit` well under 1 us; at least 500 MB/s of content on one core.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -69,15 +71,16 @@ fn non_blocking_emit(c: &mut Criterion) {
             sink.emit(r.clone())
         })
     });
-    // A full queue: the drop path (lossy mode), taken when the sink cannot keep up.
-    let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
-    let g = gate.clone();
+    // A full queue: the drop path (lossy mode), taken when the sink cannot keep up. The worker
+    // blocks on its first record until `release` is dropped (whether or not it got one).
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
     let (full, full_guard) = NonBlocking::builder()
         .capacity(1)
         .batch_size(1)
         .shutdown_timeout(Duration::ZERO)
         .build(move |_r: LlmLogRecord| {
-            g.wait();
+            let _ = held.lock().map(|rx| rx.recv());
         });
     group.bench_function("emit_queue_full", |b| b.iter(|| full.emit(r.clone())));
     group.finish();
@@ -85,8 +88,8 @@ fn non_blocking_emit(c: &mut Criterion) {
     // figure with these counts.
     eprintln!("non_blocking stats after the emit benchmarks: {:?}", sink.stats());
     drop(guard);
+    drop(release);
     drop(full_guard);
-    gate.wait();
 }
 
 fn json_lines(c: &mut Criterion) {
@@ -101,12 +104,5 @@ fn json_lines(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-}
-
-criterion_group! { name = benches; config = config(); targets = non_blocking_emit, json_lines }
+criterion_group! { name = benches; config = common::config(); targets = non_blocking_emit, json_lines }
 criterion_main!(benches);
