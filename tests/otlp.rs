@@ -246,3 +246,16 @@ fn a_bad_endpoint_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_grpc_sink_can_be_built_and_dropped_inside_async_code() {
+    // Its own runtime must not be dropped the blocking way here (that panics inside async code).
+    let sink = OtlpSink::builder("http://127.0.0.1:9", OtlpProtocol::Grpc)
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    drop(sink);
+    // An endpoint the gRPC client rejects: the error path drops the runtime too.
+    let rejected = OtlpSink::builder("http://bad host:4317", OtlpProtocol::Grpc).build();
+    assert!(rejected.is_err());
+}

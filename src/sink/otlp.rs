@@ -42,7 +42,7 @@ use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity}
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 use opentelemetry::Key;
 use opentelemetry_otlp::{LogExporter, Protocol, WithExportConfig};
-use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::Resource;
 
 use crate::{LlmLogRecord, LlmLogSink, Outcome, RecordKind};
@@ -80,9 +80,18 @@ pub struct OtlpSinkBuilder {
     content: bool,
     service_name: String,
     timeout: Duration,
+    queue: usize,
 }
 
 impl OtlpSinkBuilder {
+    /// How many records the exporter's own batch queue holds (default 65536). Records beyond it
+    /// are dropped by the OpenTelemetry SDK, which reports that through its internal logs; keep it
+    /// above [`NonBlocking`](crate::NonBlocking)'s queue so drops happen (and are counted) there.
+    pub fn queue_size(mut self, records: usize) -> Self {
+        self.queue = records.max(1);
+        self
+    }
+
     /// Put the message content in each log's body (default: no content, metadata only).
     pub fn with_content(mut self, content: bool) -> Self {
         self.content = content;
@@ -108,7 +117,7 @@ impl OtlpSinkBuilder {
             return Err(OtlpError::InvalidEndpoint(self.endpoint));
         }
         let mut runtime = None;
-        let exporter = match self.protocol {
+        let built = match self.protocol {
             OtlpProtocol::HttpProtobuf => {
                 let url = if endpoint.ends_with("/v1/logs") {
                     endpoint
@@ -130,6 +139,7 @@ impl OtlpSinkBuilder {
                     .thread_name("tower-llm-log-otlp")
                     .enable_all()
                     .build()?;
+                let rt = OwnRuntime(Some(rt));
                 let built = {
                     let _entered = rt.enter();
                     LogExporter::builder()
@@ -141,12 +151,16 @@ impl OtlpSinkBuilder {
                 runtime = Some(rt);
                 built
             }
-        }
-        .map_err(|e| OtlpError::Exporter(e.to_string()))?;
+        };
+        // On error `runtime` is dropped here, possibly inside the caller's async code: OwnRuntime
+        // shuts down without blocking.
+        let exporter = built.map_err(|e| OtlpError::Exporter(e.to_string()))?;
         let resource = Resource::builder().with_service_name(self.service_name).build();
+        let batch = BatchConfigBuilder::default().with_max_queue_size(self.queue).build();
+        let processor = BatchLogProcessor::builder(exporter).with_batch_config(batch).build();
         let provider = SdkLoggerProvider::builder()
             .with_resource(resource)
-            .with_batch_exporter(exporter)
+            .with_log_processor(processor)
             .build();
         let logger = provider.logger("tower-llm-log");
         Ok(OtlpSink {
@@ -163,7 +177,25 @@ pub struct OtlpSink {
     provider: SdkLoggerProvider,
     logger: SdkLogger,
     content: bool,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<OwnRuntime>,
+}
+
+/// The gRPC client's runtime. Dropping a Tokio runtime blocks, which panics inside async code
+/// (an application may drop the sink there); this one shuts down in the background instead.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.0.as_ref().map(|rt| rt.enter())
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl OtlpSink {
@@ -176,19 +208,20 @@ impl OtlpSink {
             content: false,
             service_name: "tower-llm-log".into(),
             timeout: Duration::from_secs(10),
+            queue: 65_536,
         }
     }
 
     /// Exports what is batched now; returns whether the export succeeded.
     pub fn flush(&self) -> bool {
-        let _entered = self.runtime.as_ref().map(|rt| rt.enter());
+        let _entered = self.runtime.as_ref().and_then(OwnRuntime::enter);
         self.provider.force_flush().is_ok()
     }
 }
 
 impl Drop for OtlpSink {
     fn drop(&mut self) {
-        let _entered = self.runtime.as_ref().map(|rt| rt.enter());
+        let _entered = self.runtime.as_ref().and_then(OwnRuntime::enter);
         // Exports what is left; an unreachable collector has had its timeout.
         let _ = self.provider.shutdown();
     }
@@ -264,6 +297,7 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     put("llm_log.message_bytes", Some(int(r.message_bytes)));
     put("llm_log.truncated", Some(AnyValue::Boolean(r.truncated)));
     put("llm_log.error", text(&r.error));
+    put("error.type", (r.outcome != Outcome::Completed).then(|| AnyValue::from(r.outcome.as_str())));
     a
 }
 
@@ -304,7 +338,7 @@ impl LlmLogSink for OtlpSink {
         if self.content {
             log.set_body(AnyValue::from(record.messages_str().to_string()));
         }
-        let _entered = self.runtime.as_ref().map(|rt| rt.enter());
+        let _entered = self.runtime.as_ref().and_then(OwnRuntime::enter);
         self.logger.emit(log);
     }
 }
