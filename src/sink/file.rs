@@ -16,7 +16,7 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -53,6 +53,7 @@ struct State {
     size: u64,
     opened_at: Instant,
     counter: u64,
+    last_rotation_ms: u128,
     lines: Vec<u8>,
 }
 
@@ -100,6 +101,7 @@ impl JsonLinesFileBuilder {
                 size,
                 opened_at: Instant::now(),
                 counter: 0,
+                last_rotation_ms: 0,
                 lines: Vec::new(),
             }),
             written: AtomicU64::new(0),
@@ -110,9 +112,24 @@ impl JsonLinesFileBuilder {
     }
 }
 
+/// Opens `path` for appending. A file whose last line was cut short (a write that failed part
+/// way, on a full disk) gets a line end first, so the next record starts a line of its own.
 fn open(path: &Path) -> std::io::Result<(BufWriter<File>, u64)> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    let size = file.metadata()?.len();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let mut size = file.metadata()?.len();
+    if size > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")?;
+            size += 1;
+        }
+    }
     Ok((BufWriter::with_capacity(64 * 1024, file), size))
 }
 
@@ -158,7 +175,13 @@ impl JsonLinesFile {
         let mut state = self.state();
         let mut lines = std::mem::take(&mut state.lines);
         let mut lost = 0u64;
+        let mut buffered = 0u64;
         let mut first_error = None;
+        // The file may have been removed (or moved away) under us: writes would go nowhere
+        // visible. One stat per batch notices it, and the next write creates the file again.
+        if state.file.is_some() && !state.path.exists() {
+            state.file = None;
+        }
         for record in records {
             lines.clear();
             if !append_line(&mut lines, record) {
@@ -166,20 +189,23 @@ impl JsonLinesFile {
                 continue;
             }
             match state.write_line(&lines, &self.rotations) {
-                Ok(()) => {
-                    self.written.fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(()) => buffered += 1,
                 Err(e) => {
                     lost += 1;
                     first_error.get_or_insert(e);
                 }
             }
         }
-        if let Some(f) = state.file.as_mut() {
-            if let Err(e) = f.flush() {
-                // Lines still in the buffer are lost with the handle; the buffer size bounds them.
+        // Lines count as written once flushed. A failed flush loses what the buffer held (at most
+        // this batch's lines that were not yet written out): count them all as lost.
+        match state.file.as_mut().map(|f| f.flush()) {
+            Some(Err(e)) => {
                 state.file = None;
+                lost += buffered;
                 first_error.get_or_insert(e);
+            }
+            _ => {
+                self.written.fetch_add(buffered, Ordering::Relaxed);
             }
         }
         if lines.capacity() <= 1 << 20 {
@@ -238,25 +264,34 @@ impl State {
         }
     }
 
+    /// Moves the active file aside. Whatever happens, the next write starts a fresh file at the
+    /// path, so a failure here cannot make every later write try (and fail) to rotate again.
     fn rotate(&mut self) -> std::io::Result<()> {
-        if let Some(mut f) = self.file.take() {
-            f.flush()?;
-        }
+        let flushed = self.file.take().map(|mut f| f.flush()).transpose();
+        self.size = 0;
+        self.opened_at = Instant::now();
+        flushed?;
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        self.counter += 1;
+        // The counter only tells apart rotations within the same millisecond.
+        self.counter = if millis == self.last_rotation_ms {
+            self.counter + 1
+        } else {
+            0
+        };
+        self.last_rotation_ms = millis;
         let (stem, ext) = self.stem_and_ext();
         let rotated = self
             .path
             .with_file_name(format!("{stem}.{millis:013}-{:06}{ext}", self.counter));
-        std::fs::rename(&self.path, &rotated)?;
-        self.prune(&stem, &ext);
-        let (file, size) = open(&self.path)?;
-        self.file = Some(file);
-        self.size = size;
-        self.opened_at = Instant::now();
+        match std::fs::rename(&self.path, &rotated) {
+            Ok(()) => self.prune(&stem, &ext),
+            // Removed meanwhile: there is nothing to keep.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 
@@ -293,10 +328,12 @@ impl State {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let middle = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(ext));
-                middle.is_some_and(|m| {
-                    m.len() == 20
-                        && m.as_bytes()[13] == b'-'
-                        && m.bytes().filter(u8::is_ascii_digit).count() == 19
+                // `{digits}-{digits}`, the shape `rotate` writes; nothing else is ever deleted.
+                middle.and_then(|m| m.split_once('-')).is_some_and(|(ms, n)| {
+                    !ms.is_empty()
+                        && !n.is_empty()
+                        && ms.bytes().all(|b| b.is_ascii_digit())
+                        && n.bytes().all(|b| b.is_ascii_digit())
                 })
             })
             .collect();
@@ -443,6 +480,62 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].2.len(), 2);
         assert_eq!(all[1].2.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_removed_file_is_created_again_with_or_without_rotation() {
+        for rotating in [false, true] {
+            let dir = temp_dir(if rotating { "removed-rot" } else { "removed" });
+            let path = dir.join("log.jsonl");
+            let mut builder = JsonLinesFile::builder(&path);
+            if rotating {
+                builder = builder.max_bytes(100_000);
+            }
+            let sink = builder.build().unwrap();
+            sink.emit(record(0));
+            std::fs::remove_file(&path).unwrap();
+            for i in 1..4 {
+                sink.emit(record(i));
+            }
+            assert_eq!((sink.written(), sink.write_errors()), (4, 0));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let seq: Vec<u32> = text
+                .lines()
+                .map(|l| serde_json::from_str::<LlmLogRecord>(l).unwrap().sequence_number)
+                .collect();
+            assert_eq!(seq, [1, 2, 3], "rotating = {rotating}");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_rotation_due_on_a_removed_file_does_not_fail_every_write() {
+        let dir = temp_dir("removed-due");
+        let path = dir.join("log.jsonl");
+        let sink = JsonLinesFile::builder(&path).max_bytes(1).build().unwrap();
+        sink.emit(record(0));
+        std::fs::remove_file(&path).unwrap();
+        // Removed between batches and a rotation due: the rename finds nothing, writing goes on.
+        sink.emit_batch(vec![record(1), record(2)]);
+        sink.emit(record(3));
+        assert_eq!(sink.write_errors(), 0);
+        assert_eq!(sink.written(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_does_not_swallow_the_next_record() {
+        let dir = temp_dir("torn");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.jsonl");
+        std::fs::write(&path, "{\"TimeGenerated\":\"2026-").unwrap();
+        let sink = JsonLinesFile::builder(&path).build().unwrap();
+        sink.emit(record(7));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let last: LlmLogRecord = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last.sequence_number, 7);
+        assert_eq!(text.lines().count(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

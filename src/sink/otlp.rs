@@ -156,8 +156,12 @@ impl OtlpSinkBuilder {
         // shuts down without blocking.
         let exporter = built.map_err(|e| OtlpError::Exporter(e.to_string()))?;
         let resource = Resource::builder().with_service_name(self.service_name).build();
-        let batch = BatchConfigBuilder::default().with_max_queue_size(self.queue).build();
-        let processor = BatchLogProcessor::builder(exporter).with_batch_config(batch).build();
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(self.queue)
+            .build();
+        let processor = BatchLogProcessor::builder(exporter)
+            .with_batch_config(batch)
+            .build();
         let provider = SdkLoggerProvider::builder()
             .with_resource(resource)
             .with_log_processor(processor)
@@ -297,7 +301,10 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     put("llm_log.message_bytes", Some(int(r.message_bytes)));
     put("llm_log.truncated", Some(AnyValue::Boolean(r.truncated)));
     put("llm_log.error", text(&r.error));
-    put("error.type", (r.outcome != Outcome::Completed).then(|| AnyValue::from(r.outcome.as_str())));
+    put(
+        "error.type",
+        (r.outcome != Outcome::Completed).then(|| AnyValue::from(r.outcome.as_str())),
+    );
     a
 }
 
