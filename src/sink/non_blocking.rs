@@ -48,18 +48,39 @@ enum Message {
     Wake,
 }
 
-#[derive(Default)]
 struct Shared {
     emitted: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
     accepted: AtomicU64,
     closing: AtomicBool,
+    /// Set at shutdown: the worker stops once the records accepted until then are delivered,
+    /// even if more keep coming.
+    stop_target: AtomicU64,
+    /// The worker has stopped: whatever was accepted and not delivered is lost.
+    stopped: AtomicBool,
     finished: Mutex<bool>,
     finished_signal: Condvar,
     /// The worker, to wake for a flush or shutdown. Records never wake it: it polls, so `emit`
     /// is a queue push and no system call.
     worker: OnceLock<Thread>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            emitted: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            stop_target: AtomicU64::new(u64::MAX),
+            stopped: AtomicBool::new(false),
+            finished: Mutex::new(false),
+            finished_signal: Condvar::new(),
+            worker: OnceLock::new(),
+        }
+    }
 }
 
 impl Shared {
@@ -136,7 +157,8 @@ impl NonBlockingBuilder {
         self
     }
 
-    /// Wait for room in the queue instead of dropping (default: drop).
+    /// Wait for room in the queue instead of dropping (default: drop). Requests then wait for
+    /// the inner sink; if it hangs (and after a shutdown that timed out on it), emitting hangs too.
     pub fn blocking(mut self, blocking: bool) -> Self {
         self.blocking = blocking;
         self
@@ -214,11 +236,23 @@ fn stats(shared: &Shared) -> SinkStats {
     let emitted = shared.emitted.load(Ordering::Relaxed);
     let failed = shared.failed.load(Ordering::Relaxed);
     let accepted = shared.accepted.load(Ordering::Relaxed);
-    SinkStats {
-        emitted,
-        dropped: shared.dropped.load(Ordering::Relaxed),
-        failed,
-        queued: accepted.saturating_sub(emitted + failed),
+    let dropped = shared.dropped.load(Ordering::Relaxed);
+    let undelivered = accepted.saturating_sub(emitted + failed);
+    if shared.stopped.load(Ordering::Acquire) {
+        // Nobody will deliver what is left: it is dropped.
+        SinkStats {
+            emitted,
+            dropped: dropped + undelivered,
+            failed,
+            queued: 0,
+        }
+    } else {
+        SinkStats {
+            emitted,
+            dropped,
+            failed,
+            queued: undelivered,
+        }
     }
 }
 
@@ -251,10 +285,14 @@ impl LlmLogSink for NonBlocking {
         // Counted before sending, so the worker never sees the queue as empty while a record is
         // on its way in (it would stop and leave it behind).
         self.shared.accepted.fetch_add(1, Ordering::AcqRel);
-        let sent = if self.blocking {
-            self.tx.send(Message::Record(record)).is_ok()
-        } else {
-            self.tx.try_send(Message::Record(record)).is_ok()
+        let sent = match self.tx.try_send(Message::Record(record)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(message)) => {
+                // The worker may be asleep after an idle spell: a full queue wakes it.
+                self.shared.wake_worker();
+                self.blocking && self.tx.send(message).is_ok()
+            }
+            Err(TrySendError::Disconnected(_)) => false,
         };
         if !sent {
             self.shared.accepted.fetch_sub(1, Ordering::AcqRel);
@@ -299,8 +337,7 @@ fn run(sink: impl LlmLogSink, rx: Receiver<Message>, batch_size: usize, shared: 
         for ack in acks.drain(..) {
             let _ = ack.try_send(());
         }
-        let drained = stats(&shared).queued == 0;
-        if disconnected || (shared.closing.load(Ordering::Acquire) && drained) {
+        if disconnected || (shared.closing.load(Ordering::Acquire) && delivered_enough(&shared)) {
             break;
         }
         // Sleeping between sweeps even after work (to take records in larger batches) measured
@@ -312,9 +349,20 @@ fn run(sink: impl LlmLogSink, rx: Receiver<Message>, batch_size: usize, shared: 
             idle_sleep = (idle_sleep * 2).min(MAX_IDLE_SLEEP);
         }
     }
+    // Drop the inner sink (its own final flush, a file's or an exporter's) before saying the
+    // worker is done, so the guard's bounded wait covers it.
+    drop(sink);
+    shared.stopped.store(true, Ordering::Release);
+    drop(rx);
     let mut finished = shared.finished.lock().unwrap_or_else(|p| p.into_inner());
     *finished = true;
     shared.finished_signal.notify_all();
+}
+
+/// At shutdown: everything accepted before the guard asked to stop has been handled.
+fn delivered_enough(shared: &Shared) -> bool {
+    let handled = shared.emitted.load(Ordering::Acquire) + shared.failed.load(Ordering::Acquire);
+    handled >= shared.stop_target.load(Ordering::Acquire) || stats(shared).queued == 0
 }
 
 impl NonBlockingGuard {
@@ -335,6 +383,8 @@ impl NonBlockingGuard {
                 stats: self.stats(),
             };
         };
+        let target = self.shared.accepted.load(Ordering::Acquire);
+        self.shared.stop_target.store(target, Ordering::Release);
         self.shared.closing.store(true, Ordering::Release);
         let _ = self.tx.try_send(Message::Wake);
         self.shared.wake_worker();
@@ -479,6 +529,59 @@ mod tests {
             sink.stats().dropped,
             1,
             "after shutdown, records are dropped and counted"
+        );
+    }
+
+    #[test]
+    fn shutdown_finishes_under_steady_traffic_and_accounts_for_every_record() {
+        let (sink, guard) = NonBlocking::builder().capacity(64).build(|_r: LlmLogRecord| {
+            std::thread::sleep(Duration::from_micros(20));
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (sink, stop) = (sink.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    sink.emit(sample(RecordKind::Request));
+                    sent += 1;
+                }
+                sent
+            })
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        let report = guard.shutdown();
+        assert!(
+            report.finished,
+            "traffic that never stops must not keep the worker alive"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        stop.store(true, Ordering::Relaxed);
+        let sent = producer.join().unwrap();
+        let s = sink.stats();
+        assert_eq!(s.queued, 0);
+        assert_eq!(s.emitted + s.dropped + s.failed, sent, "{s:?}");
+    }
+
+    #[test]
+    fn finished_means_the_inner_sink_was_dropped() {
+        struct Flushes(Arc<AtomicBool>);
+        impl LlmLogSink for Flushes {
+            fn emit(&self, _r: LlmLogRecord) {}
+        }
+        impl Drop for Flushes {
+            fn drop(&mut self) {
+                std::thread::sleep(Duration::from_millis(20));
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (sink, guard) = NonBlocking::new(Flushes(dropped.clone()));
+        sink.emit(sample(RecordKind::Request));
+        assert!(guard.shutdown().finished);
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the sink's final flush ran before shutdown returned"
         );
     }
 
