@@ -96,6 +96,13 @@ fn usage_error(message: &str) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // Warnings on stderr: the log file's write errors, and exchanges that did not complete (from
+    // the TracingSink below).
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let config = match LogConfig::builder()
         .prompt_bytes(args.prompt_bytes)
         .completion_bytes(args.completion_bytes)
@@ -125,11 +132,13 @@ async fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
 
-    let sinks = if args.sinks.is_empty() {
+    let mut sinks = if args.sinks.is_empty() {
         vec![SinkKind::Jsonl]
     } else {
         args.sinks.clone()
     };
+    sinks.sort_by_key(|k| *k as u8);
+    sinks.dedup(); // `--sink jsonl` twice would open the file twice
     let (fan_out, file, destinations) = match build_sinks(&args, &sinks) {
         Ok(built) => built,
         Err(SinkError::Usage(e)) => return usage_error(&e),

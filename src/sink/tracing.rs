@@ -43,6 +43,7 @@ macro_rules! record_event {
         tracing::event!(
             target: "tower_llm_log",
             $level,
+            time_generated = %humantime::format_rfc3339_nanos($r.time_generated),
             correlation_id = %$r.correlation_id,
             kind = ?$r.kind,
             sequence_number = $r.sequence_number,
@@ -68,6 +69,7 @@ macro_rules! record_event {
             finish_reasons = $r.finish_reasons.join(","),
             outcome = $r.outcome.as_str(),
             error = $r.error.as_deref(),
+            region = $r.region.as_deref(),
             trace_id = $r.trace_id.as_deref(),
             span_id = $r.span_id.as_deref(),
             messages = $messages,
