@@ -48,6 +48,7 @@ mod config;
 mod correlation;
 mod exchange;
 mod layer;
+pub mod reassemble;
 mod record;
 mod scan;
 mod service;
