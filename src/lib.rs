@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analytics;
 mod api;
 mod body;
 mod capture;

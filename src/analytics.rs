@@ -1,0 +1,415 @@
+//! Token use and request counts by model, deployment, API family and/or outcome, per time bucket
+//! over a time range, with latency and time-to-first-token percentiles: the "language models"
+//! view of a gateway, computed from records in constant memory per group.
+//!
+//! Each exchange is counted once, on its last response record (where the token counts, duration
+//! and outcome are), so chunked messages never count twice. Percentiles come from a log-scale
+//! histogram with 10% resolution (constant memory, whatever the number of exchanges).
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_llm_log::analytics::{Analytics, GroupBy};
+//! # let records: Vec<tower_llm_log::LlmLogRecord> = Vec::new();
+//!
+//! let mut usage = Analytics::new(Duration::from_secs(3600), vec![GroupBy::Model]);
+//! for record in &records {
+//!     usage.add(record);
+//! }
+//! for row in usage.rows() {
+//!     println!("{:?} {:?} requests={} total_tokens={} p50={:?}",
+//!              row.bucket_start, row.group, row.requests, row.total_tokens, row.latency_p50);
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{LlmLogRecord, Outcome, RecordKind};
+
+/// A dimension to group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GroupBy {
+    /// `model_name`.
+    Model,
+    /// `deployment_name`.
+    Deployment,
+    /// The API family.
+    Api,
+    /// The provider.
+    Provider,
+    /// The outcome of the response side.
+    Outcome,
+}
+
+/// The value used where a record has none for a dimension.
+pub const NONE: &str = "(none)";
+
+/// Histogram buckets: each 10% wider than the last, from 1 microsecond up.
+const HISTOGRAM_BUCKETS: usize = 256;
+const GROWTH: f64 = 1.1;
+
+/// Durations in constant memory, for percentiles within 10%.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: vec![0; HISTOGRAM_BUCKETS],
+            total: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn index(d: Duration) -> usize {
+        let us = d.as_secs_f64() * 1e6;
+        if us <= 1.0 {
+            return 0;
+        }
+        ((us.ln() / GROWTH.ln()).ceil() as usize).min(HISTOGRAM_BUCKETS - 1)
+    }
+
+    fn upper_bound(index: usize) -> Duration {
+        Duration::from_secs_f64(GROWTH.powi(index as i32) / 1e6)
+    }
+
+    /// Counts one duration.
+    pub fn record(&mut self, d: Duration) {
+        self.counts[Self::index(d)] += 1;
+        self.total += 1;
+    }
+
+    /// How many durations were counted.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The duration below which a fraction `q` (0 to 1) of the counted ones fall, to within 10%
+    /// (the upper bound of its bucket); `None` when nothing was counted.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::upper_bound(i));
+            }
+        }
+        Some(Self::upper_bound(HISTOGRAM_BUCKETS - 1))
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+}
+
+/// What one group in one time bucket adds up to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Totals {
+    requests: u64,
+    errors: u64,
+    streamed: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    cached_tokens: u64,
+    reasoning_tokens: u64,
+    without_usage: u64,
+    latency: Histogram,
+    ttft: Histogram,
+}
+
+/// One row: a group in a time bucket.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UsageRow {
+    /// The start of the time bucket.
+    pub bucket_start: SystemTime,
+    /// The group's values, in the order of the `group_by` dimensions ([`NONE`] where absent).
+    pub group: Vec<String>,
+    /// Exchanges.
+    pub requests: u64,
+    /// Exchanges whose response did not complete (an upstream error, a disconnect, ...).
+    pub errors: u64,
+    /// Streamed exchanges.
+    pub streamed: u64,
+    /// Exact prompt tokens, as reported by the provider.
+    pub prompt_tokens: u64,
+    /// Exact completion tokens.
+    pub completion_tokens: u64,
+    /// Exact total tokens.
+    pub total_tokens: u64,
+    /// Cached prompt tokens.
+    pub cached_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Exchanges without reported usage (not counted as zero tokens).
+    pub without_usage: u64,
+    /// Median duration.
+    pub latency_p50: Option<Duration>,
+    /// 90th percentile duration.
+    pub latency_p90: Option<Duration>,
+    /// 99th percentile duration.
+    pub latency_p99: Option<Duration>,
+    /// Median time to first token (streams).
+    pub ttft_p50: Option<Duration>,
+    /// 90th percentile time to first token.
+    pub ttft_p90: Option<Duration>,
+    /// 99th percentile time to first token.
+    pub ttft_p99: Option<Duration>,
+}
+
+/// Adds up records by time bucket and group.
+#[derive(Debug, Clone)]
+pub struct Analytics {
+    bucket: Duration,
+    group_by: Vec<GroupBy>,
+    since: Option<SystemTime>,
+    until: Option<SystemTime>,
+    rows: BTreeMap<(u128, Vec<String>), Totals>,
+    skipped: u64,
+}
+
+impl Analytics {
+    /// Buckets of `bucket` (a minute, an hour, a day, any non-zero duration), grouped by
+    /// `group_by` (empty: one group).
+    pub fn new(bucket: Duration, group_by: Vec<GroupBy>) -> Self {
+        Analytics {
+            bucket: bucket.max(Duration::from_nanos(1)),
+            group_by,
+            since: None,
+            until: None,
+            rows: BTreeMap::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Only exchanges that started at or after `since`.
+    pub fn since(mut self, since: SystemTime) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Only exchanges that started before `until`.
+    pub fn until(mut self, until: SystemTime) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    /// Exchanges left out by the time range so far.
+    pub fn out_of_range(&self) -> u64 {
+        self.skipped
+    }
+
+    fn value(record: &LlmLogRecord, by: GroupBy) -> String {
+        let v = match by {
+            GroupBy::Model => record.model_name.clone(),
+            GroupBy::Deployment => record.deployment_name.clone(),
+            GroupBy::Api => Some(record.api.as_str().to_string()),
+            GroupBy::Provider => record.provider.clone(),
+            GroupBy::Outcome => Some(record.outcome.as_str().to_string()),
+        };
+        v.unwrap_or_else(|| NONE.to_string())
+    }
+
+    /// Takes one record; only the last response record of each exchange counts.
+    pub fn add(&mut self, record: &LlmLogRecord) {
+        if record.kind != RecordKind::Response || !record.is_last {
+            return;
+        }
+        let t = record.time_generated;
+        if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+            self.skipped += 1;
+            return;
+        }
+        let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let width = self.bucket.as_nanos();
+        let bucket = since_epoch / width * width;
+        let group: Vec<String> = self.group_by.iter().map(|&by| Self::value(record, by)).collect();
+        let totals = self.rows.entry((bucket, group)).or_default();
+        totals.requests += 1;
+        totals.errors += u64::from(record.outcome != Outcome::Completed);
+        totals.streamed += u64::from(record.is_stream_completion);
+        let exact = [
+            (&mut totals.prompt_tokens, record.prompt_tokens),
+            (&mut totals.completion_tokens, record.completion_tokens),
+            (&mut totals.total_tokens, record.total_tokens),
+            (&mut totals.cached_tokens, record.cached_tokens),
+            (&mut totals.reasoning_tokens, record.reasoning_tokens),
+        ];
+        for (sum, n) in exact {
+            *sum += n.unwrap_or(0);
+        }
+        if record.total_tokens.is_none() && record.prompt_tokens.is_none() {
+            totals.without_usage += 1;
+        }
+        totals.latency.record(record.duration);
+        if let Some(ttft) = record.time_to_first_token {
+            totals.ttft.record(ttft);
+        }
+    }
+
+    /// Every group of every bucket, in time order then group order.
+    pub fn rows(&self) -> Vec<UsageRow> {
+        self.rows
+            .iter()
+            .map(|((bucket, group), t)| UsageRow {
+                bucket_start: UNIX_EPOCH + Duration::from_nanos(u64::try_from(*bucket).unwrap_or(u64::MAX)),
+                group: group.clone(),
+                requests: t.requests,
+                errors: t.errors,
+                streamed: t.streamed,
+                prompt_tokens: t.prompt_tokens,
+                completion_tokens: t.completion_tokens,
+                total_tokens: t.total_tokens,
+                cached_tokens: t.cached_tokens,
+                reasoning_tokens: t.reasoning_tokens,
+                without_usage: t.without_usage,
+                latency_p50: t.latency.quantile(0.5),
+                latency_p90: t.latency.quantile(0.9),
+                latency_p99: t.latency.quantile(0.99),
+                ttft_p50: t.ttft.quantile(0.5),
+                ttft_p90: t.ttft.quantile(0.9),
+                ttft_p99: t.ttft.quantile(0.99),
+            })
+            .collect()
+    }
+
+    /// The latency histogram over every group and bucket.
+    pub fn latency(&self) -> Histogram {
+        let mut all = Histogram::default();
+        for t in self.rows.values() {
+            all.merge(&t.latency);
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::sample;
+
+    fn exchange(
+        at_secs: u64,
+        model: &str,
+        total: Option<u64>,
+        outcome: Outcome,
+        ms: u64,
+    ) -> Vec<LlmLogRecord> {
+        let mut request = sample(RecordKind::Request);
+        let mut chunk = sample(RecordKind::Response);
+        let mut last = sample(RecordKind::Response);
+        for r in [&mut request, &mut chunk, &mut last] {
+            r.time_generated = UNIX_EPOCH + Duration::from_secs(at_secs);
+            r.model_name = Some(model.into());
+            r.outcome = outcome;
+            r.duration = Duration::from_millis(ms);
+        }
+        chunk.is_last = false;
+        chunk.total_tokens = None;
+        last.sequence_number = 1;
+        last.total_tokens = total;
+        last.prompt_tokens = total.map(|t| t / 2);
+        vec![request, chunk, last]
+    }
+
+    #[test]
+    fn exchanges_count_once_in_their_bucket_and_group() {
+        let mut a = Analytics::new(Duration::from_secs(3600), vec![GroupBy::Model]);
+        let records: Vec<LlmLogRecord> = [
+            exchange(0, "gpt-4o", Some(100), Outcome::Completed, 10),
+            exchange(3599, "gpt-4o", Some(50), Outcome::UpstreamError, 20),
+            exchange(3600, "gpt-4o", Some(7), Outcome::Completed, 30), // the next hour, exactly at its edge
+            exchange(10, "o3", None, Outcome::Completed, 40),
+        ]
+        .concat();
+        for r in &records {
+            a.add(r);
+        }
+        let rows = a.rows();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            (rows[0].group[0].as_str(), rows[0].requests, rows[0].total_tokens),
+            ("gpt-4o", 2, 150)
+        );
+        assert_eq!(rows[0].errors, 1);
+        assert_eq!(rows[0].prompt_tokens, 75);
+        assert_eq!(
+            (
+                rows[1].group[0].as_str(),
+                rows[1].without_usage,
+                rows[1].total_tokens
+            ),
+            ("o3", 1, 0)
+        );
+        assert_eq!(rows[2].bucket_start, UNIX_EPOCH + Duration::from_secs(3600));
+        assert_eq!(rows[2].total_tokens, 7);
+    }
+
+    #[test]
+    fn the_range_is_half_open() {
+        let start = UNIX_EPOCH + Duration::from_secs(100);
+        let end = UNIX_EPOCH + Duration::from_secs(200);
+        let mut a = Analytics::new(Duration::from_secs(60), vec![])
+            .since(start)
+            .until(end);
+        for at in [99, 100, 199, 200] {
+            for r in exchange(at, "m", Some(1), Outcome::Completed, 1) {
+                a.add(&r);
+            }
+        }
+        assert_eq!(a.rows().iter().map(|r| r.requests).sum::<u64>(), 2);
+        assert_eq!(a.out_of_range(), 2);
+    }
+
+    #[test]
+    fn grouping_by_several_dimensions() {
+        let mut a = Analytics::new(
+            Duration::from_secs(86_400),
+            vec![GroupBy::Model, GroupBy::Outcome],
+        );
+        for r in [
+            exchange(0, "a", Some(1), Outcome::Completed, 1),
+            exchange(1, "a", Some(1), Outcome::ClientDisconnected, 1),
+        ]
+        .concat()
+        {
+            a.add(&r);
+        }
+        let groups: Vec<Vec<String>> = a.rows().into_iter().map(|r| r.group).collect();
+        assert_eq!(
+            groups,
+            [
+                vec!["a".to_string(), "ClientDisconnected".into()],
+                vec!["a".into(), "Completed".into()]
+            ]
+        );
+    }
+
+    #[test]
+    fn percentiles_are_within_ten_percent() {
+        let mut h = Histogram::default();
+        for ms in 1..=1000 {
+            h.record(Duration::from_millis(ms));
+        }
+        for (q, want) in [(0.5, 500.0), (0.9, 900.0), (0.99, 990.0)] {
+            let got = h.quantile(q).unwrap().as_secs_f64() * 1e3;
+            assert!(got >= want && got <= want * 1.1, "q{q}: {got} ms for {want} ms");
+        }
+        assert_eq!(Histogram::default().quantile(0.5), None);
+        h.record(Duration::from_secs(1_000_000));
+        assert!(h.quantile(1.0).is_some(), "huge values land in the last bucket");
+    }
+}
