@@ -1,0 +1,437 @@
+//! `llmlog`: exchanges and token usage from tower-llm-log's JSON Lines logs.
+//!
+//! ```text
+//! llmlog exchanges llm-log.jsonl [--correlation-id ID] [--since T] [--until T] [--json]
+//! llmlog usage llm-log*.jsonl.gz --by model --bucket 1h [--since T] [--until T] [--json | --csv]
+//! ```
+//!
+//! Files may be gzip-compressed (`.gz`); `-` reads standard input. A malformed line is reported
+//! with its file and line number and skipped. Exit codes: 0 ok, 1 input problems (unreadable files
+//! or malformed lines), 2 usage errors.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tower_llm_log::analytics::{Analytics, GroupBy};
+use tower_llm_log::reassemble::{reassemble_streaming, LoggedExchange};
+use tower_llm_log::LlmLogRecord;
+
+/// Exchanges and token usage from tower-llm-log's JSON Lines logs.
+#[derive(Parser, Debug)]
+#[command(name = "llmlog", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Each exchange with its full request and response, chunks joined in order.
+    Exchanges {
+        /// JSON Lines files (`.gz` decompressed; `-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only this exchange.
+        #[arg(long)]
+        correlation_id: Option<String>,
+        #[command(flatten)]
+        range: Range,
+        /// One JSON object per exchange instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Most exchanges open at once while reading (memory bound for huge logs).
+        #[arg(long, default_value_t = 100_000)]
+        window: usize,
+    },
+    /// Tokens and requests per time bucket and group.
+    Usage {
+        /// JSON Lines files (`.gz` decompressed; `-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Group by (repeat for several).
+        #[arg(long, value_enum)]
+        by: Vec<By>,
+        /// Bucket width, e.g. 1m, 1h, 1d, 15m.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        bucket: Duration,
+        #[command(flatten)]
+        range: Range,
+        /// JSON Lines output.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV output.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct Range {
+    /// From this time on (RFC 3339, e.g. 2026-11-24T00:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<SystemTime>,
+    /// Before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<SystemTime>,
+}
+
+impl Range {
+    fn contains(&self, t: SystemTime) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+fn parse_time(s: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-11-24T00:00:00Z)"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum By {
+    Model,
+    Deployment,
+    Api,
+    Provider,
+    Outcome,
+}
+
+impl From<By> for GroupBy {
+    fn from(b: By) -> GroupBy {
+        match b {
+            By::Model => GroupBy::Model,
+            By::Deployment => GroupBy::Deployment,
+            By::Api => GroupBy::Api,
+            By::Provider => GroupBy::Provider,
+            By::Outcome => GroupBy::Outcome,
+        }
+    }
+}
+
+/// Reads records from files, reporting bad input on stderr and counting it.
+struct Input {
+    files: Vec<PathBuf>,
+    problems: u64,
+    malformed: u64,
+    records: u64,
+}
+
+impl Input {
+    fn new(files: Vec<PathBuf>) -> Self {
+        Input {
+            files,
+            problems: 0,
+            malformed: 0,
+            records: 0,
+        }
+    }
+
+    fn open(path: &PathBuf) -> io::Result<Box<dyn BufRead>> {
+        let raw: Box<dyn Read> = if path.as_os_str() == "-" {
+            Box::new(io::stdin())
+        } else {
+            Box::new(File::open(path)?)
+        };
+        let gz = path.extension().is_some_and(|e| e == "gz");
+        Ok(if gz {
+            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(raw)))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 20, raw))
+        })
+    }
+
+    /// Calls `each` for every record of every file, in file order.
+    fn for_each(&mut self, mut each: impl FnMut(LlmLogRecord)) {
+        let files = std::mem::take(&mut self.files);
+        for path in &files {
+            let name = path.display();
+            let reader = match Self::open(path) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("llmlog: {name}: {e}");
+                    self.problems += 1;
+                    continue;
+                }
+            };
+            for (n, line) in reader.lines().enumerate() {
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("llmlog: {name}:{}: cannot read: {e}", n + 1);
+                        self.problems += 1;
+                        break;
+                    }
+                };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<LlmLogRecord>(&line) {
+                    Ok(r) => {
+                        self.records += 1;
+                        if self.records % 1_000_000 == 0 {
+                            eprintln!("llmlog: {} records read...", self.records);
+                        }
+                        each(r);
+                    }
+                    Err(e) => {
+                        eprintln!("llmlog: {name}:{}: skipped, not a log record: {e}", n + 1);
+                        self.malformed += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self) -> ExitCode {
+        eprintln!(
+            "llmlog: {} records read, {} malformed lines skipped{}",
+            self.records,
+            self.malformed,
+            if self.problems > 0 {
+                format!(", {} input errors", self.problems)
+            } else {
+                String::new()
+            }
+        );
+        if self.malformed + self.problems > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Exchanges {
+            files,
+            correlation_id,
+            range,
+            json,
+            window,
+        } => {
+            let mut input = Input::new(files);
+            // Reassemble on another thread as records stream past, so memory stays bounded by
+            // the window whatever the size of the log.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<LlmLogRecord>(1024);
+            let printer = std::thread::spawn(move || {
+                let mut out = io::BufWriter::new(io::stdout().lock());
+                for e in reassemble_streaming(rx, window) {
+                    print_exchange(&mut out, &e, json)?;
+                }
+                out.flush()
+            });
+            input.for_each(|r| {
+                let wanted = correlation_id.as_ref().is_none_or(|id| &r.correlation_id == id);
+                if wanted && range.contains(r.time_generated) {
+                    // A printer that stopped (output closed) has said why; keep counting input.
+                    let _ = tx.send(r);
+                }
+            });
+            drop(tx);
+            if let Ok(Err(e)) = printer.join() {
+                if e.kind() != io::ErrorKind::BrokenPipe {
+                    eprintln!("llmlog: cannot write: {e}");
+                }
+            }
+            input.finish()
+        }
+        Command::Usage {
+            files,
+            by,
+            bucket,
+            range,
+            json,
+            csv,
+        } => {
+            let mut analytics = Analytics::new(bucket, by.iter().map(|&b| b.into()).collect());
+            if let Some(s) = range.since {
+                analytics = analytics.since(s);
+            }
+            if let Some(u) = range.until {
+                analytics = analytics.until(u);
+            }
+            let mut input = Input::new(files);
+            input.for_each(|r| analytics.add(&r));
+            let names: Vec<String> = by.iter().map(|b| format!("{b:?}").to_lowercase()).collect();
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            if let Err(e) = print_usage(&mut out, &analytics, &names, json, csv).and_then(|()| out.flush()) {
+                if e.kind() != io::ErrorKind::BrokenPipe {
+                    eprintln!("llmlog: cannot write: {e}");
+                }
+            }
+            input.finish()
+        }
+    }
+}
+
+fn time(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::Result<()> {
+    let record = e.record();
+    if json {
+        let side = |s: &Option<tower_llm_log::reassemble::LoggedSide>| s.as_ref().map(|s| s.message.clone());
+        let v = serde_json::json!({
+            "CorrelationId": e.correlation_id,
+            "TimeGenerated": record.map(|r| time(r.time_generated)),
+            "ModelName": record.and_then(|r| r.model_name.clone()),
+            "DeploymentName": record.and_then(|r| r.deployment_name.clone()),
+            "Outcome": record.map(|r| r.outcome.as_str()),
+            "StatusCode": record.and_then(|r| r.status_code),
+            "PromptTokens": record.and_then(|r| r.prompt_tokens),
+            "CompletionTokens": record.and_then(|r| r.completion_tokens),
+            "TotalTokens": record.and_then(|r| r.total_tokens),
+            "IsStreamCompletion": record.map(|r| r.is_stream_completion),
+            "RequestMessages": side(&e.request),
+            "ResponseMessages": side(&e.response),
+            "Complete": e.is_complete(),
+            "Missing": e.missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>(),
+        });
+        return writeln!(out, "{v}");
+    }
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+    writeln!(
+        out,
+        "== {} {} model={} outcome={} status={} tokens={}/{}/{}",
+        e.correlation_id,
+        record.map_or("-".into(), |r| time(r.time_generated)),
+        record
+            .and_then(|r| r.model_name.clone())
+            .unwrap_or_else(|| "-".into()),
+        record.map_or("-", |r| r.outcome.as_str()),
+        record
+            .and_then(|r| r.status_code)
+            .map_or("-".into(), |s| s.to_string()),
+        opt(record.and_then(|r| r.prompt_tokens)),
+        opt(record.and_then(|r| r.completion_tokens)),
+        opt(record.and_then(|r| r.total_tokens)),
+    )?;
+    if !e.missing.is_empty() {
+        writeln!(out, "missing: {:?}", e.missing)?;
+    }
+    for (label, side) in [("request", &e.request), ("response", &e.response)] {
+        if let Some(s) = side {
+            let cut = if s.record.truncated { ", truncated" } else { "" };
+            writeln!(
+                out,
+                "-- {label} ({} bytes logged of {}{cut})",
+                s.message.len(),
+                s.record.message_bytes
+            )?;
+            writeln!(out, "{}", s.message)?;
+        }
+    }
+    writeln!(out)
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or(String::new(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
+}
+
+fn print_usage(
+    out: &mut impl Write,
+    a: &Analytics,
+    names: &[String],
+    json: bool,
+    csv: bool,
+) -> io::Result<()> {
+    let rows = a.rows();
+    if json {
+        for r in &rows {
+            let groups: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .cloned()
+                .zip(r.group.iter().map(|g| serde_json::Value::from(g.clone())))
+                .collect();
+            let v = serde_json::json!({
+                "BucketStart": time(r.bucket_start), "Group": groups, "Requests": r.requests, "Errors": r.errors,
+                "Streamed": r.streamed, "PromptTokens": r.prompt_tokens, "CompletionTokens": r.completion_tokens,
+                "TotalTokens": r.total_tokens, "CachedTokens": r.cached_tokens, "ReasoningTokens": r.reasoning_tokens,
+                "WithoutUsage": r.without_usage,
+                "LatencyP50Ms": r.latency_p50.map(|d| d.as_secs_f64() * 1e3),
+                "LatencyP99Ms": r.latency_p99.map(|d| d.as_secs_f64() * 1e3),
+                "TtftP50Ms": r.ttft_p50.map(|d| d.as_secs_f64() * 1e3),
+            });
+            writeln!(out, "{v}")?;
+        }
+        return Ok(());
+    }
+    let header: Vec<String> = ["bucket"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(names.iter().cloned())
+        .chain(
+            [
+                "requests",
+                "errors",
+                "prompt",
+                "completion",
+                "total",
+                "cached",
+                "reasoning",
+                "no_usage",
+                "p50_ms",
+                "p99_ms",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        )
+        .collect();
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![time(r.bucket_start)];
+            v.extend(r.group.iter().cloned());
+            v.extend([
+                r.requests.to_string(),
+                r.errors.to_string(),
+                r.prompt_tokens.to_string(),
+                r.completion_tokens.to_string(),
+                r.total_tokens.to_string(),
+                r.cached_tokens.to_string(),
+                r.reasoning_tokens.to_string(),
+                r.without_usage.to_string(),
+                ms(r.latency_p50),
+                ms(r.latency_p99),
+            ]);
+            v
+        })
+        .collect();
+    if csv {
+        let quote = |s: &String| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.clone()
+            }
+        };
+        for line in std::iter::once(&header).chain(&lines) {
+            writeln!(out, "{}", line.iter().map(quote).collect::<Vec<_>>().join(","))?;
+        }
+        return Ok(());
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            std::iter::once(&header)
+                .chain(&lines)
+                .map(|l| l[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for line in std::iter::once(&header).chain(&lines) {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
+}

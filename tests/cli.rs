@@ -1,0 +1,239 @@
+//! The llmlog command as a process, on logs the layer wrote from traffic through the gateway's
+//! router: exchanges and usage, text, JSON and CSV, gzip and stdin, bad input and bad flags.
+#![cfg(feature = "cli")]
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../examples/gateway/app.rs"]
+mod app;
+#[allow(dead_code)]
+#[path = "../examples/gateway/mock.rs"]
+mod mock;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::serve;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower_llm_log::sink::JsonLinesFile;
+use tower_llm_log::{LlmLogLayer, LogConfig};
+
+/// Four exchanges (two models, a stream, an upstream error) logged in 16-byte chunks.
+async fn write_log(dir: &Path) -> PathBuf {
+    let path = dir.join("llm.jsonl");
+    let file = Arc::new(JsonLinesFile::builder(&path).build().unwrap());
+    let config = LogConfig::builder().chunk_bytes(16).build().unwrap();
+    let mock = serve(mock::router()).await;
+    let gw = serve(app::router(
+        app::Upstream::new(&format!("http://{mock}")).unwrap(),
+        LlmLogLayer::new(file.clone()).with_config(config),
+    ))
+    .await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    for (model, stream) in [
+        ("gpt-4o", false),
+        ("gpt-4o", true),
+        ("o3-mini", false),
+        ("mock-error", false),
+    ] {
+        let body = format!(
+            r#"{{"model":"{model}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"count these five words"}}]}}"#
+        );
+        let req = http::Request::post(format!("http://{gw}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        client
+            .request(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while file.written() < 4 * 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Wait for every chunk: the last response record of each of the 4 exchanges.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lasts = text
+            .lines()
+            .filter(|l| l.contains("\"Kind\":\"Response\"") && l.contains("\"IsLast\":true"))
+            .count();
+        if lasts == 4 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    path
+}
+
+fn llmlog(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmlog"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tower-llm-log-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanges_and_usage_from_a_log_the_layer_wrote() {
+    let dir = temp_dir("main");
+    let log = write_log(&dir).await;
+    let log = log.to_str().unwrap();
+
+    let out = llmlog(&["exchanges", log, "--json"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exchanges = json_lines(&out);
+    assert_eq!(exchanges.len(), 4);
+    for e in &exchanges {
+        assert_eq!(e["Complete"], true, "{e}");
+        assert_eq!(
+            e["RequestMessages"],
+            r#"[{"role":"user","content":"count these five words"}]"#
+        );
+    }
+    let streamed = exchanges
+        .iter()
+        .find(|e| e["IsStreamCompletion"] == true)
+        .unwrap();
+    let completion: serde_json::Value =
+        serde_json::from_str(streamed["ResponseMessages"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        completion[0]["message"]["content"],
+        "Mock reply to: count these five words"
+    );
+    let error = exchanges.iter().find(|e| e["ModelName"] == "mock-error").unwrap();
+    assert_eq!(
+        (error["Outcome"].as_str(), error["StatusCode"].as_u64()),
+        (Some("UpstreamError"), Some(429))
+    );
+
+    // One exchange by id, as text.
+    let id = exchanges[0]["CorrelationId"].as_str().unwrap();
+    let out = llmlog(&["exchanges", log, "--correlation-id", id], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("\n== ").count() + usize::from(text.starts_with("== ")),
+        1
+    );
+    assert!(text.contains("-- request") && text.contains("-- response"));
+
+    // Usage by model: the mock counts words + 3 per message, and the reply is 3 + 4 words.
+    let out = llmlog(&["usage", log, "--by", "model", "--bucket", "1d", "--json"], None);
+    assert!(out.status.success());
+    let rows = json_lines(&out);
+    let row = |m: &str| rows.iter().find(|r| r["Group"]["model"] == m).unwrap().clone();
+    assert_eq!(
+        (
+            row("gpt-4o")["Requests"].as_u64(),
+            row("gpt-4o")["TotalTokens"].as_u64()
+        ),
+        (Some(2), Some(2 * (7 + 7)))
+    );
+    assert_eq!(row("o3-mini")["PromptTokens"], 7);
+    assert_eq!(
+        (
+            row("mock-error")["Errors"].as_u64(),
+            row("mock-error")["WithoutUsage"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let out = llmlog(&["usage", log, "--by", "model", "--by", "outcome", "--csv"], None);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        csv.starts_with("bucket,model,outcome,requests,errors,prompt,completion,total"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 3);
+    // A time range that excludes everything.
+    let out = llmlog(&["usage", log, "--until", "2000-01-01T00:00:00Z", "--json"], None);
+    assert!(out.status.success() && out.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_stdin_and_malformed_lines() {
+    let dir = temp_dir("inputs");
+    let log = write_log(&dir).await;
+    let plain = llmlog(&["usage", log.to_str().unwrap(), "--json"], None);
+    let bytes = std::fs::read(&log).unwrap();
+    let gz = dir.join("llm.jsonl.gz");
+    let mut enc =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&bytes).unwrap();
+    enc.finish().unwrap();
+    let zipped = llmlog(&["usage", gz.to_str().unwrap(), "--json"], None);
+    assert_eq!(zipped.stdout, plain.stdout);
+    let piped = llmlog(&["usage", "-", "--json"], Some(&bytes));
+    assert_eq!(piped.stdout, plain.stdout);
+
+    let mut broken = bytes.clone();
+    broken.extend_from_slice(b"this is not a record\n{\"half\":\n");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, &broken).unwrap();
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    let out = llmlog(&["usage", bad.to_str().unwrap(), "--json"], None);
+    assert_eq!(out.status.code(), Some(1), "input problems exit 1");
+    assert_eq!(out.stdout, plain.stdout, "good lines still count");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("bad.jsonl:{}: skipped", lines + 1)),
+        "{err}"
+    );
+    assert!(err.contains("2 malformed lines skipped"), "{err}");
+    let missing = llmlog(&["usage", dir.join("nope.jsonl").to_str().unwrap()], None);
+    assert_eq!(missing.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["usage"][..],
+        &["usage", "x.jsonl", "--bucket", "soon"],
+        &["usage", "x", "--since", "yesterday"],
+        &["frobnicate"],
+    ] {
+        let out = llmlog(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
