@@ -106,6 +106,15 @@ impl Histogram {
         Some(Self::upper_bound(HISTOGRAM_BUCKETS - 1))
     }
 
+    /// The non-empty buckets: each one's upper bound and count, shortest first.
+    pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &c)| (Self::upper_bound(i), c))
+    }
+
     fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
@@ -291,6 +300,15 @@ impl Analytics {
         let mut all = Histogram::default();
         for t in self.rows.values() {
             all.merge(&t.latency);
+        }
+        all
+    }
+
+    /// The time-to-first-token histogram over every group and bucket.
+    pub fn ttft(&self) -> Histogram {
+        let mut all = Histogram::default();
+        for t in self.rows.values() {
+            all.merge(&t.ttft);
         }
         all
     }

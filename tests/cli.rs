@@ -220,6 +220,56 @@ async fn gzip_stdin_and_malformed_lines() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_is_one_file_with_a_series_per_model() {
+    let dir = temp_dir("report");
+    let log = write_log(&dir).await;
+    let html_path = dir.join("report.html");
+    let out = llmlog(
+        &[
+            "report",
+            log.to_str().unwrap(),
+            "-o",
+            html_path.to_str().unwrap(),
+            "--bucket",
+            "1m",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    // Self-contained: no script, stylesheet, image or link fetched from anywhere.
+    for fetch in ["<script", "<link", "<img", "src=", "href=", "url("] {
+        assert!(
+            !html.contains(fetch),
+            "the report must not fetch anything: found {fetch}"
+        );
+    }
+    let tokens = &html[html.find("<svg id=\"tokens\"").unwrap()..];
+    let tokens = &tokens[..tokens.find("</svg>").unwrap()];
+    let mut series: Vec<&str> = tokens
+        .split("data-series=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    series.sort();
+    assert_eq!(
+        series,
+        ["gpt-4o", "mock-error", "o3-mini"],
+        "one series per model"
+    );
+    for chart in ["<svg id=\"requests\"", "<svg id=\"latency\"", "<svg id=\"ttft\""] {
+        assert!(html.contains(chart), "{chart}");
+    }
+    assert!(html.contains("<rect"), "the latency histogram has bars");
+    assert!(
+        html.contains("Top 3 exchanges by tokens"),
+        "the error exchange has no tokens to rank"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn usage_errors_exit_2() {
     for args in [

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+mod report;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use tower_llm_log::analytics::{Analytics, GroupBy};
 use tower_llm_log::reassemble::{reassemble_streaming, LoggedExchange};
@@ -67,6 +69,27 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// One self-contained HTML file with charts of tokens and requests over time, latency and
+    /// TTFT distributions, and the exchanges with the most tokens.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    /// JSON Lines files (`.gz` decompressed; `-` for standard input).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Where to write the HTML report.
+    #[arg(short, long, default_value = "report.html")]
+    output: PathBuf,
+    /// Bucket width for the charts over time.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    bucket: Duration,
+    #[command(flatten)]
+    range: Range,
+    /// How many of the exchanges with the most tokens to list.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -264,6 +287,17 @@ fn main() -> ExitCode {
                     eprintln!("llmlog: cannot write: {e}");
                 }
             }
+            input.finish()
+        }
+        Command::Report(args) => {
+            let mut report = report::Report::new(args.bucket, args.range.since, args.range.until, args.top);
+            let mut input = Input::new(args.files);
+            input.for_each(|r| report.add(&r));
+            if let Err(e) = std::fs::write(&args.output, report.html()) {
+                eprintln!("llmlog: cannot write {}: {e}", args.output.display());
+                return ExitCode::from(1);
+            }
+            eprintln!("llmlog: wrote {}", args.output.display());
             input.finish()
         }
     }
