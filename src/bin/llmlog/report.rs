@@ -91,20 +91,17 @@ impl Report {
                 .or_default()
                 .push((secs(r.bucket_start), r.total_tokens as f64));
         }
-        let requests: Vec<(f64, f64)> = self
-            .overall
-            .rows()
+        let overall = self.overall.rows();
+        let requests: Vec<(f64, f64)> = overall
             .iter()
             .map(|r| (secs(r.bucket_start), r.requests as f64))
             .collect();
-        let errors: Vec<(f64, f64)> = self
-            .overall
-            .rows()
+        let errors: Vec<(f64, f64)> = overall
             .iter()
             .map(|r| (secs(r.bucket_start), r.errors as f64))
             .collect();
-        let total_requests: u64 = self.overall.rows().iter().map(|r| r.requests).sum();
-        let total_tokens: u64 = self.overall.rows().iter().map(|r| r.total_tokens).sum();
+        let total_requests: u64 = overall.iter().map(|r| r.requests).sum();
+        let total_tokens: u64 = overall.iter().map(|r| r.total_tokens).sum();
         let mut top: Vec<Top> = self.top.iter().map(|Reverse(t)| t.clone()).collect();
         top.sort_by(|a, b| {
             b.tokens
