@@ -50,6 +50,26 @@ impl Progress {
         }
     }
 
+    /// Marks the side reported and says how it ended: `ended` when the body reached its end,
+    /// `dropped` when it was dropped before; `None` when it was reported already.
+    fn take_end(&mut self, side: &str, ended: Outcome, dropped: Outcome) -> Option<(Outcome, Vec<String>)> {
+        let bytes = self.bytes;
+        match std::mem::replace(&mut self.end, End::Reported) {
+            End::Reported => None,
+            End::Ended => Some((ended, Vec::new())),
+            End::Failed(e) => Some((
+                Outcome::BodyError,
+                vec![format!("the {side} body failed after {bytes} bytes: {e}")],
+            )),
+            End::Open => Some((
+                dropped,
+                vec![format!(
+                    "the {side} body was dropped after {bytes} bytes, before its end"
+                )],
+            )),
+        }
+    }
+
     fn add(&mut self, n: usize) {
         self.bytes += n as u64;
         if self.expected == Some(self.bytes) && matches!(self.end, End::Open) {
@@ -144,21 +164,12 @@ impl RequestTap {
     }
 
     fn report(&mut self) {
-        let end = std::mem::replace(&mut self.progress.end, End::Reported);
         let bytes = self.progress.bytes;
-        let (outcome, mut errors) = match end {
-            End::Reported => return,
-            End::Ended => (Outcome::Completed, Vec::new()),
-            End::Failed(e) => (
-                Outcome::BodyError,
-                vec![format!("the request body failed after {bytes} bytes: {e}")],
-            ),
-            End::Open => (
-                Outcome::RequestNotRead,
-                vec![format!(
-                    "the request body was dropped after {bytes} bytes, before its end"
-                )],
-            ),
+        let Some((outcome, mut errors)) =
+            self.progress
+                .take_end("request", Outcome::Completed, Outcome::RequestNotRead)
+        else {
+            return;
         };
         let mut side = SideReport::default();
         errors.extend(self.not_scanned.take());
@@ -260,22 +271,17 @@ impl ResponseTap {
     }
 
     fn report(&mut self) {
-        let end = std::mem::replace(&mut self.progress.end, End::Reported);
         let bytes = self.progress.bytes;
-        let (outcome, mut errors) = match end {
-            End::Reported => return,
-            End::Ended if self.status >= 400 => (Outcome::UpstreamError, Vec::new()),
-            End::Ended => (Outcome::Completed, Vec::new()),
-            End::Failed(e) => (
-                Outcome::BodyError,
-                vec![format!("the response body failed after {bytes} bytes: {e}")],
-            ),
-            End::Open => (
-                Outcome::ClientDisconnected,
-                vec![format!(
-                    "the response body was dropped after {bytes} bytes, before its end"
-                )],
-            ),
+        let ended = if self.status >= 400 {
+            Outcome::UpstreamError
+        } else {
+            Outcome::Completed
+        };
+        let Some((outcome, mut errors)) =
+            self.progress
+                .take_end("response", ended, Outcome::ClientDisconnected)
+        else {
+            return;
         };
         let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
         let cap = self.exchange.config().completion_bytes;
