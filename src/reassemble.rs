@@ -22,33 +22,43 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::{LlmLogRecord, RecordKind};
 
-/// What an exchange lacks.
+/// What an exchange lacks, or what in it does not fit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Missing {
     /// No record of this side at all.
     Side(RecordKind),
-    /// A chunk below the last one is absent.
-    Chunk {
+    /// Chunks `from..=to` below the last (or the highest present) are absent.
+    Chunks {
         /// Which side.
         kind: RecordKind,
-        /// The absent chunk's sequence number.
-        sequence_number: u32,
+        /// The first absent sequence number.
+        from: u32,
+        /// The last absent sequence number.
+        to: u32,
     },
     /// No chunk of this side says it is the last, so more may have existed.
     LastChunk(RecordKind),
+    /// A record that does not fit: a different record for a chunk already present (the first is
+    /// kept), or a chunk past the one marked last (left out of the message).
+    Conflict {
+        /// Which side.
+        kind: RecordKind,
+        /// The chunk's sequence number.
+        sequence_number: u32,
+    },
 }
 
 /// One side (request or response) of an exchange, as logged.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LoggedSide {
-    /// The chunks present, in sequence order, joined. Where a chunk is missing, the text has a
-    /// gap (see [`LoggedExchange::missing`]).
+    /// The chunks present up to the last, in sequence order, joined. Where a chunk is missing,
+    /// the text has a gap (see [`LoggedExchange::missing`]).
     pub message: String,
     /// How many distinct chunks were present.
     pub chunks: u32,
-    /// Whether every chunk from 0 to the last was present.
+    /// Whether every chunk from 0 to the last was present, and nothing else.
     pub complete: bool,
     /// The side's metadata: its last chunk's record (which, for a response, carries the token
     /// counts), with `messages` emptied; or the highest chunk present when the last is missing.
@@ -65,14 +75,15 @@ pub struct LoggedExchange {
     pub request: Option<LoggedSide>,
     /// The response side, if any record of it was present.
     pub response: Option<LoggedSide>,
-    /// What is missing; empty when the exchange is complete.
+    /// What is missing or does not fit; empty when the exchange is complete.
     pub missing: Vec<Missing>,
-    /// Records seen more than once (same id, kind and sequence number) and ignored.
+    /// Records seen more than once, identical (same id, kind, sequence number and content), and
+    /// ignored.
     pub duplicates: u32,
 }
 
 impl LoggedExchange {
-    /// Whether both sides are present with all their chunks.
+    /// Whether both sides are present with all their chunks and nothing conflicting.
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
     }
@@ -86,39 +97,96 @@ impl LoggedExchange {
     }
 }
 
+/// What tells identical records of a chunk apart from different ones.
+fn fingerprint(r: &LlmLogRecord) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.messages.hash(&mut h);
+    r.is_last.hash(&mut h);
+    r.message_bytes.hash(&mut h);
+    h.finish()
+}
+
 /// Chunks of one side, by sequence number.
 #[derive(Debug, Default)]
 struct OpenSide {
-    chunks: BTreeMap<u32, LlmLogRecord>,
+    chunks: BTreeMap<u32, (LlmLogRecord, u64)>,
+    /// The lowest sequence number marked last (order-independent when several claim it).
     last: Option<u32>,
+    conflicts: Vec<u32>,
 }
 
 impl OpenSide {
+    /// Adds a chunk; returns whether it was an identical duplicate.
+    fn add(&mut self, record: LlmLogRecord) -> bool {
+        let print = fingerprint(&record);
+        let n = record.sequence_number;
+        if let Some((_, existing)) = self.chunks.get(&n) {
+            if *existing != print {
+                self.conflicts.push(n);
+            }
+            return *existing == print;
+        }
+        if record.is_last {
+            self.last = Some(self.last.map_or(n, |l| l.min(n)));
+        }
+        self.chunks.insert(n, (record, print));
+        false
+    }
+
     fn complete(&self) -> bool {
-        self.last
-            .is_some_and(|last| self.chunks.len() as u64 == u64::from(last) + 1)
+        self.conflicts.is_empty()
+            && self.last.is_some_and(|last| {
+                self.chunks.keys().next_back() == Some(&last)
+                    && self.chunks.len() as u64 == u64::from(last) + 1
+            })
     }
 
     fn finish(self, kind: RecordKind, missing: &mut Vec<Missing>) -> Option<LoggedSide> {
         let highest = *self.chunks.keys().next_back()?;
-        let last = self.last;
-        let upto = last.unwrap_or(highest);
-        for n in 0..=upto {
-            if !self.chunks.contains_key(&n) {
-                missing.push(Missing::Chunk {
+        let upto = self.last.unwrap_or(highest);
+        // Gaps as ranges, found from the chunks present: time and space follow what is there,
+        // not the sequence numbers a record claims.
+        // Counted in u64: the chunk after u32::MAX is past any sequence number, not u32::MAX again.
+        let mut expected = 0u64;
+        for &n in self.chunks.keys().take_while(|&&n| n <= upto) {
+            if u64::from(n) > expected {
+                missing.push(Missing::Chunks {
                     kind,
-                    sequence_number: n,
+                    from: expected as u32,
+                    to: n - 1,
                 });
             }
+            expected = u64::from(n) + 1;
         }
-        if last.is_none() {
+        if self.last.is_some() && expected <= u64::from(upto) {
+            missing.push(Missing::Chunks {
+                kind,
+                from: expected as u32,
+                to: upto,
+            });
+        }
+        if self.last.is_none() {
             missing.push(Missing::LastChunk(kind));
         }
-        let complete = last.is_some() && self.chunks.len() as u64 == u64::from(upto) + 1;
+        let beyond: Vec<u32> = self.chunks.keys().copied().filter(|&n| n > upto).collect();
+        let mut conflicts = self.conflicts;
+        conflicts.extend(beyond);
+        conflicts.sort_unstable();
+        conflicts.dedup();
+        missing.extend(conflicts.iter().map(|&sequence_number| Missing::Conflict {
+            kind,
+            sequence_number,
+        }));
+        let complete =
+            self.last.is_some() && conflicts.is_empty() && self.chunks.len() as u64 == u64::from(upto) + 1;
         let chunks = self.chunks.len() as u32;
         let mut message = String::new();
         let mut record = None;
-        for (_, r) in self.chunks {
+        for (n, (r, _)) in self.chunks {
+            if n > upto {
+                break;
+            }
             message.push_str(r.messages_str());
             record = Some(r);
         }
@@ -131,6 +199,11 @@ impl OpenSide {
             record,
         })
     }
+
+    /// What identifies the chunks present, to recognise their duplicates later.
+    fn prints(&self) -> HashMap<u32, u64> {
+        self.chunks.iter().map(|(&n, (_, p))| (n, *p)).collect()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -138,22 +211,21 @@ struct OpenExchange {
     request: OpenSide,
     response: OpenSide,
     duplicates: u32,
+    generation: u64,
 }
 
 impl OpenExchange {
-    fn add(&mut self, record: LlmLogRecord) {
-        let side = match record.kind {
+    fn side(&mut self, kind: RecordKind) -> &mut OpenSide {
+        match kind {
             RecordKind::Request => &mut self.request,
             RecordKind::Response => &mut self.response,
-        };
-        if side.chunks.contains_key(&record.sequence_number) {
+        }
+    }
+
+    fn add(&mut self, record: LlmLogRecord) {
+        if self.side(record.kind).add(record) {
             self.duplicates += 1;
-            return;
         }
-        if record.is_last {
-            side.last = Some(record.sequence_number);
-        }
-        side.chunks.insert(record.sequence_number, record);
     }
 
     fn complete(&self) -> bool {
@@ -180,19 +252,29 @@ impl OpenExchange {
     }
 }
 
+/// The chunks of an exchange given out complete, to tell its late duplicates from new records.
+#[derive(Debug)]
+struct Done {
+    request: HashMap<u32, u64>,
+    response: HashMap<u32, u64>,
+}
+
 /// Rebuilds exchanges from records as they stream past, holding at most `window` open exchanges.
 ///
 /// An exchange is given out as soon as both sides are complete; when more than `window` are open,
-/// the one opened first is given out as it is (marked with what is missing). A record arriving for
-/// one of the last `window` exchanges given out complete can only be a duplicate, and is dropped
+/// the one opened first is given out as it is (marked with what is missing). A record identical to
+/// a chunk of one of the last `window` exchanges given out complete is a duplicate, and is dropped
 /// (counted in [`late_duplicates`](Reassembler::late_duplicates)); any other late record starts a
 /// new, incomplete exchange with its id, so no record is ever lost. Make the window larger than the
 /// number of exchanges in flight at once in the log to get each exchange out whole.
 #[derive(Debug)]
 pub struct Reassembler {
     open: HashMap<String, OpenExchange>,
-    order: VecDeque<String>,
-    done: HashSet<String>,
+    /// Open exchanges in the order they opened, as (generation, id); entries whose exchange has
+    /// since been given out are skipped when met, and the queue is compacted now and then.
+    order: VecDeque<(u64, String)>,
+    generation: u64,
+    done: HashMap<String, Done>,
     done_order: VecDeque<String>,
     window: usize,
     late_duplicates: u64,
@@ -204,14 +286,16 @@ impl Reassembler {
         Reassembler {
             open: HashMap::new(),
             order: VecDeque::new(),
-            done: HashSet::new(),
+            generation: 0,
+            done: HashMap::new(),
             done_order: VecDeque::new(),
             window: window.max(1),
             late_duplicates: 0,
         }
     }
 
-    /// Records that arrived after their exchange was given out complete, and were ignored.
+    /// Records that arrived identical to a chunk of an exchange already given out complete, and
+    /// were ignored.
     pub fn late_duplicates(&self) -> u64 {
         self.late_duplicates
     }
@@ -225,34 +309,59 @@ impl Reassembler {
     pub fn push(&mut self, record: LlmLogRecord) -> Vec<LoggedExchange> {
         let mut out = Vec::new();
         let id = record.correlation_id.clone();
-        if self.done.contains(&id) {
-            self.late_duplicates += 1;
-            return out;
-        }
-        let exchange = match self.open.get_mut(&id) {
-            Some(e) => e,
-            None => {
-                self.order.push_back(id.clone());
-                self.open.entry(id.clone()).or_default()
+        if !self.open.contains_key(&id) {
+            if let Some(done) = self.done.get(&id) {
+                let prints = match record.kind {
+                    RecordKind::Request => &done.request,
+                    RecordKind::Response => &done.response,
+                };
+                if prints.get(&record.sequence_number) == Some(&fingerprint(&record)) {
+                    self.late_duplicates += 1;
+                    return out;
+                }
             }
+            self.generation += 1;
+            self.order.push_back((self.generation, id.clone()));
+            self.open.insert(
+                id.clone(),
+                OpenExchange {
+                    generation: self.generation,
+                    ..OpenExchange::default()
+                },
+            );
+        }
+        let Some(exchange) = self.open.get_mut(&id) else {
+            return out;
         };
         exchange.add(record);
         if exchange.complete() {
             if let Some(e) = self.open.remove(&id) {
-                self.order.retain(|o| o != &id);
-                self.remember(id.clone());
+                self.remember(
+                    id.clone(),
+                    Done {
+                        request: e.request.prints(),
+                        response: e.response.prints(),
+                    },
+                );
                 out.push(e.finish(id));
             }
         }
         while self.open.len() > self.window {
-            let Some(oldest) = self.order.pop_front() else {
+            let Some((generation, oldest)) = self.order.pop_front() else {
                 break;
             };
-            if let Some(e) = self.open.remove(&oldest) {
-                // Not remembered: a chunk of it arriving later is new, not a duplicate, and must
-                // come out (as another incomplete exchange with the same id), never be dropped.
-                out.push(e.finish(oldest));
+            if self.open.get(&oldest).is_some_and(|e| e.generation == generation) {
+                if let Some(e) = self.open.remove(&oldest) {
+                    // Not remembered: a chunk of it arriving later is new, not a duplicate, and
+                    // must come out (as another incomplete exchange with the same id).
+                    out.push(e.finish(oldest));
+                }
             }
+        }
+        if self.order.len() > 2 * self.open.len() + 64 {
+            let open = &self.open;
+            self.order
+                .retain(|(g, id)| open.get(id).is_some_and(|e| e.generation == *g));
         }
         out
     }
@@ -260,16 +369,18 @@ impl Reassembler {
     /// Gives out every exchange still open, oldest first.
     pub fn finish(&mut self) -> Vec<LoggedExchange> {
         let mut out = Vec::with_capacity(self.open.len());
-        while let Some(id) = self.order.pop_front() {
-            if let Some(e) = self.open.remove(&id) {
-                out.push(e.finish(id));
+        while let Some((generation, id)) = self.order.pop_front() {
+            if self.open.get(&id).is_some_and(|e| e.generation == generation) {
+                if let Some(e) = self.open.remove(&id) {
+                    out.push(e.finish(id));
+                }
             }
         }
         out
     }
 
-    fn remember(&mut self, id: String) {
-        self.done.insert(id.clone());
+    fn remember(&mut self, id: String, done: Done) {
+        self.done.insert(id.clone(), done);
         self.done_order.push_back(id);
         while self.done_order.len() > self.window {
             if let Some(old) = self.done_order.pop_front() {
@@ -405,9 +516,10 @@ mod tests {
         let e = &reassemble(records.clone())[0];
         assert_eq!(
             e.missing,
-            vec![Missing::Chunk {
+            vec![Missing::Chunks {
                 kind: RecordKind::Request,
-                sequence_number: 1
+                from: 1,
+                to: 1
             }]
         );
         assert_eq!(e.request.as_ref().unwrap().message, "012389abcdef");
@@ -418,12 +530,108 @@ mod tests {
         assert_eq!(
             e.missing,
             vec![
-                Missing::Chunk {
+                Missing::Chunks {
                     kind: RecordKind::Request,
-                    sequence_number: 1
+                    from: 1,
+                    to: 1
                 },
                 Missing::LastChunk(RecordKind::Request)
             ]
+        );
+    }
+
+    #[test]
+    fn a_huge_sequence_number_costs_nothing() {
+        let mut records = exchange("huge", "ab", "r", 1);
+        let mut wild = records[0].clone();
+        wild.sequence_number = u32::MAX;
+        wild.is_last = true;
+        records.push(wild);
+        let e = &reassemble(records)[0];
+        // The lowest chunk marked last wins (1, "b"); the wild one is past it, not a gap.
+        assert_eq!(
+            e.missing,
+            vec![Missing::Conflict {
+                kind: RecordKind::Request,
+                sequence_number: u32::MAX
+            }]
+        );
+        assert_eq!(e.request.as_ref().unwrap().message, "ab");
+        // Alone, it is one range of absent chunks, not four billion entries.
+        let mut only = exchange("huge2", "x", "r", 10);
+        only[0].sequence_number = u32::MAX;
+        let e = &reassemble(only)[0];
+        assert_eq!(
+            e.missing,
+            vec![Missing::Chunks {
+                kind: RecordKind::Request,
+                from: 0,
+                to: u32::MAX - 1
+            }]
+        );
+    }
+
+    #[test]
+    fn a_different_record_for_the_same_chunk_is_a_conflict_not_a_duplicate() {
+        // Two exchanges sharing a client-supplied id (a retry): never silently merged.
+        let mut records = exchange("retry", "first", "one", 100);
+        records.extend(exchange("retry", "second", "two", 100));
+        let e = &reassemble(records.clone())[0];
+        assert!(!e.is_complete());
+        assert!(e.missing.contains(&Missing::Conflict {
+            kind: RecordKind::Request,
+            sequence_number: 0
+        }));
+        assert_eq!(e.duplicates, 0);
+        // Streaming: the second comes out too, as its own (incomplete) exchange.
+        let mut r = Reassembler::new(10);
+        let mut out: Vec<LoggedExchange> = Vec::new();
+        for rec in records {
+            out.extend(r.push(rec));
+        }
+        out.extend(r.finish());
+        let texts: Vec<String> = out
+            .iter()
+            .filter_map(|e| e.request.as_ref().map(|s| s.message.clone()))
+            .collect();
+        assert_eq!(texts, ["first", "second"]);
+        assert_eq!(r.late_duplicates(), 0);
+    }
+
+    #[test]
+    fn chunks_past_the_last_and_two_lasts_are_reported_in_any_order() {
+        let mut records = exchange("odd", "0123456789", "r", 4); // chunks 0,1,2 (last)
+        let mut extra = records[0].clone();
+        extra.sequence_number = 5;
+        extra.is_last = false;
+        records.push(extra);
+        let e = &reassemble(records.clone())[0];
+        assert_eq!(
+            e.missing,
+            vec![Missing::Conflict {
+                kind: RecordKind::Request,
+                sequence_number: 5
+            }]
+        );
+        assert_eq!(
+            e.request.as_ref().unwrap().message,
+            "0123456789",
+            "the stray chunk is left out"
+        );
+        assert!(!e.request.as_ref().unwrap().complete);
+        // Counting alone would call {0, 2 (last), 5} complete: it is not, chunk 1 is absent.
+        records.retain(|r| !(r.kind == RecordKind::Request && r.sequence_number == 1));
+        let mut s = Reassembler::new(10);
+        let mut out = Vec::new();
+        for rec in records.clone() {
+            out.extend(s.push(rec));
+        }
+        assert!(out.is_empty(), "not given out as complete");
+        let mut reversed = records;
+        reversed.reverse();
+        assert_eq!(
+            reassemble(reversed.clone())[0].missing,
+            reassemble(reversed.into_iter().rev())[0].missing
         );
     }
 

@@ -134,9 +134,10 @@ fn a_gapped_log_reports_what_is_missing() {
     let find = |id: &str| exchanges.iter().find(|e| e.correlation_id == id).unwrap();
     assert_eq!(
         find(&first).missing,
-        vec![Missing::Chunk {
+        vec![Missing::Chunks {
             kind: RecordKind::Request,
-            sequence_number: 2
+            from: 2,
+            to: 2
         }]
     );
     assert_eq!(find(&second).missing, vec![Missing::Side(RecordKind::Response)]);
