@@ -45,24 +45,16 @@ pub enum GroupBy {
 /// The value used where a record has none for a dimension.
 pub const NONE: &str = "(none)";
 
-/// Histogram buckets: each 10% wider than the last, from 1 microsecond up.
-const HISTOGRAM_BUCKETS: usize = 256;
+/// Histogram buckets: each 10% wider than the last, from 1 microsecond up to about 1,000 years.
+const HISTOGRAM_BUCKETS: usize = 400;
 const GROWTH: f64 = 1.1;
 
-/// Durations in constant memory, for percentiles within 10%.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Durations in constant memory, for percentiles within 10%. The buckets are allocated on first
+/// use, so groups and time buckets with no TTFT cost nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
     counts: Vec<u64>,
     total: u64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: vec![0; HISTOGRAM_BUCKETS],
-            total: 0,
-        }
-    }
 }
 
 impl Histogram {
@@ -80,6 +72,9 @@ impl Histogram {
 
     /// Counts one duration.
     pub fn record(&mut self, d: Duration) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; HISTOGRAM_BUCKETS];
+        }
         self.counts[Self::index(d)] += 1;
         self.total += 1;
     }
@@ -116,6 +111,12 @@ impl Histogram {
     }
 
     fn merge(&mut self, other: &Histogram) {
+        if other.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.counts = vec![0; HISTOGRAM_BUCKETS];
+        }
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
         }
@@ -258,7 +259,7 @@ impl Analytics {
             (&mut totals.reasoning_tokens, record.reasoning_tokens),
         ];
         for (sum, n) in exact {
-            *sum += n.unwrap_or(0);
+            *sum = sum.saturating_add(n.unwrap_or(0));
         }
         if record.total_tokens.is_none() && record.prompt_tokens.is_none() {
             totals.without_usage += 1;

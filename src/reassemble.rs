@@ -18,7 +18,7 @@
 //! }
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::{LlmLogRecord, RecordKind};
 

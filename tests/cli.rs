@@ -201,7 +201,9 @@ async fn gzip_stdin_and_malformed_lines() {
     let piped = llmlog(&["usage", "-", "--json"], Some(&bytes));
     assert_eq!(piped.stdout, plain.stdout);
 
-    let mut broken = bytes.clone();
+    // A line of bytes that are not UTF-8 first: the lines after it must still be read.
+    let mut broken = b"\xff\xfe not text\n".to_vec();
+    broken.extend_from_slice(&bytes);
     broken.extend_from_slice(b"this is not a record\n{\"half\":\n");
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, &broken).unwrap();
@@ -210,11 +212,12 @@ async fn gzip_stdin_and_malformed_lines() {
     assert_eq!(out.status.code(), Some(1), "input problems exit 1");
     assert_eq!(out.stdout, plain.stdout, "good lines still count");
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.jsonl:1: skipped"), "{err}");
     assert!(
-        err.contains(&format!("bad.jsonl:{}: skipped", lines + 1)),
+        err.contains(&format!("bad.jsonl:{}: skipped", lines + 2)),
         "{err}"
     );
-    assert!(err.contains("2 malformed lines skipped"), "{err}");
+    assert!(err.contains("3 malformed lines skipped"), "{err}");
     let missing = llmlog(&["usage", dir.join("nope.jsonl").to_str().unwrap()], None);
     assert_eq!(missing.status.code(), Some(1));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -276,6 +279,7 @@ fn usage_errors_exit_2() {
         &["usage"][..],
         &["usage", "x.jsonl", "--bucket", "soon"],
         &["usage", "x", "--since", "yesterday"],
+        &["usage", "x", "--bucket", "0s"],
         &["frobnicate"],
     ] {
         let out = llmlog(args, None);

@@ -58,7 +58,7 @@ enum Command {
         #[arg(long, value_enum)]
         by: Vec<By>,
         /// Bucket width, e.g. 1m, 1h, 1d, 15m.
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = parse_bucket)]
         bucket: Duration,
         #[command(flatten)]
         range: Range,
@@ -83,7 +83,7 @@ struct ReportArgs {
     #[arg(short, long, default_value = "report.html")]
     output: PathBuf,
     /// Bucket width for the charts over time.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = parse_bucket)]
     bucket: Duration,
     #[command(flatten)]
     range: Range,
@@ -105,6 +105,14 @@ struct Range {
 impl Range {
     fn contains(&self, t: SystemTime) -> bool {
         self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+fn parse_bucket(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("the bucket must be longer than 0".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (e.g. 1m, 15m, 1h, 1d)")),
     }
 }
 
@@ -133,6 +141,9 @@ impl From<By> for GroupBy {
         }
     }
 }
+
+/// The longest line read; a record is far smaller (chunks are at most 2 MiB of text).
+const MAX_LINE: usize = 64 << 20;
 
 /// Reads records from files, reporting bad input on stderr and counting it.
 struct Input {
@@ -179,19 +190,41 @@ impl Input {
                     continue;
                 }
             };
-            for (n, line) in reader.lines().enumerate() {
-                let line = match line {
-                    Ok(l) => l,
+            let mut reader = reader;
+            let mut line = Vec::new();
+            let mut n = 0u64;
+            loop {
+                line.clear();
+                n += 1;
+                // At most MAX_LINE bytes of a line are held; a longer one is skipped, so a file
+                // without line ends cannot fill memory. Bytes that are not UTF-8 make the line
+                // malformed, not the rest of the file unreadable.
+                match (&mut reader)
+                    .take(MAX_LINE as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                {
+                    Ok(0) => break,
+                    Ok(_) => {}
                     Err(e) => {
-                        eprintln!("llmlog: {name}:{}: cannot read: {e}", n + 1);
+                        eprintln!("llmlog: {name}:{n}: cannot read: {e}");
                         self.problems += 1;
                         break;
                     }
-                };
-                if line.trim().is_empty() {
+                }
+                if line.len() > MAX_LINE && line.last() != Some(&b'\n') {
+                    eprintln!("llmlog: {name}:{n}: skipped, longer than {MAX_LINE} bytes");
+                    self.malformed += 1;
+                    if let Err(e) = reader.skip_until(b'\n') {
+                        eprintln!("llmlog: {name}:{n}: cannot read: {e}");
+                        self.problems += 1;
+                        break;
+                    }
                     continue;
                 }
-                match serde_json::from_str::<LlmLogRecord>(&line) {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match serde_json::from_slice::<LlmLogRecord>(&line) {
                     Ok(r) => {
                         self.records += 1;
                         if self.records % 1_000_000 == 0 {
@@ -200,7 +233,7 @@ impl Input {
                         each(r);
                     }
                     Err(e) => {
-                        eprintln!("llmlog: {name}:{}: skipped, not a log record: {e}", n + 1);
+                        eprintln!("llmlog: {name}:{n}: skipped, not a log record: {e}");
                         self.malformed += 1;
                     }
                 }
@@ -256,12 +289,24 @@ fn main() -> ExitCode {
                 }
             });
             drop(tx);
-            if let Ok(Err(e)) = printer.join() {
-                if e.kind() != io::ErrorKind::BrokenPipe {
+            let written = match printer.join() {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => true,
+                Ok(Err(e)) => {
                     eprintln!("llmlog: cannot write: {e}");
+                    false
                 }
+                Err(_) => {
+                    eprintln!("llmlog: the output thread failed");
+                    false
+                }
+            };
+            let code = input.finish();
+            if written {
+                code
+            } else {
+                ExitCode::from(1)
             }
-            input.finish()
         }
         Command::Usage {
             files,
@@ -282,12 +327,20 @@ fn main() -> ExitCode {
             input.for_each(|r| analytics.add(&r));
             let names: Vec<String> = by.iter().map(|b| format!("{b:?}").to_lowercase()).collect();
             let mut out = io::BufWriter::new(io::stdout().lock());
-            if let Err(e) = print_usage(&mut out, &analytics, &names, json, csv).and_then(|()| out.flush()) {
-                if e.kind() != io::ErrorKind::BrokenPipe {
-                    eprintln!("llmlog: cannot write: {e}");
-                }
+            let written =
+                match print_usage(&mut out, &analytics, &names, json, csv).and_then(|()| out.flush()) {
+                    Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                        eprintln!("llmlog: cannot write: {e}");
+                        false
+                    }
+                    _ => true,
+                };
+            let code = input.finish();
+            if written {
+                code
+            } else {
+                ExitCode::from(1)
             }
-            input.finish()
         }
         Command::Report(args) => {
             let mut report = report::Report::new(args.bucket, args.range.since, args.range.until, args.top);
