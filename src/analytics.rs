@@ -21,7 +21,7 @@
 //! }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{LlmLogRecord, Outcome, RecordKind};
@@ -189,6 +189,10 @@ pub struct Analytics {
     until: Option<SystemTime>,
     rows: BTreeMap<(u128, Vec<String>), Totals>,
     skipped: u64,
+    dedup_window: usize,
+    seen: HashSet<(String, u32, SystemTime)>,
+    seen_order: VecDeque<(String, u32, SystemTime)>,
+    duplicates: u64,
 }
 
 impl Analytics {
@@ -202,6 +206,10 @@ impl Analytics {
             until: None,
             rows: BTreeMap::new(),
             skipped: 0,
+            dedup_window: 100_000,
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            duplicates: 0,
         }
     }
 
@@ -234,14 +242,31 @@ impl Analytics {
     }
 
     /// Takes one record; only the last response record of each exchange counts.
-    pub fn add(&mut self, record: &LlmLogRecord) {
+    /// Returns whether it counted: it is the last response record of an exchange in the range,
+    /// not seen before within the duplicate window.
+    pub fn add(&mut self, record: &LlmLogRecord) -> bool {
         if record.kind != RecordKind::Response || !record.is_last {
-            return;
+            return false;
         }
         let t = record.time_generated;
         if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
             self.skipped += 1;
-            return;
+            return false;
+        }
+        if self.dedup_window > 0 {
+            // The same record read twice (overlapping files): count the exchange once. The start
+            // time is part of the key, so two exchanges sharing a client's id both count.
+            let key = (record.correlation_id.clone(), record.sequence_number, t);
+            if !self.seen.insert(key.clone()) {
+                self.duplicates += 1;
+                return false;
+            }
+            self.seen_order.push_back(key);
+            if self.seen_order.len() > self.dedup_window {
+                if let Some(old) = self.seen_order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
         }
         let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         let width = self.bucket.as_nanos();
@@ -268,6 +293,19 @@ impl Analytics {
         if let Some(ttft) = record.time_to_first_token {
             totals.ttft.record(ttft);
         }
+        true
+    }
+
+    /// How many recent exchanges are remembered to recognise records read twice (default
+    /// 100,000; 0 turns it off).
+    pub fn dedup_window(mut self, exchanges: usize) -> Self {
+        self.dedup_window = exchanges;
+        self
+    }
+
+    /// Records left out because the same exchange was already counted.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
     }
 
     /// Every group of every bucket, in time order then group order.
@@ -375,6 +413,24 @@ mod tests {
         );
         assert_eq!(rows[2].bucket_start, UNIX_EPOCH + Duration::from_secs(3600));
         assert_eq!(rows[2].total_tokens, 7);
+    }
+
+    #[test]
+    fn records_read_twice_count_once() {
+        let mut a = Analytics::new(Duration::from_secs(60), vec![]);
+        let records = exchange(0, "m", Some(10), Outcome::Completed, 1);
+        for r in records.iter().chain(records.iter()) {
+            a.add(r);
+        }
+        assert_eq!(
+            (a.rows()[0].requests, a.rows()[0].total_tokens, a.duplicates()),
+            (1, 10, 1)
+        );
+        // Another exchange reusing the id (a client retry) at another time counts on its own.
+        let mut retry = records[2].clone();
+        retry.time_generated += Duration::from_secs(1);
+        assert!(a.add(&retry));
+        assert_eq!(a.rows()[0].requests, 2);
     }
 
     #[test]

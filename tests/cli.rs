@@ -200,6 +200,12 @@ async fn gzip_stdin_and_malformed_lines() {
     assert_eq!(zipped.stdout, plain.stdout);
     let piped = llmlog(&["usage", "-", "--json"], Some(&bytes));
     assert_eq!(piped.stdout, plain.stdout);
+    // The same log given twice (overlapping files): each exchange still counts once.
+    let twice = llmlog(
+        &["usage", log.to_str().unwrap(), gz.to_str().unwrap(), "--json"],
+        None,
+    );
+    assert_eq!(twice.stdout, plain.stdout);
 
     // A line of bytes that are not UTF-8 first: the lines after it must still be read.
     let mut broken = b"\xff\xfe not text\n".to_vec();

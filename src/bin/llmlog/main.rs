@@ -324,7 +324,9 @@ fn main() -> ExitCode {
                 analytics = analytics.until(u);
             }
             let mut input = Input::new(files);
-            input.for_each(|r| analytics.add(&r));
+            input.for_each(|r| {
+                analytics.add(&r);
+            });
             let names: Vec<String> = by.iter().map(|b| format!("{b:?}").to_lowercase()).collect();
             let mut out = io::BufWriter::new(io::stdout().lock());
             let written =

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tower_llm_log::analytics::{Analytics, GroupBy, Histogram};
-use tower_llm_log::{LlmLogRecord, RecordKind};
+use tower_llm_log::LlmLogRecord;
 
 /// A colour per series, repeated when there are more series.
 const PALETTE: [&str; 8] = [
@@ -31,8 +31,6 @@ pub struct Report {
     overall: Analytics,
     top: BinaryHeap<Reverse<Top>>,
     top_n: usize,
-    since: Option<SystemTime>,
-    until: Option<SystemTime>,
 }
 
 impl Report {
@@ -52,21 +50,16 @@ impl Report {
             overall,
             top: BinaryHeap::new(),
             top_n: top_n.max(1),
-            since,
-            until,
         }
     }
 
     pub fn add(&mut self, r: &LlmLogRecord) {
         self.by_model.add(r);
-        self.overall.add(r);
-        if r.kind != RecordKind::Response || !r.is_last {
+        // Counted (in range, the last response record, not read before): then it can rank.
+        if !self.overall.add(r) {
             return;
         }
         let t = r.time_generated;
-        if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
-            return;
-        }
         if let Some(tokens) = r.total_tokens {
             self.top.push(Reverse(Top {
                 tokens,
