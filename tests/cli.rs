@@ -276,6 +276,22 @@ async fn the_html_report_is_one_file_with_a_series_per_model() {
         html.contains("Top 3 exchanges by tokens"),
         "the error exchange has no tokens to rank"
     );
+    let none = dir.join("none.html");
+    let out = llmlog(
+        &[
+            "report",
+            log.to_str().unwrap(),
+            "-o",
+            none.to_str().unwrap(),
+            "--top",
+            "0",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    assert!(std::fs::read_to_string(&none)
+        .unwrap()
+        .contains("Top 0 exchanges by tokens"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -413,10 +413,23 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
                 s.message.len(),
                 s.record.message_bytes
             )?;
-            writeln!(out, "{}", s.message)?;
+            writeln!(out, "{}", for_terminal(&s.message))?;
         }
     }
     writeln!(out)
+}
+
+/// Text for a terminal: control characters other than line ends and tabs (a raw error body can
+/// hold any) become U+FFFD, so a log cannot move the cursor or change colours.
+fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if text.chars().any(unsafe_char) {
+        text.chars()
+            .map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c })
+            .collect()
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -523,4 +536,18 @@ fn print_usage(
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_output_has_no_control_characters() {
+        assert_eq!(
+            for_terminal("red \u{1b}[31m text\n\tnext"),
+            "red \u{FFFD}[31m text\n\tnext"
+        );
+        assert!(matches!(for_terminal("plain"), std::borrow::Cow::Borrowed(_)));
+    }
 }

@@ -31,6 +31,7 @@ pub struct Report {
     overall: Analytics,
     top: BinaryHeap<Reverse<Top>>,
     top_n: usize,
+    bucket_secs: f64,
 }
 
 impl Report {
@@ -49,7 +50,8 @@ impl Report {
             by_model,
             overall,
             top: BinaryHeap::new(),
-            top_n: top_n.max(1),
+            top_n,
+            bucket_secs: bucket.as_secs_f64(),
         }
     }
 
@@ -60,7 +62,7 @@ impl Report {
             return;
         }
         let t = r.time_generated;
-        if let Some(tokens) = r.total_tokens {
+        if let (Some(tokens), true) = (r.total_tokens, self.top_n > 0) {
             self.top.push(Reverse(Top {
                 tokens,
                 correlation_id: r.correlation_id.clone(),
@@ -110,12 +112,10 @@ impl Report {
         let _ = writeln!(h, "<h1>LLM usage report</h1>\n<p>{total_requests} exchanges, {total_tokens} tokens (exact, as reported by the providers).</p>");
         h.push_str("<h2>Tokens over time, by model</h2>\n");
         let series: Vec<(String, Vec<(f64, f64)>)> = tokens.into_iter().collect();
-        h.push_str(&line_chart("tokens", &series));
+        h.push_str(&line_chart("tokens", &with_zeros(series, self.bucket_secs)));
         h.push_str("<h2>Requests over time</h2>\n");
-        h.push_str(&line_chart(
-            "requests",
-            &[("requests".into(), requests), ("errors".into(), errors)],
-        ));
+        let counts = vec![("requests".to_string(), requests), ("errors".to_string(), errors)];
+        h.push_str(&line_chart("requests", &with_zeros(counts, self.bucket_secs)));
         h.push_str("<h2>Latency</h2>\n");
         h.push_str(&histogram_chart("latency", &self.overall.latency()));
         h.push_str("<h2>Time to first token (streams)</h2>\n");
@@ -135,6 +135,44 @@ impl Report {
         }
         h.push_str("</table>\n</body></html>\n");
         h
+    }
+}
+
+/// Adds a zero for every empty bucket between the first and the last of the chart, so a line
+/// drops to zero across a quiet spell instead of bridging it (up to 5,000 buckets; beyond that the
+/// points are drawn as they are).
+fn with_zeros(series: Vec<(String, Vec<(f64, f64)>)>, bucket: f64) -> Vec<(String, Vec<(f64, f64)>)> {
+    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x));
+    let (lo, hi) = xs.fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    if lo > hi || bucket <= 0.0 || (hi - lo) / bucket > 5000.0 {
+        return series;
+    }
+    let steps = ((hi - lo) / bucket).round() as usize;
+    series
+        .into_iter()
+        .map(|(name, points)| {
+            let filled = (0..=steps)
+                .map(|i| {
+                    let x = lo + bucket * i as f64;
+                    let y = points
+                        .iter()
+                        .find(|p| (p.0 - x).abs() < bucket / 2.0)
+                        .map_or(0.0, |p| p.1);
+                    (x, y)
+                })
+                .collect();
+            (name, filled)
+        })
+        .collect()
+}
+
+/// A y-axis label: whole numbers as they are, fractions with two decimals (so the ticks of a chart
+/// whose maximum is 1 read 0.25, 0.5, 0.75 rather than 0, 1, 1).
+fn tick(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        format!("{v:.2}")
     }
 }
 
@@ -200,7 +238,7 @@ fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
             "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             LEFT - 6.0,
             py(v) + 4.0,
-            v.round()
+            tick(v)
         );
     }
     let label =
@@ -301,4 +339,26 @@ fn histogram_chart(id: &str, h: &Histogram) -> String {
     );
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_buckets_are_zeros_between_points() {
+        let filled = with_zeros(vec![("m".into(), vec![(0.0, 5.0), (180.0, 7.0)])], 60.0);
+        assert_eq!(
+            filled[0].1,
+            vec![(0.0, 5.0), (60.0, 0.0), (120.0, 0.0), (180.0, 7.0)]
+        );
+        // Too many buckets to fill: left as they are.
+        let sparse = with_zeros(vec![("m".into(), vec![(0.0, 1.0), (1e9, 1.0)])], 1.0);
+        assert_eq!(sparse[0].1.len(), 2);
+    }
+
+    #[test]
+    fn ticks_keep_their_fractions() {
+        assert_eq!([0.0, 0.25, 1.0, 768.0].map(tick), ["0", "0.25", "1", "768"]);
+    }
 }
