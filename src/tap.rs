@@ -72,7 +72,14 @@ impl Progress {
 
     fn add(&mut self, n: usize) {
         self.bytes += n as u64;
-        if self.expected == Some(self.bytes) && matches!(self.end, End::Open) {
+        if self.expected == Some(self.bytes) {
+            self.mark_ended();
+        }
+    }
+
+    /// The body reached its end (unless it already ended, failed or was reported).
+    fn mark_ended(&mut self) {
+        if matches!(self.end, End::Open) {
             self.end = End::Ended;
         }
     }
@@ -95,27 +102,25 @@ impl Tap {
     /// The body reached its end. With `report_now`, records go out at once (no frame waits);
     /// otherwise when the body is dropped, so the last frame is not held up.
     pub(crate) fn ended(&mut self, report_now: bool) {
-        let end = match self {
-            Tap::Request(t) => &mut t.progress.end,
-            Tap::Response(t) => &mut t.progress.end,
-        };
-        if matches!(end, End::Open) {
-            *end = End::Ended;
-        }
+        self.progress().mark_ended();
         if report_now {
             self.report();
         }
     }
 
     pub(crate) fn failed(&mut self, error: String) {
-        let end = match self {
-            Tap::Request(t) => &mut t.progress.end,
-            Tap::Response(t) => &mut t.progress.end,
-        };
+        let progress = self.progress();
         // A body polled again after its end or an error must not report twice.
-        if !matches!(end, End::Reported) {
-            *end = End::Failed(error);
+        if !matches!(progress.end, End::Reported) {
+            progress.end = End::Failed(error);
             self.report();
+        }
+    }
+
+    fn progress(&mut self) -> &mut Progress {
+        match self {
+            Tap::Request(t) => &mut t.progress,
+            Tap::Response(t) => &mut t.progress,
         }
     }
 

@@ -44,8 +44,6 @@ enum Message {
     Record(LlmLogRecord),
     /// Acknowledged once everything sent before it has been handed to the inner sink.
     Flush(SyncSender<()>),
-    /// Wakes the worker to notice it should stop.
-    Wake,
 }
 
 struct Shared {
@@ -108,7 +106,6 @@ pub struct NonBlocking {
 /// (waiting at most the shutdown timeout). Keep it alive as long as the sink is used.
 #[must_use = "dropping the guard stops the worker"]
 pub struct NonBlockingGuard {
-    tx: SyncSender<Message>,
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
     timeout: Duration,
@@ -186,12 +183,11 @@ impl NonBlockingBuilder {
             .expect("failed to start the log sink thread");
         let _ = shared.worker.set(worker.thread().clone());
         let sink = NonBlocking {
-            tx: tx.clone(),
+            tx,
             shared: shared.clone(),
             blocking: self.blocking,
         };
         let guard = NonBlockingGuard {
-            tx,
             shared,
             worker: Some(worker),
             timeout: self.shutdown_timeout,
@@ -317,7 +313,6 @@ fn run(sink: impl LlmLogSink, rx: Receiver<Message>, batch_size: usize, shared: 
             match rx.try_recv() {
                 Ok(Message::Record(r)) => batch.push(r),
                 Ok(Message::Flush(ack)) => acks.push(ack),
-                Ok(Message::Wake) => {}
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     disconnected = true;
@@ -386,7 +381,6 @@ impl NonBlockingGuard {
         let target = self.shared.accepted.load(Ordering::Acquire);
         self.shared.stop_target.store(target, Ordering::Release);
         self.shared.closing.store(true, Ordering::Release);
-        let _ = self.tx.try_send(Message::Wake);
         self.shared.wake_worker();
         let deadline = Instant::now() + self.timeout;
         let mut finished = self.shared.finished.lock().unwrap_or_else(|p| p.into_inner());
