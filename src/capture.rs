@@ -5,15 +5,29 @@
 //! more than itself alive. Interior frames of a long message are always kept whole, so only the
 //! first and last frame of a message (or the frame where the cap falls) can be copied. Memory
 //! held is therefore at most the cap plus `2 * ZERO_COPY_SLACK`.
+//!
+//! Readers of an API family of one's own ([`LlmApi`](crate::api::LlmApi)) use it to keep their
+//! logged message within the cap:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use tower_llm_log::api::MessageCapture;
+//!
+//! let mut capture = MessageCapture::new(4);
+//! capture.push_all(&Bytes::from_static(b"hello"));
+//! let message = capture.finish();
+//! assert_eq!(message.to_bytes(), Bytes::from_static(b"hell"));
+//! assert_eq!((message.total(), message.is_truncated()), (5, true));
+//! ```
 
 use bytes::{Bytes, BytesMut};
 
 /// How many bytes of a frame beyond the retained slice may be kept alive to avoid a copy.
 pub(crate) const ZERO_COPY_SLACK: usize = 4096;
 
-/// Retained bytes of one message, with the full size seen.
+/// Retains the first bytes of a message, up to a cap, and counts all of them.
 #[derive(Debug, Default)]
-pub(crate) struct Capture {
+pub struct MessageCapture {
     segments: Vec<Bytes>,
     copied: BytesMut,
     limit: usize,
@@ -22,16 +36,20 @@ pub(crate) struct Capture {
     cut_short: bool,
 }
 
-impl Capture {
-    pub(crate) fn new(limit: usize) -> Self {
-        Capture {
+impl MessageCapture {
+    /// A capture keeping at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        MessageCapture {
             limit,
-            ..Capture::default()
+            ..MessageCapture::default()
         }
     }
 
     /// Offers `frame[start..end]`, the next bytes of the message.
-    pub(crate) fn push(&mut self, frame: &Bytes, start: usize, end: usize) {
+    ///
+    /// # Panics
+    /// If `start..end` is not a range within `frame`.
+    pub fn push(&mut self, frame: &Bytes, start: usize, end: usize) {
         let len = end - start;
         self.total += len as u64;
         let take = len.min(self.limit - self.retained);
@@ -48,12 +66,17 @@ impl Capture {
     }
 
     /// Offers a whole frame.
-    pub(crate) fn push_all(&mut self, frame: &Bytes) {
+    pub fn push_all(&mut self, frame: &Bytes) {
         self.push(frame, 0, frame.len());
     }
 
+    /// Bytes retained so far.
+    pub fn retained(&self) -> usize {
+        self.retained
+    }
+
     /// The value did not end where it should (bad input): mark what is kept as incomplete.
-    pub(crate) fn mark_cut_short(&mut self) {
+    pub fn mark_cut_short(&mut self) {
         self.cut_short = true;
     }
 
@@ -63,10 +86,10 @@ impl Capture {
         }
     }
 
-    /// Ends the capture: the retained segments and the full size.
-    pub(crate) fn finish(mut self) -> Captured {
+    /// Ends the capture: the retained bytes and the full size.
+    pub fn finish(mut self) -> LoggedMessage {
         self.flush_copied();
-        Captured {
+        LoggedMessage {
             truncated: self.cut_short || self.total > self.retained as u64,
             segments: self.segments,
             total: self.total,
@@ -74,24 +97,108 @@ impl Capture {
     }
 }
 
-/// A finished capture: the first bytes of a message (at most the cap) and its full size.
+/// A logged message: its first bytes (at most the cap, in pieces that share the traffic's
+/// memory) and its full size.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Captured {
+pub struct LoggedMessage {
     pub(crate) segments: Vec<Bytes>,
     pub(crate) total: u64,
     /// Whether bytes beyond the cap were seen and dropped.
     pub(crate) truncated: bool,
 }
 
-impl Captured {
-    /// A message held in one piece (built by the layer rather than captured).
-    pub(crate) fn from_bytes(bytes: Bytes, total: u64) -> Self {
+impl LoggedMessage {
+    /// A message held in one piece, whose full size was `total` bytes.
+    pub fn from_bytes(bytes: Bytes, total: u64) -> Self {
         let truncated = total > bytes.len() as u64;
-        Captured {
+        LoggedMessage {
             segments: if bytes.is_empty() { Vec::new() } else { vec![bytes] },
             total,
             truncated,
         }
+    }
+
+    /// A message written by the reader (a summary, or text it assembled), cut to `cap` bytes.
+    pub fn from_vec(mut bytes: Vec<u8>, cap: usize) -> Self {
+        let total = bytes.len() as u64;
+        bytes.truncate(cap);
+        LoggedMessage::from_bytes(bytes.into(), total)
+    }
+
+    /// A message of which nothing was kept, `total` bytes long.
+    pub fn not_kept(total: u64) -> Self {
+        LoggedMessage {
+            segments: Vec::new(),
+            total,
+            truncated: total > 0,
+        }
+    }
+
+    /// The full size of the message, kept or not.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether only part of the message was kept.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The kept bytes, in the pieces they were kept in.
+    pub fn segments(&self) -> &[Bytes] {
+        &self.segments
+    }
+
+    /// The kept bytes in one piece (copied only when there is more than one piece).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.segments.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => many.concat().into(),
+        }
+    }
+
+    /// Several captured values logged as one JSON object, `{"name":value,...}`, cut to `cap`
+    /// bytes. The names' bytes count in the message's size; the values keep their memory. After
+    /// a value that was cut short, nothing more is kept (the text would skip a gap).
+    pub(crate) fn object(members: Vec<(&'static str, LoggedMessage)>, cap: usize) -> Self {
+        let mut out = LoggedMessage::default();
+        let mut kept = 0usize;
+        let mut gap = false;
+        let mut keep = |bytes: Bytes, out: &mut LoggedMessage, gap: bool| {
+            out.total += bytes.len() as u64;
+            let room = cap - kept;
+            if gap || room == 0 || bytes.is_empty() {
+                return;
+            }
+            let piece = if bytes.len() > room {
+                bytes.slice(..room)
+            } else {
+                bytes
+            };
+            kept += piece.len();
+            out.segments.push(piece);
+        };
+        let count = members.len();
+        for (i, (name, value)) in members.into_iter().enumerate() {
+            let open = if i == 0 { "{" } else { "," };
+            keep(Bytes::from(format!("{open}\"{name}\":")), &mut out, gap);
+            let lost = value.total.saturating_sub(value.segments_len());
+            for segment in value.segments {
+                keep(segment, &mut out, gap);
+            }
+            out.total += lost;
+            gap |= value.truncated;
+        }
+        if count > 0 {
+            keep(Bytes::from_static(b"}"), &mut out, gap);
+        }
+        out.truncated = gap || out.total > kept as u64;
+        out
+    }
+
+    fn segments_len(&self) -> u64 {
+        self.segments.iter().map(|s| s.len() as u64).sum()
     }
 }
 
@@ -102,7 +209,7 @@ mod tests {
     #[test]
     fn interior_frames_are_kept_without_copying() {
         let frames: Vec<Bytes> = (0..4).map(|i| Bytes::from(vec![b'a' + i; 10_000])).collect();
-        let mut c = Capture::new(1 << 20);
+        let mut c = MessageCapture::new(1 << 20);
         for f in &frames {
             c.push_all(f);
         }
@@ -118,7 +225,7 @@ mod tests {
     #[test]
     fn the_cap_holds_and_small_slices_of_big_frames_are_copied() {
         let big = Bytes::from(vec![b'x'; 100_000]);
-        let mut c = Capture::new(1000);
+        let mut c = MessageCapture::new(1000);
         c.push(&big, 10, 90_000);
         c.push(&big, 0, 5);
         let done = c.finish();
@@ -133,8 +240,33 @@ mod tests {
     }
 
     #[test]
+    fn members_make_one_object_within_the_cap() {
+        let a = LoggedMessage::from_bytes(Bytes::from_static(b"\"sys\""), 5);
+        let b = LoggedMessage::from_bytes(Bytes::from_static(b"[1,2]"), 5);
+        let whole = LoggedMessage::object(vec![("system", a.clone()), ("messages", b.clone())], 100);
+        assert_eq!(&whole.to_bytes()[..], br#"{"system":"sys","messages":[1,2]}"#);
+        assert_eq!((whole.total, whole.truncated), (33, false));
+        let cut = LoggedMessage::object(vec![("system", a), ("messages", b)], 12);
+        assert_eq!(&cut.to_bytes()[..], br#"{"system":"s"#);
+        assert_eq!((cut.total, cut.truncated), (33, true));
+        let short = LoggedMessage::from_bytes(Bytes::from_static(b"\"sy"), 5);
+        let after_gap = LoggedMessage::object(
+            vec![
+                ("system", short),
+                (
+                    "messages",
+                    LoggedMessage::from_bytes(Bytes::from_static(b"[]"), 2),
+                ),
+            ],
+            100,
+        );
+        assert_eq!(&after_gap.to_bytes()[..], br#"{"system":"sy"#);
+        assert_eq!((after_gap.total, after_gap.truncated), (30, true));
+    }
+
+    #[test]
     fn a_zero_cap_counts_but_keeps_nothing() {
-        let mut c = Capture::new(0);
+        let mut c = MessageCapture::new(0);
         c.push_all(&Bytes::from_static(b"hello"));
         let done = c.finish();
         assert_eq!(done.total, 5);

@@ -19,7 +19,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::capture::Captured;
+use crate::capture::LoggedMessage;
 
 /// A message cut into chunks.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +70,7 @@ fn chunk_within(segments: &[Bytes], chunk_bytes: usize, limit: usize) -> Chunked
 }
 
 /// Chunks a captured message: the chunks, and whether anything was left out.
-pub(crate) fn chunk_captured(captured: &Captured, chunk_bytes: usize, limit: usize) -> ChunkedMessage {
+pub(crate) fn chunk_captured(captured: &LoggedMessage, chunk_bytes: usize, limit: usize) -> ChunkedMessage {
     let mut out = chunk_within(&captured.segments, chunk_bytes, limit);
     out.cut |= captured.truncated;
     out

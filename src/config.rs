@@ -79,7 +79,12 @@ pub struct LogConfig {
     pub(crate) correlation_header: HeaderName,
     pub(crate) correlation_response_header: Option<HeaderName>,
     pub(crate) region: Option<String>,
+    pub(crate) decoded_bytes: u64,
+    pub(crate) estimate_tokens: bool,
 }
+
+/// The default bound on bytes decoded from one compressed body.
+pub const DEFAULT_DECODED_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -91,11 +96,23 @@ impl Default for LogConfig {
             correlation_header: HeaderName::from_static(DEFAULT_CORRELATION_HEADER),
             correlation_response_header: Some(HeaderName::from_static(DEFAULT_CORRELATION_RESPONSE_HEADER)),
             region: None,
+            decoded_bytes: DEFAULT_DECODED_BYTES,
+            estimate_tokens: true,
         }
     }
 }
 
 impl LogConfig {
+    /// The most bytes decoded from one compressed body.
+    pub fn decoded_bytes(&self) -> u64 {
+        self.decoded_bytes
+    }
+
+    /// Whether token counts are estimated when the provider reports none (`tokenizer` feature).
+    pub fn estimate_tokens(&self) -> bool {
+        self.estimate_tokens
+    }
+
     /// A builder starting from the defaults.
     pub fn builder() -> LogConfigBuilder {
         LogConfigBuilder::default()
@@ -193,6 +210,23 @@ impl LogConfigBuilder {
     /// A region name written on every record (Azure's `Region` column).
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.config.region = Some(region.into());
+        self
+    }
+
+    /// The most bytes to decode from one compressed (`Content-Encoding`) body, for the tap only
+    /// (default 64 MiB). Decoding stops there, with an error on the record, so a
+    /// decompression bomb costs bounded time; memory is bounded by the caps either way. 0 turns
+    /// decoding off: compressed bodies are logged with their size only.
+    pub fn decoded_bytes(mut self, bytes: u64) -> Self {
+        self.config.decoded_bytes = bytes;
+        self
+    }
+
+    /// Whether to estimate token counts when the provider reports none (default on; needs the
+    /// `tokenizer` feature, and without it counts stay unknown). Estimates cost CPU on the
+    /// task that ends the exchange: about a microsecond per 4 bytes of logged text.
+    pub fn estimate_tokens(mut self, estimate: bool) -> Self {
+        self.config.estimate_tokens = estimate;
         self
     }
 

@@ -11,9 +11,8 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::api::openai::{RequestFacts, Usage};
-use crate::api::Route;
-use crate::capture::Captured;
+use crate::api::{ApiRef, Apis, BodyFacts, Route, TokenUsage};
+use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
 use crate::correlation::CorrelationId;
 use crate::{LlmLogRecord, LlmLogSink, LogConfig, Outcome, RecordKind};
@@ -23,6 +22,7 @@ pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn LlmLogSink>,
     pub(crate) config: LogConfig,
     pub(crate) stats: Arc<Counters>,
+    pub(crate) apis: Apis,
 }
 
 /// Counters kept by a layer; read them with [`LlmLogLayer::stats`](crate::LlmLogLayer::stats).
@@ -70,32 +70,62 @@ impl Counters {
 pub(crate) struct Exchange {
     pub(crate) shared: Arc<Shared>,
     pub(crate) route: Route,
+    pub(crate) api: ApiRef,
     pub(crate) correlation_id: CorrelationId,
     pub(crate) time_generated: SystemTime,
     pub(crate) started: Instant,
     pub(crate) trace: Option<(String, String)>,
-    /// Set when the request side reports; read by the response side for the model fallback.
+    /// Set when the request side reports; read by the response side for the model fallback
+    /// (and the token estimate).
     pub(crate) request_facts: Mutex<Option<RequestFacts>>,
+}
+
+/// What the response side needs to know of the request.
+#[derive(Debug, Default)]
+pub(crate) struct RequestFacts {
+    pub(crate) model: Option<String>,
+    /// The logged prompt, kept for the token estimate only.
+    #[cfg_attr(not(feature = "tokenizer"), allow(dead_code))]
+    pub(crate) prompt: Option<LoggedMessage>,
 }
 
 /// What one side saw, ready to become records.
 #[derive(Default)]
 pub(crate) struct SideReport {
-    pub(crate) message: Captured,
+    pub(crate) message: LoggedMessage,
     pub(crate) errors: Vec<String>,
     pub(crate) status: Option<u16>,
     pub(crate) model: Option<String>,
     pub(crate) request_id: Option<String>,
     pub(crate) is_stream: bool,
-    pub(crate) usage: Usage,
+    pub(crate) usage: TokenUsage,
     pub(crate) first_token_at: Option<Instant>,
     pub(crate) finish_reasons: Vec<String>,
+}
+
+impl SideReport {
+    /// A side's report from what its reader found; `side` prefixes the reader's errors.
+    pub(crate) fn from_facts(facts: BodyFacts, side: &str, mut errors: Vec<String>) -> Self {
+        errors.extend(facts.errors.into_iter().map(|e| format!("{side}: {e}")));
+        SideReport {
+            message: facts.message,
+            errors,
+            status: None,
+            model: facts.model,
+            request_id: facts.request_id,
+            is_stream: facts.stream,
+            usage: facts.usage,
+            first_token_at: facts.first_token_at,
+            finish_reasons: facts.finish_reasons,
+        }
+    }
 }
 
 impl Exchange {
     pub(crate) fn new(
         shared: Arc<Shared>,
         route: Route,
+        api: ApiRef,
         correlation_id: CorrelationId,
         trace: Option<(String, String)>,
     ) -> Self {
@@ -103,6 +133,7 @@ impl Exchange {
         Exchange {
             shared,
             route,
+            api,
             correlation_id,
             time_generated: SystemTime::now(),
             started: Instant::now(),
@@ -115,7 +146,11 @@ impl Exchange {
         &self.shared.config
     }
 
-    pub(crate) fn set_request_facts(&self, facts: RequestFacts) {
+    pub(crate) fn set_request_facts(&self, side: &SideReport) {
+        let facts = RequestFacts {
+            model: side.model.clone().or_else(|| self.route.model.clone()),
+            prompt: cfg!(feature = "tokenizer").then(|| side.message.clone()),
+        };
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }
 
@@ -131,6 +166,7 @@ impl Exchange {
             RecordKind::Request => self.config().prompt_bytes,
             RecordKind::Response => self.config().completion_bytes,
         };
+        let estimated = kind == RecordKind::Response && self.estimate_tokens(outcome, &mut side);
         let chunked = chunk_captured(&side.message, self.config().chunk_bytes, cap);
         if let Some(at) = chunked.invalid_utf8_at {
             side.errors.push(format!(
@@ -139,7 +175,7 @@ impl Exchange {
         }
         let error = (!side.errors.is_empty()).then(|| side.errors.join("; "));
         let model = match kind {
-            RecordKind::Request => side.model,
+            RecordKind::Request => side.model.or_else(|| self.route.model.clone()),
             RecordKind::Response => side.model.or_else(|| self.request_model()),
         };
         let mut chunks = chunked.chunks;
@@ -157,7 +193,7 @@ impl Exchange {
                 kind,
                 sequence_number: i as u32,
                 is_last,
-                api: self.route.family,
+                api: self.route.family.clone(),
                 provider: Some(self.route.provider.to_string()),
                 operation_name: self.route.operation.to_string(),
                 api_version: self.route.api_version.clone(),
@@ -165,11 +201,13 @@ impl Exchange {
                 model_name: model.clone(),
                 request_id: side.request_id.clone(),
                 is_stream_completion: side.is_stream,
-                prompt_tokens: token(side.usage.prompt_tokens),
-                completion_tokens: token(side.usage.completion_tokens),
-                total_tokens: token(side.usage.total_tokens),
-                cached_tokens: token(side.usage.cached_tokens),
-                reasoning_tokens: token(side.usage.reasoning_tokens),
+                prompt_tokens: token(side.usage.prompt),
+                completion_tokens: token(side.usage.completion),
+                total_tokens: token(side.usage.total),
+                cached_tokens: token(side.usage.cached),
+                reasoning_tokens: token(side.usage.reasoning),
+                cache_creation_tokens: token(side.usage.cache_creation),
+                tokens_estimated: tokens && estimated,
                 messages,
                 message_bytes: side.message.total,
                 truncated: chunked.cut,
@@ -187,6 +225,31 @@ impl Exchange {
             };
             self.deliver(record);
         }
+    }
+
+    /// Fills in estimated token counts when the provider reported none and the model's
+    /// tokenizer is known (`tokenizer` feature); whether it did.
+    fn estimate_tokens(&self, outcome: Outcome, side: &mut SideReport) -> bool {
+        let answered = side.status.is_some_and(|s| s < 400) && outcome != Outcome::ServiceError;
+        if !answered || !side.usage.is_empty() || !self.config().estimate_tokens {
+            return false;
+        }
+        #[cfg(feature = "tokenizer")]
+        {
+            let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
+            let model = side
+                .model
+                .clone()
+                .or_else(|| facts.as_ref().and_then(|f| f.model.clone()));
+            let prompt = facts.as_ref().and_then(|f| f.prompt.as_ref());
+            let estimate =
+                crate::estimate::estimate(model.as_deref(), &self.route.family, prompt, &side.message);
+            if let Some(usage) = estimate {
+                side.usage = usage;
+                return true;
+            }
+        }
+        false
     }
 
     fn deliver(&self, record: LlmLogRecord) {

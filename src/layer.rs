@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tower::Layer;
 
+use crate::api::{LlmApi, RequestHead, Route};
 use crate::exchange::{Counters, Shared};
 use crate::{LlmLog, LlmLogSink, LogConfig, LogStats};
 
@@ -35,19 +36,77 @@ impl LlmLogLayer {
                 sink: Arc::new(sink),
                 config: LogConfig::default(),
                 stats: Arc::new(Counters::default()),
+                apis: Default::default(),
             }),
+        }
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Shared {
+            sink: self.shared.sink.clone(),
+            config: self.shared.config.clone(),
+            stats: self.shared.stats.clone(),
+            apis: self.shared.apis.clone(),
+        };
+        change(&mut shared);
+        LlmLogLayer {
+            shared: Arc::new(shared),
         }
     }
 
     /// The same layer with another configuration. Counters are kept.
     pub fn with_config(self, config: LogConfig) -> Self {
-        LlmLogLayer {
-            shared: Arc::new(Shared {
-                sink: self.shared.sink.clone(),
-                config,
-                stats: self.shared.stats.clone(),
-            }),
-        }
+        self.rebuild(|s| s.config = config)
+    }
+
+    /// The same layer, also logging an API family of one's own. Added families are asked
+    /// first, in the order added, before the built-in ones.
+    ///
+    /// See `examples/gemini_api.rs` for a whole family (Google's `generateContent`).
+    pub fn with_api(self, api: impl LlmApi) -> Self {
+        self.rebuild(|s| s.apis.add(Arc::new(api)))
+    }
+
+    /// The same layer, choosing routes with `recognizer` instead: it returns the route of a
+    /// request to log (any family the layer knows: built-in, or added with
+    /// [`with_api`](Self::with_api)), or `None` to let it pass unlogged. Call
+    /// [`api::recognize`](crate::api::recognize) in it to fall back on the built-in recognition.
+    ///
+    /// ```
+    /// use tower_llm_log::api::{self, Route};
+    /// use tower_llm_log::{ApiFamily, LlmLogLayer, MemorySink};
+    ///
+    /// // A chat API served at /llm/chat, and the usual paths too.
+    /// let layer = LlmLogLayer::new(MemorySink::new()).with_recognizer(|head| {
+    ///     match head.path() {
+    ///         "/llm/chat" => Some(Route::new(ApiFamily::ChatCompletions, "openai")),
+    ///         _ => api::recognize(head),
+    ///     }
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn with_recognizer<F>(self, recognizer: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> Option<Route> + Send + Sync + 'static,
+    {
+        self.rebuild(|s| s.apis.set_recognizer(Arc::new(recognizer)))
+    }
+
+    /// The same layer, logging only the requests `predicate` accepts (of those recognized).
+    ///
+    /// ```
+    /// use tower_llm_log::{LlmLogLayer, MemorySink};
+    ///
+    /// // Leave health probes of the model server out of the log.
+    /// let layer = LlmLogLayer::new(MemorySink::new())
+    ///     .only_when(|head| head.headers().get("x-probe").is_none());
+    /// # let _ = layer;
+    /// ```
+    pub fn only_when<F>(self, predicate: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.rebuild(|s| s.apis.set_filter(Arc::new(predicate)))
     }
 
     /// The configuration in use.

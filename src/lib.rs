@@ -34,24 +34,35 @@
 //! # }
 //! ```
 //!
-//! What is recognised: `POST` requests whose path ends in `/chat/completions` (OpenAI, Azure
-//! OpenAI `/openai/deployments/{deployment}/...`, `/openai/v1/...`, `/models/...`). Everything
-//! else passes untouched.
+//! What is recognised: `POST` requests to OpenAI chat completions, the Responses API,
+//! embeddings and legacy completions (OpenAI, Azure OpenAI `/openai/deployments/{deployment}/...`,
+//! `/openai/v1/...`, `/models/...`, and OpenAI-compatible servers), and Anthropic's Messages
+//! API; see [`api`] for the paths, and for adding API families of one's own. Everything else
+//! passes untouched. Compressed bodies are decoded for the logger only (feature `decompress`).
+//!
+//! ## Features
+//! - `decompress` (default): decode gzip, deflate, br and zstd bodies for the tap.
+//! - `tokenizer`: estimate token counts with OpenAI's tokenizers when the provider reports none.
+//! - `otlp`: export records as OpenTelemetry logs.
+//! - `cli`: the `llmlog` command.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod analytics;
-mod api;
+pub mod api;
 mod body;
 mod capture;
 pub mod chunk;
 mod config;
 mod correlation;
+mod decode;
+#[cfg(feature = "tokenizer")]
+mod estimate;
 mod exchange;
 mod layer;
 pub mod reassemble;
 mod record;
-mod scan;
+pub mod scan;
 mod service;
 pub mod sink;
 mod tap;
@@ -59,7 +70,7 @@ mod tap;
 pub use body::LlmLogBody;
 pub use config::{
     ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER,
-    DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
+    DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_DECODED_BYTES, DEFAULT_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
 };
 pub use correlation::CorrelationId;
 pub use exchange::LogStats;
@@ -80,12 +91,12 @@ pub mod bench_support {
 
     /// Scans a chat request body given as frames; returns (model found, captured bytes).
     pub fn scan_chat_request(frames: &[Bytes], cap: usize) -> (Option<String>, usize) {
-        let mut s = crate::scan::json::JsonScanner::new(&crate::api::openai::REQUEST, cap);
+        let mut s = crate::scan::json::JsonScanner::new(&crate::api::chat::REQUEST, cap);
         for f in frames {
             s.feed(f);
         }
         let r = s.finish();
-        let model = crate::api::openai::request_facts(&r).model;
+        let model = r.scalar(0).and_then(crate::scan::json::scalar_string);
         (
             model,
             r.capture

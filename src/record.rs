@@ -73,19 +73,48 @@ impl fmt::Display for Outcome {
 }
 
 /// The API family an exchange belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Serialized as its name (`chat_completions`, `responses`, ...); a name the crate does not know
+/// reads back as [`ApiFamily::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ApiFamily {
     /// OpenAI-compatible chat completions (`.../chat/completions`).
     ChatCompletions,
+    /// The OpenAI Responses API (`/v1/responses`, Azure `/openai/responses`).
+    Responses,
+    /// Embeddings (`.../embeddings`).
+    Embeddings,
+    /// Legacy text completions (`.../completions`).
+    Completions,
+    /// Anthropic's Messages API (`/v1/messages`).
+    AnthropicMessages,
+    /// A family added by the user with [`LlmApi`](crate::api::LlmApi), by its name.
+    Other(Cow<'static, str>),
 }
 
 impl ApiFamily {
     /// The name used in logs, the same as the serialized form.
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             ApiFamily::ChatCompletions => "chat_completions",
+            ApiFamily::Responses => "responses",
+            ApiFamily::Embeddings => "embeddings",
+            ApiFamily::Completions => "completions",
+            ApiFamily::AnthropicMessages => "anthropic_messages",
+            ApiFamily::Other(name) => name,
+        }
+    }
+
+    /// The family with this name: a built-in one, or [`ApiFamily::Other`].
+    pub fn from_name(name: &str) -> ApiFamily {
+        match name {
+            "chat_completions" => ApiFamily::ChatCompletions,
+            "responses" => ApiFamily::Responses,
+            "embeddings" => ApiFamily::Embeddings,
+            "completions" => ApiFamily::Completions,
+            "anthropic_messages" => ApiFamily::AnthropicMessages,
+            other => ApiFamily::Other(Cow::Owned(other.to_string())),
         }
     }
 }
@@ -93,6 +122,19 @@ impl ApiFamily {
 impl fmt::Display for ApiFamily {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ApiFamily {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiFamily {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(ApiFamily::from_name(&name))
     }
 }
 
@@ -143,6 +185,11 @@ pub struct LlmLogRecord {
     pub cached_tokens: Option<u64>,
     /// Reasoning tokens; last response record only.
     pub reasoning_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's cache (Anthropic's `cache_creation_input_tokens`).
+    pub cache_creation_tokens: Option<u64>,
+    /// The token counts are the layer's estimate (the provider reported none), not the
+    /// provider's; see the `tokenizer` feature.
+    pub tokens_estimated: bool,
     /// This chunk of the logged message: UTF-8 JSON text (`RequestMessages` or
     /// `ResponseMessages`). A chunk is not valid JSON on its own; the concatenation is, unless
     /// `truncated`.
@@ -212,6 +259,10 @@ struct Wire<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reasoning_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_creation_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    tokens_estimated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     request_messages: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     response_messages: Option<Cow<'a, str>>,
@@ -233,6 +284,10 @@ struct Wire<'a> {
     trace_id: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     span_id: Option<Cow<'a, str>>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn millis(d: Duration) -> f64 {
@@ -264,7 +319,7 @@ impl Serialize for LlmLogRecord {
             kind: self.kind,
             sequence_number: self.sequence_number,
             is_last: self.is_last,
-            api: self.api,
+            api: self.api.clone(),
             provider: opt_str(&self.provider),
             operation_name: Cow::Borrowed(&self.operation_name),
             api_version: opt_str(&self.api_version),
@@ -277,6 +332,8 @@ impl Serialize for LlmLogRecord {
             total_tokens: self.total_tokens,
             cached_tokens: self.cached_tokens,
             reasoning_tokens: self.reasoning_tokens,
+            cache_creation_tokens: self.cache_creation_tokens,
+            tokens_estimated: self.tokens_estimated,
             request_messages,
             response_messages,
             message_bytes: self.message_bytes,
@@ -328,6 +385,8 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
             total_tokens: w.total_tokens,
             cached_tokens: w.cached_tokens,
             reasoning_tokens: w.reasoning_tokens,
+            cache_creation_tokens: w.cache_creation_tokens,
+            tokens_estimated: w.tokens_estimated,
             messages: messages.map(|m| Bytes::from(m.into_owned())).unwrap_or_default(),
             message_bytes: w.message_bytes,
             truncated: w.truncated,
@@ -365,6 +424,8 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         total_tokens: Some(15),
         cached_tokens: None,
         reasoning_tokens: Some(0),
+        cache_creation_tokens: None,
+        tokens_estimated: false,
         messages: Bytes::from_static("[{\"content\":\"h\u{e9}\\\"llo\\n\"}]".as_bytes()),
         message_bytes: 40,
         truncated: true,

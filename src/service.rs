@@ -12,6 +12,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::Service;
 
+use crate::api::RequestHead;
 use crate::body::LlmLogBody;
 use crate::correlation::CorrelationId;
 use crate::exchange::{Exchange, Shared};
@@ -73,10 +74,13 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let route = match self.shared.config.enabled {
-            true => crate::api::recognize(req.method(), req.uri()),
+            true => {
+                let head = RequestHead::new(req.method(), req.uri(), req.headers());
+                self.shared.apis.route(&head)
+            }
             false => None,
         };
-        let Some(route) = route else {
+        let Some((route, api)) = route else {
             return ResponseFuture {
                 inner: self.inner.call(req.map(LlmLogBody::passthrough)),
                 pending: None,
@@ -86,7 +90,7 @@ where
         let id = CorrelationId::from_headers(&parts.headers, &self.shared.config.correlation_header);
         parts.extensions.insert(id.clone());
         let trace = crate::correlation::trace_parent(&parts.headers);
-        let exchange = Arc::new(Exchange::new(self.shared.clone(), route, id, trace));
+        let exchange = Arc::new(Exchange::new(self.shared.clone(), route, api, id, trace));
         let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
         let req = Request::from_parts(parts, LlmLogBody::tapped(body, tap));
         ResponseFuture {

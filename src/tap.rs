@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
 
-use crate::api::openai::{self, ChatStreamAssembler};
-use crate::capture::{Capture, Captured};
+use crate::api::{BodyFacts, BodyReader, LoggedMessage, RawReader, StreamReader};
+use crate::decode::{self, Decoder};
 use crate::exchange::{Exchange, SideReport};
-use crate::scan::json::JsonScanner;
 use crate::scan::sse::SseParser;
 use crate::{Outcome, RecordKind};
 
@@ -132,78 +131,127 @@ impl Tap {
     }
 }
 
-/// Why a body is not parsed, if it is compressed.
-fn encoding_problem(headers: &HeaderMap) -> Option<String> {
-    let encoding = headers.get(CONTENT_ENCODING)?.to_str().unwrap_or("?").trim();
-    (!encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity"))
-        .then(|| format!("the body is compressed ({encoding}) and was not decoded"))
+/// What reads one side's body: a body reader, or an SSE parser feeding a stream reader.
+enum Target {
+    Body(Box<dyn BodyReader>),
+    Stream {
+        sse: SseParser,
+        reader: Box<dyn StreamReader>,
+    },
 }
 
-/// The request side: scans the JSON body.
+impl Target {
+    fn feed(&mut self, data: &Bytes) {
+        match self {
+            Target::Body(reader) => reader.feed(data),
+            Target::Stream { sse, reader } => sse.feed(data, &mut |e| reader.event(&e)),
+        }
+    }
+
+    fn finish(self, ended: bool) -> BodyFacts {
+        match self {
+            Target::Body(reader) => reader.finish(ended),
+            Target::Stream { mut sse, mut reader } => {
+                if ended {
+                    // A last event without its blank line counts only when the stream ended;
+                    // a stream cut short leaves a partial event, which is not one.
+                    sse.finish(&mut |e| reader.event(&e));
+                }
+                let mut facts = reader.finish(ended);
+                facts.stream = true;
+                facts
+            }
+        }
+    }
+}
+
+/// A side's body being read: decoded first when it is compressed, or not read at all when its
+/// encoding is unknown.
+enum Reading {
+    Plain(Target),
+    Decoded(Box<Decoder>, Target),
+    NotRead(String),
+}
+
+impl Reading {
+    fn new(target: Target, headers: &HeaderMap, decoded_bytes: u64) -> Self {
+        match decode::encoding(headers) {
+            Ok(None) => Reading::Plain(target),
+            Ok(Some(codec)) if decoded_bytes > 0 => {
+                Reading::Decoded(Box::new(Decoder::new(codec, decoded_bytes)), target)
+            }
+            Ok(Some(_)) => Reading::NotRead("the body is compressed and decoding is off".into()),
+            Err(problem) => Reading::NotRead(problem),
+        }
+    }
+
+    fn feed(&mut self, data: &Bytes) {
+        match self {
+            Reading::Plain(target) => target.feed(data),
+            Reading::Decoded(decoder, target) => decoder.push(data, &mut |b| target.feed(b)),
+            Reading::NotRead(_) => {}
+        }
+    }
+
+    /// What the body said; `bytes` is how much of it passed.
+    fn finish(self, ended: bool, bytes: u64) -> BodyFacts {
+        match self {
+            Reading::Plain(target) => target.finish(ended),
+            Reading::Decoded(mut decoder, mut target) => {
+                let (complete, error) = decoder.finish(ended, &mut |b| target.feed(b));
+                let mut facts = target.finish(ended && complete);
+                facts.errors.extend(error);
+                facts
+            }
+            Reading::NotRead(problem) => BodyFacts {
+                message: LoggedMessage::not_kept(bytes),
+                errors: vec![problem],
+                ..BodyFacts::default()
+            },
+        }
+    }
+}
+
+/// The request side: reads the body with the family's request reader.
 pub(crate) struct RequestTap {
     exchange: Arc<Exchange>,
-    scanner: Option<JsonScanner>,
-    not_scanned: Option<String>,
+    reading: Option<Reading>,
     progress: Progress,
 }
 
 impl RequestTap {
     pub(crate) fn new(exchange: Arc<Exchange>, headers: &HeaderMap) -> Self {
-        let not_scanned = encoding_problem(headers);
-        let scanner = not_scanned
-            .is_none()
-            .then(|| JsonScanner::new(&openai::REQUEST, exchange.config().prompt_bytes));
+        let config = exchange.config();
+        let reader = exchange.api.request_reader(&exchange.route, config.prompt_bytes);
+        let reading = Reading::new(Target::Body(reader), headers, config.decoded_bytes);
         RequestTap {
             exchange,
-            scanner,
-            not_scanned,
+            reading: Some(reading),
             progress: Progress::new(headers),
         }
     }
 
     fn data(&mut self, data: &Bytes) {
         self.progress.add(data.len());
-        if let Some(s) = self.scanner.as_mut() {
-            s.feed(data);
+        if let Some(r) = self.reading.as_mut() {
+            r.feed(data);
         }
     }
 
     fn report(&mut self) {
         let bytes = self.progress.bytes;
-        let Some((outcome, mut errors)) =
+        let Some((outcome, errors)) =
             self.progress
                 .take_end("request", Outcome::Completed, Outcome::RequestNotRead)
         else {
             return;
         };
-        let mut side = SideReport::default();
-        errors.extend(self.not_scanned.take());
-        if let Some(scanner) = self.scanner.take() {
-            let scan = scanner.finish();
-            let facts = openai::request_facts(&scan);
-            side.model = facts.model.clone();
-            side.is_stream = facts.stream;
-            self.exchange.set_request_facts(facts);
-            match (outcome, scan.problem()) {
-                (Outcome::Completed, Some(p)) => errors.push(format!("request: {p}")),
-                (_, Some(p)) if scan.error.is_some() => errors.push(format!("request: {p}")),
-                _ => {}
-            }
-            if scan.complete && scan.capture.is_none() {
-                errors.push("request: no \"messages\" value".into());
-            }
-            if scan.duplicate_capture {
-                errors.push("request: \"messages\" appears more than once; the last is logged".into());
-            }
-            side.message = scan.capture.unwrap_or_default();
-        } else {
-            side.message = Captured {
-                total: bytes,
-                truncated: bytes > 0,
-                ..Captured::default()
-            };
-        }
-        side.errors = errors;
+        let Some(reading) = self.reading.take() else {
+            return;
+        };
+        let facts = reading.finish(outcome == Outcome::Completed, bytes);
+        let side = SideReport::from_facts(facts, "request", errors);
+        self.exchange.set_request_facts(&side);
         self.exchange.report(RecordKind::Request, outcome, side);
     }
 }
@@ -214,27 +262,19 @@ impl Drop for RequestTap {
     }
 }
 
-enum ResponseParser {
-    Json(JsonScanner),
-    Stream {
-        sse: SseParser,
-        assembler: ChatStreamAssembler,
-    },
-    Raw(Capture),
-    NotScanned(String),
-}
-
-/// The response side: scans JSON, assembles a stream, or keeps an error body as it is.
+/// The response side: reads JSON or a stream with the family's readers, or keeps an error body
+/// as it is.
 pub(crate) struct ResponseTap {
     exchange: Arc<Exchange>,
     status: u16,
-    parser: Option<ResponseParser>,
+    reading: Option<Reading>,
     progress: Progress,
 }
 
 impl ResponseTap {
     pub(crate) fn new(exchange: Arc<Exchange>, status: u16, headers: &HeaderMap) -> Self {
-        let cap = exchange.config().completion_bytes;
+        let config = exchange.config();
+        let cap = config.completion_bytes;
         let is_sse = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -243,35 +283,30 @@ impl ResponseTap {
                     .to_ascii_lowercase()
                     .starts_with("text/event-stream")
             });
-        let parser = if let Some(problem) = encoding_problem(headers) {
-            ResponseParser::NotScanned(problem)
-        } else if status >= 400 {
-            ResponseParser::Raw(Capture::new(cap))
+        let route = &exchange.route;
+        let target = if status >= 400 {
+            Target::Body(Box::new(RawReader::new(cap)))
         } else if is_sse {
-            ResponseParser::Stream {
+            Target::Stream {
                 sse: SseParser::new(MIN_SSE_EVENT_LIMIT.max(cap + 16 * 1024)),
-                assembler: ChatStreamAssembler::new(cap),
+                reader: exchange.api.stream_reader(route, cap),
             }
         } else {
-            ResponseParser::Json(JsonScanner::new(&openai::RESPONSE, cap))
+            Target::Body(exchange.api.response_reader(route, cap))
         };
+        let reading = Reading::new(target, headers, config.decoded_bytes);
         ResponseTap {
             exchange,
             status,
-            parser: Some(parser),
+            reading: Some(reading),
             progress: Progress::new(headers),
         }
     }
 
     fn data(&mut self, data: &Bytes) {
         self.progress.add(data.len());
-        match self.parser.as_mut() {
-            Some(ResponseParser::Json(s)) => s.feed(data),
-            Some(ResponseParser::Stream { sse, assembler }) => {
-                sse.feed(data, &mut |e| assembler.on_event(e.data, e.oversized))
-            }
-            Some(ResponseParser::Raw(c)) => c.push_all(data),
-            Some(ResponseParser::NotScanned(_)) | None => {}
+        if let Some(r) = self.reading.as_mut() {
+            r.feed(data);
         }
     }
 
@@ -282,73 +317,25 @@ impl ResponseTap {
         } else {
             Outcome::Completed
         };
-        let Some((outcome, mut errors)) =
-            self.progress
-                .take_end("response", ended, Outcome::ClientDisconnected)
+        let Some((outcome, errors)) = self
+            .progress
+            .take_end("response", ended, Outcome::ClientDisconnected)
         else {
             return;
         };
-        let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
-        let cap = self.exchange.config().completion_bytes;
-        let mut side = SideReport {
-            status: Some(self.status),
-            ..SideReport::default()
+        let Some(reading) = self.reading.take() else {
+            return;
         };
-        match self.parser.take() {
-            Some(ResponseParser::Json(scanner)) => {
-                let scan = scanner.finish();
-                let facts = openai::response_facts(&scan);
-                match scan.problem() {
-                    Some(p) if completed || scan.error.is_some() => errors.push(format!("response: {p}")),
-                    _ => {}
-                }
-                if scan.complete && scan.capture.is_none() {
-                    errors.push("response: no \"choices\" value".into());
-                }
-                if scan.duplicate_capture {
-                    errors.push("response: \"choices\" appears more than once; the last is logged".into());
-                }
-                errors.extend(facts.error.map(|e| format!("response: {e}")));
-                side.message = scan.capture.unwrap_or_default();
-                side.request_id = facts.request_id;
-                side.model = facts.model;
-                side.usage = facts.usage;
-                side.finish_reasons = facts.finish_reasons;
-            }
-            Some(ResponseParser::Stream {
-                mut sse,
-                mut assembler,
-            }) => {
-                if completed {
-                    // A last event without its blank line counts only when the stream ended;
-                    // a stream cut short leaves a partial event, which is not one.
-                    sse.finish(&mut |e| assembler.on_event(e.data, e.oversized));
-                }
-                let (message, facts) = assembler.finish(cap);
-                errors.extend(facts.error.map(|e| format!("stream: {e}")));
-                if completed && !facts.stream_ended {
-                    errors.push("stream: it ended without [DONE] or a finish_reason".into());
-                }
-                side.is_stream = true;
-                side.message = message;
-                side.request_id = facts.request_id;
-                side.model = facts.model;
-                side.usage = facts.usage;
-                side.finish_reasons = facts.finish_reasons;
-                side.first_token_at = facts.first_token_at;
-            }
-            Some(ResponseParser::Raw(capture)) => side.message = capture.finish(),
-            Some(ResponseParser::NotScanned(problem)) => {
-                errors.push(problem);
-                side.message = Captured {
-                    total: bytes,
-                    truncated: bytes > 0,
-                    ..Captured::default()
-                };
-            }
-            None => {}
+        let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
+        let facts = reading.finish(completed, bytes);
+        let unfinished_stream = facts.stream && !facts.stream_ended && completed && self.status < 400;
+        let mut side = SideReport::from_facts(facts, "response", errors);
+        if unfinished_stream {
+            side.errors.push(
+                "stream: it ended without its final event ([DONE], a finish reason or a stop event)".into(),
+            );
         }
-        side.errors = errors;
+        side.status = Some(self.status);
         self.exchange.report(RecordKind::Response, outcome, side);
     }
 }

@@ -11,11 +11,35 @@
 //!
 //! Memory is bounded whatever the input: the capture's cap, one key buffer, the scalars, and a
 //! stack as deep as the tree.
+//!
+//! The built-in API families use it, and so can readers of one's own
+//! ([`LlmApi`](crate::api::LlmApi)):
+//!
+//! ```
+//! use bytes::Bytes;
+//! use tower_llm_log::scan::json::{Action, JsonScanner, Node};
+//!
+//! const MODEL: u8 = 0;
+//! static PATHS: Node = Node::root(&[
+//!     Node::key(b"model", Action::Scalar(MODEL), &[]),
+//!     Node::key(b"contents", Action::Capture, &[]),
+//! ]);
+//! let mut scanner = JsonScanner::new(&PATHS, 1024);
+//! scanner.feed(&Bytes::from_static(br#"{"contents":[{"parts":[{"te"#));
+//! scanner.feed(&Bytes::from_static(br#"xt":"hi"}]}],"model":"gemini"}"#));
+//! let scan = scanner.finish();
+//! assert_eq!(scan.scalar(MODEL), Some(&br#""gemini""#[..]));
+//! assert_eq!(&scan.capture().unwrap().to_bytes()[..], br#"[{"parts":[{"text":"hi"}]}]"#);
+//! assert!(scan.problem().is_none());
+//! ```
+//!
+//! With more than one [`Action::Capture`] in the tree, the captured values are logged together as
+//! one JSON object keyed by their names (`{"system":...,"messages":...}`), sharing the cap.
 
 use bytes::Bytes;
 use memchr::memchr2;
 
-use crate::capture::{Capture, Captured};
+use crate::capture::{LoggedMessage, MessageCapture};
 
 /// The most bytes kept of one scalar value; a longer one is dropped.
 pub(crate) const SCALAR_LIMIT: usize = 4096;
@@ -28,7 +52,7 @@ const LITERAL_PREFIX: usize = 6;
 
 /// One step of a path.
 #[derive(Debug)]
-pub(crate) enum Step {
+pub enum Step {
     /// An object member with this key.
     Key(&'static [u8]),
     /// Any element of an array.
@@ -37,7 +61,7 @@ pub(crate) enum Step {
 
 /// What to do with the value found at a node's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
+pub enum Action {
     /// Nothing; walk into it only to reach children.
     Walk,
     /// Retain the raw value up to the scanner's cap (the first such value only).
@@ -47,24 +71,64 @@ pub(crate) enum Action {
     Scalar(u8),
     /// Record every raw value found at this path (for paths under arrays).
     EachScalar(u8),
+    /// Count the values found at this path, keeping nothing.
+    Count(u8),
+    /// Count the values found at this path and add up their raw sizes in bytes (one measured
+    /// path at a time: not inside another measured value).
+    Measure(u8),
 }
 
 /// A path in the tree of values to find.
 #[derive(Debug)]
-pub(crate) struct Node {
-    pub(crate) step: Step,
-    pub(crate) action: Action,
-    pub(crate) children: &'static [Node],
+pub struct Node {
+    /// How this node is reached from its parent.
+    pub step: Step,
+    /// What to do with the value here.
+    pub action: Action,
+    /// Paths below this one.
+    pub children: &'static [Node],
 }
 
 impl Node {
+    /// The top-level value, walked to reach `children`.
+    pub const fn root(children: &'static [Node]) -> Node {
+        Node {
+            step: Step::Element,
+            action: Action::Walk,
+            children,
+        }
+    }
+
+    /// The member `key` of an object.
+    pub const fn key(key: &'static [u8], action: Action, children: &'static [Node]) -> Node {
+        Node {
+            step: Step::Key(key),
+            action,
+            children,
+        }
+    }
+
+    /// Every element of an array.
+    pub const fn element(action: Action, children: &'static [Node]) -> Node {
+        Node {
+            step: Step::Element,
+            action,
+            children,
+        }
+    }
+
+    fn capture_nodes(&self) -> usize {
+        usize::from(self.action == Action::Capture)
+            + self.children.iter().map(Node::capture_nodes).sum::<usize>()
+    }
+
     fn child_for_key(&self, key: &[u8]) -> Option<&'static Node> {
         self.children
             .iter()
             .find(|c| matches!(c.step, Step::Key(k) if k == key))
     }
 
-    fn element(&self) -> Option<&'static Node> {
+    fn element_child(&self) -> Option<&'static Node> {
         self.children.iter().find(|c| matches!(c.step, Step::Element))
     }
 }
@@ -112,9 +176,11 @@ struct Recording {
 
 /// What a finished scan found.
 #[derive(Debug, Default)]
-pub(crate) struct ScanResult {
+pub struct ScanResult {
     /// The captured value, if the path was found.
-    pub(crate) capture: Option<Captured>,
+    pub(crate) capture: Option<LoggedMessage>,
+    /// Counted values by slot: (slot, values, bytes).
+    pub(crate) counts: Vec<(u8, u64, u64)>,
     /// Scalars in the order they were found, by slot.
     pub(crate) scalars: Vec<(u8, Vec<u8>)>,
     /// Why the input is not JSON, if it is not.
@@ -128,8 +194,42 @@ pub(crate) struct ScanResult {
 }
 
 impl ScanResult {
-    /// The first scalar in `slot`.
-    pub(crate) fn scalar(&self, slot: u8) -> Option<&[u8]> {
+    /// The captured value (or values, as one object), if any was found.
+    pub fn capture(&self) -> Option<&LoggedMessage> {
+        self.capture.as_ref()
+    }
+
+    /// Takes the captured value out.
+    pub fn take_capture(&mut self) -> Option<LoggedMessage> {
+        self.capture.take()
+    }
+
+    /// Why the input is not JSON, if it is not.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Whether the top-level value was read to its end.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Whether a captured path appeared more than once (the last is kept).
+    pub fn has_duplicate_capture(&self) -> bool {
+        self.duplicate_capture
+    }
+
+    /// How many values were found at the [`Action::Count`] or [`Action::Measure`] path `slot`,
+    /// and (for `Measure`) their raw size in bytes.
+    pub fn count(&self, slot: u8) -> (u64, u64) {
+        self.counts
+            .iter()
+            .find(|(s, _, _)| *s == slot)
+            .map_or((0, 0), |&(_, n, b)| (n, b))
+    }
+
+    /// The raw value of the scalar in `slot` (the last, where the key repeated).
+    pub fn scalar(&self, slot: u8) -> Option<&[u8]> {
         self.scalars
             .iter()
             .find(|(s, _)| *s == slot)
@@ -137,7 +237,7 @@ impl ScanResult {
     }
 
     /// Why the body could not be read whole, if it could not: not JSON, empty, or cut short.
-    pub(crate) fn problem(&self) -> Option<String> {
+    pub fn problem(&self) -> Option<String> {
         if let Some(e) = &self.error {
             return Some(e.clone());
         }
@@ -149,7 +249,7 @@ impl ScanResult {
     }
 
     /// Every scalar in `slot`, in order.
-    pub(crate) fn scalars_in(&self, slot: u8) -> impl Iterator<Item = &[u8]> {
+    pub fn scalars_in(&self, slot: u8) -> impl Iterator<Item = &[u8]> {
         self.scalars
             .iter()
             .filter(move |(s, _)| *s == slot)
@@ -159,7 +259,8 @@ impl ScanResult {
 
 /// Scans one JSON body incrementally.
 #[derive(Debug)]
-pub(crate) struct JsonScanner {
+pub struct JsonScanner {
+    root: &'static Node,
     state: State,
     stack: Vec<Level>,
     pending: Option<&'static Node>,
@@ -169,10 +270,11 @@ pub(crate) struct JsonScanner {
     escape: bool,
     skip_depth: u64,
     skip_in_string: bool,
-    capture: Option<Capture>,
-    capture_used: bool,
+    captures: Vec<(&'static [u8], MessageCapture)>,
     duplicate_capture: bool,
     capture_rec: Option<Recording>,
+    counts: Vec<(u8, u64, u64)>,
+    measure_rec: Option<(u8, usize, u64)>,
     capture_limit: usize,
     scalar_rec: Option<(Action, Recording)>,
     scalar_buf: Vec<u8>,
@@ -223,8 +325,9 @@ fn is_literal(b: u8) -> bool {
 
 impl JsonScanner {
     /// A scanner looking for the paths under `root`, capturing at most `capture_limit` bytes.
-    pub(crate) fn new(root: &'static Node, capture_limit: usize) -> Self {
+    pub fn new(root: &'static Node, capture_limit: usize) -> Self {
         JsonScanner {
+            root,
             state: State::Value,
             stack: Vec::new(),
             pending: Some(root),
@@ -234,10 +337,11 @@ impl JsonScanner {
             escape: false,
             skip_depth: 0,
             skip_in_string: false,
-            capture: None,
-            capture_used: false,
+            captures: Vec::new(),
             duplicate_capture: false,
             capture_rec: None,
+            counts: Vec::new(),
+            measure_rec: None,
             capture_limit,
             scalar_rec: None,
             scalar_buf: Vec::new(),
@@ -254,7 +358,7 @@ impl JsonScanner {
     }
 
     /// Scans the next frame of the body.
-    pub(crate) fn feed(&mut self, frame: &Bytes) {
+    pub fn feed(&mut self, frame: &Bytes) {
         if self.state != State::Failed {
             self.scan(frame);
             let end = self.fail_at.take().unwrap_or(frame.len());
@@ -264,12 +368,23 @@ impl JsonScanner {
     }
 
     /// Ends the scan at the end of the body.
-    pub(crate) fn finish(mut self) -> ScanResult {
+    pub fn finish(mut self) -> ScanResult {
         if self.state == State::Literal && self.stack.is_empty() {
             self.state = State::Done;
         }
+        let captures = std::mem::take(&mut self.captures);
+        let capture = if self.root.capture_nodes() > 1 {
+            let members: Vec<_> = captures
+                .into_iter()
+                .map(|(key, c)| (std::str::from_utf8(key).unwrap_or("?"), c.finish()))
+                .collect();
+            (!members.is_empty()).then(|| LoggedMessage::object(members, self.capture_limit))
+        } else {
+            captures.into_iter().next().map(|(_, c)| c.finish())
+        };
         ScanResult {
-            capture: self.capture.take().map(Capture::finish),
+            capture,
+            counts: std::mem::take(&mut self.counts),
             scalars: std::mem::take(&mut self.scalars),
             error: self.error.take(),
             complete: self.state == State::Done,
@@ -357,7 +472,7 @@ impl JsonScanner {
             State::Value => self.begin_value(frame, i, b),
             State::ArrayStart if b == b']' => self.close(frame, i),
             State::ArrayStart => {
-                self.pending = self.stack.last().and_then(|l| l.node.element());
+                self.pending = self.stack.last().and_then(|l| l.node.element_child());
                 self.state = State::Value;
                 i
             }
@@ -380,7 +495,7 @@ impl JsonScanner {
                     i + 1
                 }
                 (b',', Some(level)) => {
-                    self.pending = level.node.element();
+                    self.pending = level.node.element_child();
                     self.state = State::Value;
                     i + 1
                 }
@@ -552,11 +667,25 @@ impl JsonScanner {
         match node.action {
             Action::Walk => {}
             Action::Capture => {
+                let key = match node.step {
+                    Step::Key(k) => k,
+                    Step::Element => b"value",
+                };
                 // A duplicate key: the upstream's parser takes the last, so the log does too.
-                self.duplicate_capture |= self.capture_used;
-                self.capture_used = true;
-                self.capture = Some(Capture::new(self.capture_limit));
+                if let Some(i) = self.captures.iter().position(|(k, _)| *k == key) {
+                    self.duplicate_capture = true;
+                    self.captures.remove(i);
+                }
+                let used: usize = self.captures.iter().map(|(_, c)| c.retained()).sum();
+                self.captures
+                    .push((key, MessageCapture::new(self.capture_limit.saturating_sub(used))));
                 self.capture_rec = Some(Recording { start: at, level });
+            }
+            Action::Count(slot) => self.add_count(slot, 0),
+            Action::Measure(slot) => {
+                if self.measure_rec.is_none() {
+                    self.measure_rec = Some((slot, level, self.consumed + at as u64));
+                }
             }
             Action::Scalar(_) | Action::EachScalar(_) => {
                 self.scalar_buf.clear();
@@ -571,10 +700,17 @@ impl JsonScanner {
         let level = self.stack.len();
         if let Some(rec) = self.capture_rec {
             if rec.level == level {
-                if let Some(c) = self.capture.as_mut() {
+                if let Some((_, c)) = self.captures.last_mut() {
                     c.push(frame, rec.start, end);
                 }
                 self.capture_rec = None;
+            }
+        }
+        if let Some((slot, at_level, start)) = self.measure_rec {
+            if at_level == level {
+                self.measure_rec = None;
+                let bytes = (self.consumed + end as u64).saturating_sub(start);
+                self.add_count(slot, bytes);
             }
         }
         if let Some((action, rec)) = self.scalar_rec {
@@ -591,6 +727,16 @@ impl JsonScanner {
         } else {
             State::AfterValue
         };
+    }
+
+    fn add_count(&mut self, slot: u8, bytes: u64) {
+        match self.counts.iter_mut().find(|(s, _, _)| *s == slot) {
+            Some(c) => {
+                c.1 += 1;
+                c.2 += bytes;
+            }
+            None => self.counts.push((slot, 1, bytes)),
+        }
     }
 
     fn keep_scalar(&mut self, action: Action) {
@@ -625,7 +771,7 @@ impl JsonScanner {
     /// Carries recordings in progress over the end of a frame (or up to a failure at `end`).
     fn flush_recordings(&mut self, frame: &Bytes, end: usize) {
         if let Some(rec) = self.capture_rec.as_mut() {
-            if let Some(c) = self.capture.as_mut() {
+            if let Some((_, c)) = self.captures.last_mut() {
                 c.push(frame, rec.start, end);
             }
             rec.start = 0;
@@ -639,10 +785,11 @@ impl JsonScanner {
         if self.state == State::Failed {
             if self.capture_rec.take().is_some() {
                 // The value was cut short by bad input: what is kept is not all of it.
-                if let Some(c) = self.capture.as_mut() {
+                if let Some((_, c)) = self.captures.last_mut() {
                     c.mark_cut_short();
                 }
             }
+            self.measure_rec = None;
             self.scalar_rec = None;
         }
     }
@@ -659,12 +806,12 @@ impl JsonScanner {
 }
 
 /// A JSON string scalar's value.
-pub(crate) fn scalar_string(raw: &[u8]) -> Option<String> {
+pub fn scalar_string(raw: &[u8]) -> Option<String> {
     serde_json::from_slice::<String>(raw).ok()
 }
 
 /// A JSON boolean scalar's value.
-pub(crate) fn scalar_bool(raw: &[u8]) -> Option<bool> {
+pub fn scalar_bool(raw: &[u8]) -> Option<bool> {
     match raw {
         b"true" => Some(true),
         b"false" => Some(false),

@@ -15,18 +15,18 @@ const EVENT_NAME_LIMIT: usize = 64;
 
 /// One parsed event.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct SseEvent<'a> {
+pub struct SseEvent<'a> {
     /// The `event:` field, empty when absent.
-    pub(crate) event: &'a [u8],
+    pub event: &'a [u8],
     /// The data lines joined with `\n` (empty when `oversized`).
-    pub(crate) data: &'a [u8],
+    pub data: &'a [u8],
     /// The data passed the limit and was dropped.
-    pub(crate) oversized: bool,
+    pub oversized: bool,
 }
 
 /// Parses an event stream fed in frames.
 #[derive(Debug)]
-pub(crate) struct SseParser {
+pub struct SseParser {
     line: Vec<u8>,
     line_overflow: bool,
     data: Vec<u8>,
@@ -40,7 +40,7 @@ pub(crate) struct SseParser {
 
 impl SseParser {
     /// A parser dropping the data of any event larger than `limit` bytes.
-    pub(crate) fn new(limit: usize) -> Self {
+    pub fn new(limit: usize) -> Self {
         SseParser {
             line: Vec::new(),
             line_overflow: false,
@@ -55,7 +55,7 @@ impl SseParser {
     }
 
     /// Parses the next bytes, calling `on_event` for each complete event.
-    pub(crate) fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
+    pub fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
         if chunk.is_empty() {
             return; // an empty frame must not end a CRLF split around it
         }
@@ -102,7 +102,7 @@ impl SseParser {
     }
 
     /// Ends the stream: a last line or event without its terminator is still dispatched.
-    pub(crate) fn finish(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+    pub fn finish(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
         if !self.line.is_empty() || self.line_overflow {
             let line = std::mem::take(&mut self.line);
             self.process_line(&line, on_event);

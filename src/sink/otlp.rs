@@ -287,7 +287,7 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     put("llm_log.kind", Some(AnyValue::from(format!("{:?}", r.kind))));
     put("llm_log.sequence_number", Some(int(r.sequence_number.into())));
     put("llm_log.is_last", Some(AnyValue::Boolean(r.is_last)));
-    put("llm_log.api", Some(r.api.as_str().into()));
+    put("llm_log.api", Some(r.api.as_str().to_string().into()));
     put("llm_log.api_version", text(&r.api_version));
     put("llm_log.deployment_name", text(&r.deployment_name));
     put("llm_log.stream", Some(AnyValue::Boolean(r.is_stream_completion)));

@@ -1,12 +1,12 @@
-//! OpenAI-compatible chat completions: what to read from requests, responses and streams.
+//! OpenAI-compatible chat completions (`.../chat/completions`).
 //!
-//! - Request: `model`, `stream`, `stream_options.include_usage`, and the raw `messages` value as
-//!   the logged prompt.
+//! - Request: `model`, `stream`, and the raw `messages` value as the logged prompt.
 //! - Response: `id`, `model`, `usage`, each choice's `finish_reason`, and the raw `choices` value
 //!   as the logged completion.
 //! - Stream: `chat.completion.chunk` events assembled per choice (role, content, refusal,
 //!   reasoning, tool calls with their arguments concatenated, finish reason) into the same shape
-//!   as a non-streaming `choices` array; usage from the chunk that carries it; `[DONE]` ends it.
+//!   as a non-streaming `choices` array; usage from the chunk that carries it (the client asked
+//!   with `stream_options.include_usage`); `[DONE]` ends it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,73 +14,91 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::Captured;
-use crate::scan::json::{scalar_bool, scalar_string, Action, Node, ScanResult, Step};
+use super::assemble::{clip, EventTally, PartBound, TextBudget};
+use super::scanned::{self, ScannedBody};
+use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
+use crate::scan::json::{scalar_bool, Action, Node, ScanResult};
+use crate::scan::sse::SseEvent;
+use crate::ApiFamily;
 
 const MODEL: u8 = 0;
 const STREAM: u8 = 1;
-const STREAM_OPTIONS: u8 = 2;
 const ID: u8 = 3;
 const USAGE: u8 = 4;
 const FINISH_REASON: u8 = 5;
 
-const fn scalar(key: &'static [u8], slot: u8) -> Node {
-    Node {
-        step: Step::Key(key),
-        action: Action::Scalar(slot),
-        children: &[],
+/// The paths read from a chat request body.
+pub(crate) static REQUEST: Node = Node::root(&[
+    Node::key(b"model", Action::Scalar(MODEL), &[]),
+    Node::key(b"stream", Action::Scalar(STREAM), &[]),
+    Node::key(b"messages", Action::Capture, &[]),
+]);
+
+/// The paths read from a non-streaming chat response body.
+static RESPONSE: Node = Node::root(&[
+    Node::key(b"id", Action::Scalar(ID), &[]),
+    Node::key(b"model", Action::Scalar(MODEL), &[]),
+    Node::key(b"usage", Action::Scalar(USAGE), &[]),
+    Node::key(
+        b"choices",
+        Action::Capture,
+        &[Node::element(
+            Action::Walk,
+            &[Node::key(
+                b"finish_reason",
+                Action::EachScalar(FINISH_REASON),
+                &[],
+            )],
+        )],
+    ),
+]);
+
+/// OpenAI-compatible chat completions: [`ApiFamily::ChatCompletions`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChatCompletionsApi;
+
+impl LlmApi for ChatCompletionsApi {
+    fn family(&self) -> ApiFamily {
+        ApiFamily::ChatCompletions
+    }
+
+    fn recognize(&self, head: &RequestHead<'_>) -> Option<Route> {
+        super::recognize(head).filter(|r| r.family == ApiFamily::ChatCompletions)
+    }
+
+    fn request_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(ScannedBody::new(&REQUEST, cap, Some("messages"), read_request))
+    }
+
+    fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(ScannedBody::new(&RESPONSE, cap, Some("choices"), read_response))
+    }
+
+    fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
+        Box::new(ChatStreamAssembler::new(cap))
     }
 }
 
-/// The paths read from a chat request body.
-pub(crate) static REQUEST: Node = Node {
-    step: Step::Element,
-    action: Action::Walk,
-    children: &[
-        scalar(b"model", MODEL),
-        scalar(b"stream", STREAM),
-        scalar(b"stream_options", STREAM_OPTIONS),
-        Node {
-            step: Step::Key(b"messages"),
-            action: Action::Capture,
-            children: &[],
-        },
-    ],
-};
-
-/// The paths read from a non-streaming chat response body.
-pub(crate) static RESPONSE: Node = Node {
-    step: Step::Element,
-    action: Action::Walk,
-    children: &[
-        scalar(b"id", ID),
-        scalar(b"model", MODEL),
-        scalar(b"usage", USAGE),
-        Node {
-            step: Step::Key(b"choices"),
-            action: Action::Capture,
-            children: &[Node {
-                step: Step::Element,
-                action: Action::Walk,
-                children: &[Node {
-                    step: Step::Key(b"finish_reason"),
-                    action: Action::EachScalar(FINISH_REASON),
-                    children: &[],
-                }],
-            }],
-        },
-    ],
-};
-
-/// What a request says about the exchange.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct RequestFacts {
-    pub(crate) model: Option<String>,
-    pub(crate) stream: bool,
-    pub(crate) include_usage: bool,
+/// Reads the model and stream flag of a scanned request (any OpenAI-style request).
+pub(crate) fn read_request(scan: &mut ScanResult, facts: &mut BodyFacts) {
+    facts.model = scanned::string(scan, MODEL);
+    facts.stream = scan.scalar(STREAM).and_then(scalar_bool).unwrap_or(false);
 }
 
-/// Token counts; `None` where the provider said nothing.
+fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
+    facts.request_id = scanned::string(scan, ID);
+    facts.model = scanned::string(scan, MODEL);
+    facts.finish_reasons = scan
+        .scalars_in(FINISH_REASON)
+        .filter_map(crate::scan::json::scalar_string)
+        .map(|s| clip(&s))
+        .collect();
+    if let Some(u) = scanned::parsed::<Usage>(scan, USAGE, "usage", facts) {
+        facts.usage = u.into();
+    }
+}
+
+/// OpenAI's usage object, as chat and legacy completions report it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub(crate) struct Usage {
     #[serde(default)]
@@ -97,65 +115,31 @@ pub(crate) struct Usage {
     pub(crate) reasoning_tokens: Option<u64>,
 }
 
-fn detail<'de, D: serde::Deserializer<'de>>(d: D, name: &str) -> Result<Option<u64>, D::Error> {
+impl From<Usage> for TokenUsage {
+    fn from(u: Usage) -> TokenUsage {
+        TokenUsage {
+            prompt: u.prompt_tokens,
+            completion: u.completion_tokens,
+            total: u.total_tokens,
+            cached: u.cached_tokens,
+            reasoning: u.reasoning_tokens,
+            cache_creation: None,
+        }
+    }
+}
+
+/// A number inside a details object (`{"cached_tokens": 3}`), read leniently.
+pub(crate) fn detail<'de, D: serde::Deserializer<'de>>(d: D, name: &str) -> Result<Option<u64>, D::Error> {
     let v = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)?;
     Ok(v.and_then(|m| m.get(name).and_then(serde_json::Value::as_u64)))
 }
 
-fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     detail(d, "cached_tokens")
 }
 
-fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     detail(d, "reasoning_tokens")
-}
-
-/// What a response says about the exchange.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ResponseFacts {
-    pub(crate) request_id: Option<String>,
-    pub(crate) model: Option<String>,
-    pub(crate) usage: Usage,
-    pub(crate) finish_reasons: Vec<String>,
-    pub(crate) first_token_at: Option<Instant>,
-    pub(crate) error: Option<String>,
-    /// For a stream: whether it said it was done (`[DONE]` or a finish reason).
-    pub(crate) stream_ended: bool,
-}
-
-/// Reads a scanned request.
-pub(crate) fn request_facts(scan: &ScanResult) -> RequestFacts {
-    #[derive(Deserialize)]
-    struct StreamOptions {
-        #[serde(default)]
-        include_usage: Option<bool>,
-    }
-    RequestFacts {
-        model: scan.scalar(MODEL).and_then(scalar_string),
-        stream: scan.scalar(STREAM).and_then(scalar_bool).unwrap_or(false),
-        include_usage: scan
-            .scalar(STREAM_OPTIONS)
-            .and_then(|raw| serde_json::from_slice::<StreamOptions>(raw).ok())
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false),
-    }
-}
-
-/// Reads a scanned non-streaming response.
-pub(crate) fn response_facts(scan: &ScanResult) -> ResponseFacts {
-    let mut facts = ResponseFacts {
-        request_id: scan.scalar(ID).and_then(scalar_string),
-        model: scan.scalar(MODEL).and_then(scalar_string),
-        finish_reasons: scan.scalars_in(FINISH_REASON).filter_map(scalar_string).collect(),
-        ..ResponseFacts::default()
-    };
-    if let Some(raw) = scan.scalar(USAGE) {
-        match serde_json::from_slice::<Option<Usage>>(raw) {
-            Ok(u) => facts.usage = u.unwrap_or_default(),
-            Err(e) => facts.error = Some(format!("unreadable usage: {e}")),
-        }
-    }
-    facts
 }
 
 #[derive(Deserialize)]
@@ -216,20 +200,6 @@ struct FunctionDeltaWire<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
-/// The most choices and tool calls (together) assembled per stream; more are reported, not kept.
-const MAX_PARTS: usize = 1024;
-/// Ids, types, roles and finish reasons are short; longer ones are clipped to this many bytes.
-const SMALL_FIELD: usize = 256;
-
-/// A short field, clipped to [`SMALL_FIELD`] bytes at a character boundary.
-fn clip(s: &str) -> String {
-    let mut end = s.len().min(SMALL_FIELD);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
-
 #[derive(Serialize, Default)]
 struct ChoiceOut {
     index: u32,
@@ -271,36 +241,36 @@ pub(crate) struct ChatStreamAssembler {
     choices: Vec<ChoiceOut>,
     choice_at: HashMap<u32, usize>,
     tool_at: HashMap<(u32, u32), usize>,
-    parts: usize,
-    dropped_parts: u64,
-    facts: ResponseFacts,
-    budget: usize,
-    dropped_escaped: u64,
+    parts: PartBound,
+    facts: BodyFacts,
+    budget: TextBudget,
+    cap: usize,
     saw_done: bool,
-    events: u64,
-    bad_events: u64,
-    first_error: Option<String>,
+    tally: EventTally,
+}
+
+impl StreamReader for ChatStreamAssembler {
+    fn event(&mut self, event: &SseEvent<'_>) {
+        self.on_event(event.data, event.oversized);
+    }
+
+    fn finish(self: Box<Self>, _ended: bool) -> BodyFacts {
+        (*self).finish_facts()
+    }
 }
 
 impl ChatStreamAssembler {
     pub(crate) fn new(cap: usize) -> Self {
         ChatStreamAssembler {
-            budget: cap,
+            budget: TextBudget::new(cap),
+            cap,
             ..Self::default()
         }
     }
 
     /// Takes one event's data.
     pub(crate) fn on_event(&mut self, data: &[u8], oversized: bool) {
-        self.events += 1;
-        if oversized {
-            self.note_error(format!(
-                "event {} is larger than the parse limit and was skipped",
-                self.events
-            ));
-            return;
-        }
-        if self.saw_done {
+        if !self.tally.next(oversized) || self.saw_done {
             return;
         }
         if data == b"[DONE]" {
@@ -309,18 +279,15 @@ impl ChatStreamAssembler {
         }
         match serde_json::from_slice::<ChunkWire<'_>>(data) {
             Ok(chunk) => self.apply(chunk),
-            Err(e) => self.note_error(format!(
-                "event {} is not a chat completion chunk: {e}",
-                self.events
-            )),
+            Err(e) => {
+                let n = self.tally.events;
+                self.note_error(format!("event {n} is not a chat completion chunk: {e}"))
+            }
         }
     }
 
     fn note_error(&mut self, message: String) {
-        self.bad_events += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(message);
-        }
+        self.tally.note(message);
     }
 
     fn apply(&mut self, chunk: ChunkWire<'_>) {
@@ -331,7 +298,7 @@ impl ChatStreamAssembler {
             self.facts.model = chunk.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
         }
         if let Some(usage) = chunk.usage {
-            self.facts.usage = usage;
+            self.facts.usage = usage.into();
         }
         if let Some(error) = chunk.error {
             let text = error.to_string();
@@ -363,12 +330,7 @@ impl ChatStreamAssembler {
                     1 => &mut msg.refusal,
                     _ => &mut msg.reasoning_content,
                 };
-                append_capped(
-                    target.get_or_insert_with(String::new),
-                    &text,
-                    &mut self.budget,
-                    &mut self.dropped_escaped,
-                );
+                self.budget.append(target.get_or_insert_with(String::new), &text);
             }
             for call in delta.tool_calls.into_iter().flatten() {
                 token = true;
@@ -389,20 +351,10 @@ impl ChatStreamAssembler {
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
-                        append_capped(
-                            &mut t.function.name,
-                            &name,
-                            &mut self.budget,
-                            &mut self.dropped_escaped,
-                        );
+                        self.budget.append(&mut t.function.name, &name);
                     }
                     if let Some(args) = f.arguments {
-                        append_capped(
-                            &mut t.function.arguments,
-                            &args,
-                            &mut self.budget,
-                            &mut self.dropped_escaped,
-                        );
+                        self.budget.append(&mut t.function.arguments, &args);
                     }
                 }
             }
@@ -417,10 +369,9 @@ impl ChatStreamAssembler {
         if let Some(&at) = self.choice_at.get(&index) {
             return Some(at);
         }
-        if self.parts >= MAX_PARTS {
+        if !self.parts.admit(&mut self.tally, "choices and tool calls") {
             return None;
         }
-        self.parts += 1;
         self.choices.push(ChoiceOut {
             index,
             ..Default::default()
@@ -434,10 +385,9 @@ impl ChatStreamAssembler {
         if let Some(&slot) = self.tool_at.get(&(choice, index)) {
             return Some(slot);
         }
-        if self.parts >= MAX_PARTS {
+        if !self.parts.admit(&mut self.tally, "choices and tool calls") {
             return None;
         }
-        self.parts += 1;
         let calls = &mut self.choices[at].message.tool_calls;
         calls.push(ToolCallOut {
             index,
@@ -448,15 +398,11 @@ impl ChatStreamAssembler {
         Some(calls.len() - 1)
     }
 
-    /// Text of a part past [`MAX_PARTS`]: not kept, but counted in the message's size.
+    /// Text of a part not kept: counted in the message's size.
     fn drop_text<'t>(&mut self, texts: impl IntoIterator<Item = Option<&'t str>>) {
-        if self.dropped_parts == 0 {
-            self.note_error(format!(
-                "more than {MAX_PARTS} choices and tool calls; the rest are not logged"
-            ));
+        for text in texts.into_iter().flatten() {
+            self.budget.drop(text);
         }
-        self.dropped_parts += 1;
-        self.dropped_escaped += texts.into_iter().flatten().map(escaped_len).sum::<u64>();
     }
 
     fn drop_delta(&mut self, delta: Option<&DeltaWire<'_>>) {
@@ -473,8 +419,8 @@ impl ChatStreamAssembler {
         self.drop_text(texts);
     }
 
-    /// The assembled completion (capped at `cap` bytes) and what the stream said.
-    pub(crate) fn finish(mut self, cap: usize) -> (Captured, ResponseFacts) {
+    /// The assembled completion (capped) and what the stream said.
+    pub(crate) fn finish_facts(mut self) -> BodyFacts {
         self.choices.sort_by_key(|c| c.index);
         for c in &mut self.choices {
             c.message.tool_calls.sort_by_key(|t| t.index);
@@ -484,107 +430,77 @@ impl ChatStreamAssembler {
             .iter()
             .filter_map(|c| c.finish_reason.clone())
             .collect();
-        let mut json = serde_json::to_vec(&self.choices).unwrap_or_default();
-        let total = json.len() as u64 + self.dropped_escaped;
-        if json.len() > cap {
-            json.truncate(cap);
-        }
-        if self.bad_events > 0 {
-            let first = self.first_error.take().unwrap_or_default();
-            self.facts.error = Some(if self.bad_events > 1 {
-                format!("{first} (and {} more problems)", self.bad_events - 1)
-            } else {
-                first
-            });
-        }
+        self.facts.message = self.budget.finish(&self.choices, self.cap);
+        self.facts.errors.extend(self.tally.summary());
+        self.facts.stream = true;
         self.facts.stream_ended = self.saw_done || !self.facts.finish_reasons.is_empty();
-        (Captured::from_bytes(json.into(), total), self.facts)
+        self.facts
     }
-}
-
-/// Appends `text` to `target` while budget remains; counts the JSON-escaped size of the rest.
-fn append_capped(target: &mut String, text: &str, budget: &mut usize, dropped_escaped: &mut u64) {
-    if text.len() <= *budget {
-        target.push_str(text);
-        *budget -= text.len();
-        return;
-    }
-    let mut keep = *budget;
-    while !text.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    target.push_str(&text[..keep]);
-    *budget = 0;
-    *dropped_escaped += escaped_len(&text[keep..]);
-}
-
-/// The length of `s` once escaped in a JSON string, as serde_json writes it.
-fn escaped_len(s: &str) -> u64 {
-    s.bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0C => 2,
-            0x00..=0x1F => 6,
-            _ => 1,
-        })
-        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::json::JsonScanner;
     use bytes::Bytes;
 
-    fn scan(root: &'static Node, body: &str) -> ScanResult {
-        let mut s = JsonScanner::new(root, 1 << 20);
-        s.feed(&Bytes::copy_from_slice(body.as_bytes()));
-        s.finish()
+    fn read(reader: Box<dyn BodyReader>, body: &str) -> BodyFacts {
+        let mut reader = reader;
+        reader.feed(&Bytes::copy_from_slice(body.as_bytes()));
+        reader.finish(true)
+    }
+
+    fn request(body: &str) -> BodyFacts {
+        read(ChatCompletionsApi.request_reader(&route(), 1 << 20), body)
+    }
+
+    fn route() -> Route {
+        Route::new(ApiFamily::ChatCompletions, "openai")
+    }
+
+    fn text(facts: &BodyFacts) -> String {
+        String::from_utf8(facts.message.to_bytes().to_vec()).unwrap()
+    }
+
+    impl ChatStreamAssembler {
+        fn finish(self, _cap: usize) -> (crate::capture::LoggedMessage, BodyFacts) {
+            let mut facts = self.finish_facts();
+            let message = std::mem::take(&mut facts.message);
+            (message, facts)
+        }
     }
 
     #[test]
     fn request_facts_in_any_key_order() {
-        let r = scan(
-            &REQUEST,
+        let f = request(
             r#"{"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true},"stream":true,"model":"gpt-4o-mini"}"#,
         );
-        let f = request_facts(&r);
-        assert_eq!(
-            f,
-            RequestFacts {
-                model: Some("gpt-4o-mini".into()),
-                stream: true,
-                include_usage: true
-            }
-        );
-        let r = scan(&REQUEST, r#"{"model":"m","messages":[]}"#);
-        assert_eq!(
-            request_facts(&r),
-            RequestFacts {
-                model: Some("m".into()),
-                stream: false,
-                include_usage: false
-            }
-        );
+        assert_eq!((f.model.as_deref(), f.stream), (Some("gpt-4o-mini"), true));
+        assert_eq!(text(&f), r#"[{"role":"user","content":"hi"}]"#);
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        let f = request(r#"{"model":"m","messages":[]}"#);
+        assert_eq!((f.model.as_deref(), f.stream), (Some("m"), false));
+        let f = request(r#"{"model":"m"}"#);
+        assert_eq!(f.errors, ["no \"messages\" value"]);
     }
 
     #[test]
     fn response_facts_with_usage_details() {
-        let r = scan(
-            &RESPONSE,
+        let f = read(
+            ChatCompletionsApi.response_reader(&route(), 1 << 20),
             r#"{"id":"chatcmpl-9","object":"chat.completion","model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"},{"index":1,"message":{"role":"assistant","content":"y"},"finish_reason":"length"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
         );
-        let f = response_facts(&r);
         assert_eq!(f.request_id.as_deref(), Some("chatcmpl-9"));
         assert_eq!(f.model.as_deref(), Some("gpt-4o-2024-08-06"));
         assert_eq!(f.finish_reasons, ["stop", "length"]);
         assert_eq!(
             f.usage,
-            Usage {
-                prompt_tokens: Some(11),
-                completion_tokens: Some(7),
-                total_tokens: Some(18),
-                cached_tokens: Some(3),
-                reasoning_tokens: Some(2)
+            TokenUsage {
+                prompt: Some(11),
+                completion: Some(7),
+                total: Some(18),
+                cached: Some(3),
+                reasoning: Some(2),
+                cache_creation: None,
             }
         );
     }
@@ -616,11 +532,11 @@ mod tests {
         assert!(!msg.truncated);
         assert_eq!(facts.request_id.as_deref(), Some("c1"));
         assert_eq!(facts.model.as_deref(), Some("gpt-4o"));
-        assert_eq!(facts.usage.total_tokens, Some(11));
+        assert_eq!(facts.usage.total, Some(11));
         assert_eq!(facts.finish_reasons, ["tool_calls"]);
         assert!(facts.first_token_at.is_some());
         assert!(facts.stream_ended);
-        assert_eq!(facts.error, None);
+        assert!(facts.errors.is_empty(), "{:?}", facts.errors);
     }
 
     #[test]
@@ -638,9 +554,9 @@ mod tests {
         let (c, facts) = capped.finish(50);
         assert_eq!(c.total, f.total);
         assert!(c.truncated);
-        assert_eq!(c.segments.iter().map(|s| s.len()).sum::<usize>(), 50);
-        assert_eq!(
-            facts.error, None,
+        assert_eq!(c.segments.iter().map(|s| s.len()).sum::<usize>(), 10);
+        assert!(
+            facts.errors.is_empty(),
             "finish_reason without [DONE] is complete enough"
         );
     }
@@ -655,7 +571,7 @@ mod tests {
         assert!(String::from_utf8(msg.segments.concat())
             .unwrap()
             .contains("\"ok\""));
-        let err = facts.error.unwrap();
+        let err = facts.errors.join("; ");
         assert!(err.starts_with("event 1 is not a chat completion chunk"), "{err}");
         assert!(err.ends_with("(and 1 more problems)"), "{err}");
     }
@@ -680,14 +596,13 @@ mod tests {
             br#"{"choices":[{"index":5000,"delta":{"content":"late"}}]}"#,
             false,
         );
-        assert_eq!(a.parts, MAX_PARTS);
         let kept: usize = a.choices.iter().map(|c| c.message.tool_calls.len()).sum();
-        assert_eq!(kept, MAX_PARTS - 1);
+        assert_eq!(kept, super::super::assemble::MAX_PARTS - 1);
         assert!(a.choices[0]
             .message
             .tool_calls
             .iter()
-            .all(|t| t.id.as_ref().unwrap().len() == SMALL_FIELD));
+            .all(|t| t.id.as_ref().unwrap().len() == 256));
         let (msg, facts) = a.finish(1 << 30);
         let logged = msg.segments.concat().len() as u64;
         assert_eq!(
@@ -695,10 +610,7 @@ mod tests {
             logged + (2000 - 1023) * 3 + 4,
             "dropped text still counts in the size"
         );
-        assert!(facts
-            .error
-            .unwrap()
-            .starts_with("more than 1024 choices and tool calls"));
+        assert!(facts.errors[0].starts_with("more than 1024 choices and tool calls"));
     }
 
     #[test]
@@ -709,8 +621,8 @@ mod tests {
             false,
         );
         let (_, facts) = a.finish(100);
-        assert_eq!(facts.usage, Usage::default());
+        assert!(facts.usage.is_empty());
         assert!(!facts.stream_ended);
-        assert_eq!(facts.error, None);
+        assert!(facts.errors.is_empty(), "{:?}", facts.errors);
     }
 }

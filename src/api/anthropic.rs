@@ -1,0 +1,397 @@
+//! Anthropic's Messages API (`/v1/messages`).
+//!
+//! - Request: `model`, `stream`, and `system` and `messages` as the logged prompt,
+//!   `{"system":...,"messages":...}`.
+//! - Response: `id`, `model`, `stop_reason` (the finish reason), `usage` (`input_tokens`,
+//!   `output_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`; the total is
+//!   input + output), and the raw `content` blocks as the logged completion.
+//! - Stream: `message_start` (id, model, input usage), `content_block_start` and
+//!   `content_block_delta` (text, `input_json`, thinking and signature deltas) assembled into the
+//!   same `content` blocks as a JSON response (a tool call's `input` parsed back into JSON when
+//!   it was kept whole), `message_delta` (stop reason, output usage), `message_stop` ending the
+//!   stream, and `error` events reported.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::assemble::{clip, EventTally, PartBound, TextBudget};
+use super::scanned::{self, ScannedBody};
+use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
+use crate::scan::json::{scalar_bool, Action, Node, ScanResult};
+use crate::scan::sse::SseEvent;
+use crate::ApiFamily;
+
+const MODEL: u8 = 0;
+const STREAM: u8 = 1;
+const ID: u8 = 3;
+const USAGE: u8 = 4;
+const STOP_REASON: u8 = 5;
+
+static REQUEST: Node = Node::root(&[
+    Node::key(b"model", Action::Scalar(MODEL), &[]),
+    Node::key(b"stream", Action::Scalar(STREAM), &[]),
+    Node::key(b"system", Action::Capture, &[]),
+    Node::key(b"messages", Action::Capture, &[]),
+]);
+
+static RESPONSE: Node = Node::root(&[
+    Node::key(b"id", Action::Scalar(ID), &[]),
+    Node::key(b"model", Action::Scalar(MODEL), &[]),
+    Node::key(b"usage", Action::Scalar(USAGE), &[]),
+    Node::key(b"stop_reason", Action::Scalar(STOP_REASON), &[]),
+    Node::key(b"content", Action::Capture, &[]),
+]);
+
+/// Anthropic's Messages API: [`ApiFamily::AnthropicMessages`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnthropicMessagesApi;
+
+impl LlmApi for AnthropicMessagesApi {
+    fn family(&self) -> ApiFamily {
+        ApiFamily::AnthropicMessages
+    }
+
+    fn recognize(&self, head: &RequestHead<'_>) -> Option<Route> {
+        super::recognize(head).filter(|r| r.family == ApiFamily::AnthropicMessages)
+    }
+
+    fn request_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(ScannedBody::new(&REQUEST, cap, Some("messages"), read_request))
+    }
+
+    fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(ScannedBody::new(&RESPONSE, cap, Some("content"), read_response))
+    }
+
+    fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
+        Box::new(MessageStream::new(cap))
+    }
+}
+
+fn read_request(scan: &mut ScanResult, facts: &mut BodyFacts) {
+    facts.model = scanned::string(scan, MODEL);
+    facts.stream = scan.scalar(STREAM).and_then(scalar_bool).unwrap_or(false);
+}
+
+/// Anthropic's usage object. Counts may come in parts (the stream's start and its delta).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct Usage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// Counts in `later` replace those here (a stream's `message_delta` has the final ones).
+    fn merge(&mut self, later: Usage) {
+        self.input_tokens = later.input_tokens.or(self.input_tokens);
+        self.output_tokens = later.output_tokens.or(self.output_tokens);
+        self.cache_read_input_tokens = later.cache_read_input_tokens.or(self.cache_read_input_tokens);
+        self.cache_creation_input_tokens = later
+            .cache_creation_input_tokens
+            .or(self.cache_creation_input_tokens);
+    }
+}
+
+impl From<Usage> for TokenUsage {
+    fn from(u: Usage) -> TokenUsage {
+        TokenUsage {
+            prompt: u.input_tokens,
+            completion: u.output_tokens,
+            total: match (u.input_tokens, u.output_tokens) {
+                (Some(i), Some(o)) => Some(i.saturating_add(o)),
+                _ => None,
+            },
+            cached: u.cache_read_input_tokens,
+            reasoning: None,
+            cache_creation: u.cache_creation_input_tokens,
+        }
+    }
+}
+
+fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
+    facts.request_id = scanned::string(scan, ID);
+    facts.model = scanned::string(scan, MODEL);
+    facts.finish_reasons.extend(scanned::string(scan, STOP_REASON));
+    if let Some(u) = scanned::parsed::<Usage>(scan, USAGE, "usage", facts) {
+        facts.usage = u.into();
+    }
+}
+
+#[derive(Deserialize)]
+struct EventWire<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    message: Option<MessageWire<'a>>,
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(borrow, default)]
+    content_block: Option<BlockWire<'a>>,
+    #[serde(borrow, default)]
+    delta: Option<DeltaWire<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct MessageWire<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct BlockWire<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct DeltaWire<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize, Default)]
+struct BlockOut {
+    #[serde(skip)]
+    index: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    /// A tool call's input: the JSON it streamed, parsed back when kept whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<serde_json::Value>,
+    #[serde(skip)]
+    input_json: Option<String>,
+}
+
+/// Assembles a streamed message into its `content` blocks.
+struct MessageStream {
+    blocks: Vec<BlockOut>,
+    block_at: HashMap<u32, usize>,
+    parts: PartBound,
+    facts: BodyFacts,
+    usage: Usage,
+    budget: TextBudget,
+    cap: usize,
+    ended: bool,
+    tally: EventTally,
+}
+
+impl MessageStream {
+    fn new(cap: usize) -> Self {
+        MessageStream {
+            blocks: Vec::new(),
+            block_at: HashMap::new(),
+            parts: PartBound::default(),
+            facts: BodyFacts::default(),
+            usage: Usage::default(),
+            budget: TextBudget::new(cap),
+            cap,
+            ended: false,
+            tally: EventTally::default(),
+        }
+    }
+
+    fn block(&mut self, index: u32, kind: &str) -> Option<usize> {
+        if let Some(&at) = self.block_at.get(&index) {
+            return Some(at);
+        }
+        if !self.parts.admit(&mut self.tally, "content blocks") {
+            return None;
+        }
+        self.blocks.push(BlockOut {
+            index,
+            kind: kind.to_string(),
+            ..BlockOut::default()
+        });
+        self.block_at.insert(index, self.blocks.len() - 1);
+        Some(self.blocks.len() - 1)
+    }
+
+    fn append(&mut self, at: usize, field: Field, text: &str) {
+        let block = &mut self.blocks[at];
+        let target = match field {
+            Field::Text => &mut block.text,
+            Field::Thinking => &mut block.thinking,
+            Field::Signature => &mut block.signature,
+            Field::Data => &mut block.data,
+            Field::Input => &mut block.input_json,
+        };
+        self.budget.append(target.get_or_insert_with(String::new), text);
+    }
+
+    fn apply(&mut self, event: EventWire<'_>) {
+        let index = event.index.unwrap_or(0);
+        match event.kind.as_ref() {
+            "message_start" => {
+                let Some(message) = event.message else { return };
+                self.facts.request_id = message.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
+                self.facts.model = message.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
+                if let Some(u) = message.usage {
+                    self.usage.merge(u);
+                }
+            }
+            "content_block_start" => {
+                let Some(start) = event.content_block else { return };
+                let kind = start.kind.as_deref().unwrap_or("text").to_string();
+                let Some(at) = self.block(index, &kind) else {
+                    for text in [&start.text, &start.thinking].into_iter().flatten() {
+                        self.budget.drop(text);
+                    }
+                    return;
+                };
+                self.blocks[at].id = start.id.map(|s| clip(&s));
+                self.blocks[at].name = start.name.map(|s| clip(&s));
+                for (field, text) in [
+                    (Field::Text, start.text),
+                    (Field::Thinking, start.thinking),
+                    (Field::Signature, start.signature),
+                    (Field::Data, start.data),
+                ] {
+                    if let Some(text) = text {
+                        self.append(at, field, &text);
+                    }
+                }
+                match start.input {
+                    // The usual start of a tool call: its input streams next.
+                    Some(serde_json::Value::Object(o)) if o.is_empty() => {}
+                    Some(input) => self.append(at, Field::Input, &input.to_string()),
+                    None => {}
+                }
+            }
+            "content_block_delta" => {
+                let Some(delta) = event.delta else { return };
+                let (field, text, kind) = match delta.kind.as_deref() {
+                    Some("input_json_delta") => (Field::Input, delta.partial_json, "tool_use"),
+                    Some("thinking_delta") => (Field::Thinking, delta.thinking, "thinking"),
+                    Some("signature_delta") => (Field::Signature, delta.signature, "thinking"),
+                    _ => (Field::Text, delta.text, "text"),
+                };
+                let Some(text) = text else { return };
+                if !matches!(field, Field::Thinking | Field::Signature) && self.facts.first_token_at.is_none()
+                {
+                    self.facts.first_token_at = Some(Instant::now());
+                }
+                match self.block(index, kind) {
+                    Some(at) => self.append(at, field, &text),
+                    None => self.budget.drop(&text),
+                }
+            }
+            "message_delta" => {
+                if let Some(reason) = event.delta.and_then(|d| d.stop_reason) {
+                    self.facts.finish_reasons = vec![clip(&reason)];
+                }
+                if let Some(u) = event.usage {
+                    self.usage.merge(u);
+                }
+            }
+            "message_stop" => self.ended = true,
+            "error" => {
+                self.ended = true;
+                let text = event.error.map(|e| e.to_string()).unwrap_or_default();
+                self.tally
+                    .note(format!("the stream carried an error: {}", clip(&text)));
+            }
+            // `ping`, `content_block_stop`, and event types added later carry no completion.
+            _ => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Text,
+    Thinking,
+    Signature,
+    Data,
+    Input,
+}
+
+impl StreamReader for MessageStream {
+    fn event(&mut self, event: &SseEvent<'_>) {
+        if !self.tally.next(event.oversized) {
+            return;
+        }
+        match serde_json::from_slice::<EventWire<'_>>(event.data) {
+            Ok(e) => self.apply(e),
+            Err(e) => {
+                let n = self.tally.events;
+                self.tally
+                    .note(format!("event {n} is not a Messages API event: {e}"));
+            }
+        }
+    }
+
+    fn finish(mut self: Box<Self>, _ended: bool) -> BodyFacts {
+        self.blocks.sort_by_key(|b| b.index);
+        for block in &mut self.blocks {
+            if block.kind == "tool_use" || block.input_json.is_some() {
+                let json = block.input_json.take().unwrap_or_default();
+                block.input = Some(if json.is_empty() {
+                    serde_json::Value::Object(serde_json::Map::new())
+                } else {
+                    // A tool call cut by the cap stays the text it was.
+                    serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json))
+                });
+            }
+        }
+        let mut facts = std::mem::take(&mut self.facts);
+        facts.usage = self.usage.into();
+        facts.message = self.budget.finish(&self.blocks, self.cap);
+        facts.errors.extend(self.tally.summary());
+        facts.stream = true;
+        facts.stream_ended = self.ended;
+        facts
+    }
+}

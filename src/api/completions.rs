@@ -1,0 +1,235 @@
+//! Legacy text completions (`.../completions`).
+//!
+//! - Request: `model`, `stream`, and the raw `prompt` value (a string or a list) as the logged
+//!   prompt.
+//! - Response: `id`, `model`, `usage`, each choice's `finish_reason`, and the raw `choices` value
+//!   (`choices[].text`) as the logged completion.
+//! - Stream: `text_completion` chunks assembled per choice into the same shape as the
+//!   non-streaming `choices` (`index`, `text`, `finish_reason`); usage from the chunk that carries
+//!   it; `[DONE]` ends it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::assemble::{clip, EventTally, PartBound, TextBudget};
+use super::chat::Usage;
+use super::scanned::{self, ScannedBody};
+use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
+use crate::scan::json::{Action, Node, ScanResult};
+use crate::scan::sse::SseEvent;
+use crate::ApiFamily;
+
+const MODEL: u8 = 0;
+const STREAM: u8 = 1;
+const ID: u8 = 3;
+const USAGE: u8 = 4;
+const FINISH_REASON: u8 = 5;
+
+static REQUEST: Node = Node::root(&[
+    Node::key(b"model", Action::Scalar(MODEL), &[]),
+    Node::key(b"stream", Action::Scalar(STREAM), &[]),
+    Node::key(b"prompt", Action::Capture, &[]),
+]);
+
+static RESPONSE: Node = Node::root(&[
+    Node::key(b"id", Action::Scalar(ID), &[]),
+    Node::key(b"model", Action::Scalar(MODEL), &[]),
+    Node::key(b"usage", Action::Scalar(USAGE), &[]),
+    Node::key(
+        b"choices",
+        Action::Capture,
+        &[Node::element(
+            Action::Walk,
+            &[Node::key(
+                b"finish_reason",
+                Action::EachScalar(FINISH_REASON),
+                &[],
+            )],
+        )],
+    ),
+]);
+
+/// Legacy text completions: [`ApiFamily::Completions`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompletionsApi;
+
+impl LlmApi for CompletionsApi {
+    fn family(&self) -> ApiFamily {
+        ApiFamily::Completions
+    }
+
+    fn recognize(&self, head: &RequestHead<'_>) -> Option<Route> {
+        super::recognize(head).filter(|r| r.family == ApiFamily::Completions)
+    }
+
+    fn request_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(ScannedBody::new(
+            &REQUEST,
+            cap,
+            Some("prompt"),
+            super::chat::read_request,
+        ))
+    }
+
+    fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(ScannedBody::new(&RESPONSE, cap, Some("choices"), read_response))
+    }
+
+    fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
+        Box::new(CompletionStream::new(cap))
+    }
+}
+
+fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
+    facts.request_id = scanned::string(scan, ID);
+    facts.model = scanned::string(scan, MODEL);
+    facts.finish_reasons = scan
+        .scalars_in(FINISH_REASON)
+        .filter_map(crate::scan::json::scalar_string)
+        .map(|s| clip(&s))
+        .collect();
+    if let Some(u) = scanned::parsed::<Usage>(scan, USAGE, "usage", facts) {
+        facts.usage = u.into();
+    }
+}
+
+#[derive(Deserialize)]
+struct ChunkWire<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChoiceWire<'a>>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceWire<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut {
+    index: u32,
+    text: String,
+    finish_reason: Option<String>,
+}
+
+/// Assembles a streamed text completion.
+struct CompletionStream {
+    choices: Vec<ChoiceOut>,
+    choice_at: HashMap<u32, usize>,
+    parts: PartBound,
+    facts: BodyFacts,
+    budget: TextBudget,
+    cap: usize,
+    saw_done: bool,
+    tally: EventTally,
+}
+
+impl CompletionStream {
+    fn new(cap: usize) -> Self {
+        CompletionStream {
+            choices: Vec::new(),
+            choice_at: HashMap::new(),
+            parts: PartBound::default(),
+            facts: BodyFacts::default(),
+            budget: TextBudget::new(cap),
+            cap,
+            saw_done: false,
+            tally: EventTally::default(),
+        }
+    }
+
+    fn apply(&mut self, chunk: ChunkWire<'_>) {
+        if self.facts.request_id.is_none() {
+            self.facts.request_id = chunk.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
+        }
+        if self.facts.model.is_none() {
+            self.facts.model = chunk.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
+        }
+        if let Some(usage) = chunk.usage {
+            self.facts.usage = usage.into();
+        }
+        if let Some(error) = chunk.error {
+            self.tally.note(format!(
+                "the stream carried an error: {}",
+                clip(&error.to_string())
+            ));
+        }
+        for c in chunk.choices.into_iter().flatten() {
+            let at = match self.choice_at.get(&c.index) {
+                Some(&at) => at,
+                None if self.parts.admit(&mut self.tally, "choices") => {
+                    self.choices.push(ChoiceOut {
+                        index: c.index,
+                        text: String::new(),
+                        finish_reason: None,
+                    });
+                    self.choice_at.insert(c.index, self.choices.len() - 1);
+                    self.choices.len() - 1
+                }
+                None => {
+                    self.budget.drop(c.text.as_deref().unwrap_or(""));
+                    continue;
+                }
+            };
+            if let Some(text) = c.text {
+                if !text.is_empty() && self.facts.first_token_at.is_none() {
+                    self.facts.first_token_at = Some(Instant::now());
+                }
+                self.budget.append(&mut self.choices[at].text, &text);
+            }
+            if let Some(reason) = c.finish_reason {
+                self.choices[at].finish_reason = Some(clip(&reason));
+            }
+        }
+    }
+}
+
+impl StreamReader for CompletionStream {
+    fn event(&mut self, event: &SseEvent<'_>) {
+        if !self.tally.next(event.oversized) || self.saw_done {
+            return;
+        }
+        if event.data == b"[DONE]" {
+            self.saw_done = true;
+            return;
+        }
+        match serde_json::from_slice::<ChunkWire<'_>>(event.data) {
+            Ok(chunk) => self.apply(chunk),
+            Err(e) => {
+                let n = self.tally.events;
+                self.tally
+                    .note(format!("event {n} is not a text completion chunk: {e}"));
+            }
+        }
+    }
+
+    fn finish(mut self: Box<Self>, _ended: bool) -> BodyFacts {
+        self.choices.sort_by_key(|c| c.index);
+        let mut facts = std::mem::take(&mut self.facts);
+        facts.finish_reasons = self
+            .choices
+            .iter()
+            .filter_map(|c| c.finish_reason.clone())
+            .collect();
+        facts.message = self.budget.finish(&self.choices, self.cap);
+        facts.errors.extend(self.tally.summary());
+        facts.stream = true;
+        facts.stream_ended = self.saw_done || !facts.finish_reasons.is_empty();
+        facts
+    }
+}

@@ -1,0 +1,87 @@
+//! A body reader built on the JSON scanner: what every built-in family does with a JSON body,
+//! the family supplying only its paths and how to read what was found.
+
+use bytes::Bytes;
+
+use super::{BodyFacts, BodyReader};
+use crate::scan::json::{JsonScanner, Node, ScanResult};
+
+/// Reads a JSON body with the scanner, then hands the scan to `read`.
+pub(crate) struct ScannedBody {
+    scanner: JsonScanner,
+    /// What the captured value is called in errors (`"messages"`, `"output"`); `None` when the
+    /// family does not capture (the reader builds the message itself).
+    captured: Option<&'static str>,
+    read: fn(&mut ScanResult, &mut BodyFacts),
+}
+
+impl ScannedBody {
+    pub(crate) fn new(
+        paths: &'static Node,
+        cap: usize,
+        captured: Option<&'static str>,
+        read: fn(&mut ScanResult, &mut BodyFacts),
+    ) -> Self {
+        ScannedBody {
+            scanner: JsonScanner::new(paths, cap),
+            captured,
+            read,
+        }
+    }
+}
+
+impl BodyReader for ScannedBody {
+    fn feed(&mut self, frame: &Bytes) {
+        self.scanner.feed(frame);
+    }
+
+    fn finish(self: Box<Self>, ended: bool) -> BodyFacts {
+        let mut scan = self.scanner.finish();
+        let mut facts = BodyFacts::default();
+        // A body cut short (client gone) is not a JSON problem; a malformed one always is.
+        match scan.problem() {
+            Some(p) if ended || scan.error().is_some() => facts.errors.push(p),
+            _ => {}
+        }
+        if let Some(name) = self.captured {
+            if scan.is_complete() && scan.capture().is_none() {
+                facts.errors.push(format!("no \"{name}\" value"));
+            }
+            if scan.has_duplicate_capture() {
+                facts
+                    .errors
+                    .push(format!("\"{name}\" appears more than once; the last is logged"));
+            }
+        }
+        (self.read)(&mut scan, &mut facts);
+        if self.captured.is_some() {
+            facts.message = scan.take_capture().unwrap_or_default();
+        }
+        facts
+    }
+}
+
+/// A JSON string scalar, clipped like every short field.
+pub(crate) fn string(scan: &ScanResult, slot: u8) -> Option<String> {
+    scan.scalar(slot)
+        .and_then(crate::scan::json::scalar_string)
+        .filter(|s| !s.is_empty())
+        .map(|s| super::assemble::clip(&s))
+}
+
+/// A scalar read with serde; a value that does not read is reported.
+pub(crate) fn parsed<T: serde::de::DeserializeOwned>(
+    scan: &ScanResult,
+    slot: u8,
+    name: &str,
+    facts: &mut BodyFacts,
+) -> Option<T> {
+    let raw = scan.scalar(slot)?;
+    match serde_json::from_slice::<Option<T>>(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            facts.errors.push(format!("unreadable {name}: {e}"));
+            None
+        }
+    }
+}
