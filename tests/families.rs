@@ -1,0 +1,263 @@
+//! Every API family through the layer, against recorded-format fixtures (`tests/fixtures/`,
+//! written from the providers' API references): JSON and streaming exchanges checked field by
+//! field, streams split at every byte boundary.
+mod common;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use common::*;
+use http::header::CONTENT_TYPE;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::{service_fn, Layer, ServiceExt};
+use tower_llm_log::{ApiFamily, LlmLogBody, LlmLogLayer, LlmLogRecord, MemorySink, Outcome, RecordKind};
+
+type Inner = Request<LlmLogBody<Frames>>;
+
+/// One exchange at `path`: the request body, and the upstream's answer split into `frames`.
+async fn run(path: &str, request: &str, content_type: &'static str, frames: Frames) -> (Bytes, Vec<LlmLogRecord>) {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let inner = service_fn(move |req: Inner| {
+        let frames = frames.clone();
+        async move {
+            let _ = req.into_body().collect().await;
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(CONTENT_TYPE, content_type)
+                    .body(frames)
+                    .unwrap(),
+            )
+        }
+    });
+    let req = Request::post(path)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Frames::new([Bytes::copy_from_slice(request.as_bytes())]))
+        .unwrap();
+    let res = layer.layer(inner).oneshot(req).await.unwrap();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (bytes, sink.take())
+}
+
+fn one(records: &[LlmLogRecord], kind: RecordKind) -> LlmLogRecord {
+    let r = of_kind(records, kind);
+    assert_eq!(r.len(), 1, "{kind:?} records: {r:?}");
+    r.into_iter().next().unwrap()
+}
+
+fn json_of(record: &LlmLogRecord) -> Value {
+    serde_json::from_str(record.messages_str()).unwrap_or_else(|e| panic!("{e}: {}", record.messages_str()))
+}
+
+fn fixture(v: &str) -> Value {
+    serde_json::from_str(v).unwrap()
+}
+
+fn tokens(r: &LlmLogRecord) -> [Option<u64>; 6] {
+    [
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.total_tokens,
+        r.cached_tokens,
+        r.reasoning_tokens,
+        r.cache_creation_tokens,
+    ]
+}
+
+/// Runs a stream split in two at every byte; each run must log what the whole stream logs, and
+/// pass the bytes through unchanged.
+async fn every_split(path: &str, request: &str, stream: &str) -> LlmLogRecord {
+    let (bytes, records) = run(path, request, "text/event-stream", Frames::new([Bytes::copy_from_slice(stream.as_bytes())])).await;
+    assert_eq!(bytes, stream.as_bytes());
+    let whole = one(&records, RecordKind::Response);
+    for cut in 1..stream.len() {
+        let (bytes, records) = run(path, request, "text/event-stream", Frames::split(stream.as_bytes(), &[cut])).await;
+        assert_eq!(bytes, stream.as_bytes(), "cut at {cut}");
+        let r = one(&records, RecordKind::Response);
+        assert_eq!(
+            (r.messages_str(), r.message_bytes, tokens(&r), &r.finish_reasons, &r.error, &r.request_id, &r.model_name),
+            (whole.messages_str(), whole.message_bytes, tokens(&whole), &whole.finish_reasons, &whole.error, &whole.request_id, &whole.model_name),
+            "cut at {cut}"
+        );
+    }
+    whole
+}
+
+#[tokio::test]
+async fn responses_api_json() {
+    let request = include_str!("fixtures/responses/request.json");
+    let response = include_str!("fixtures/responses/response.json");
+    let (bytes, records) = run("/v1/responses", request, "application/json", Frames::split(response.as_bytes(), &[100, 2000])).await;
+    assert_eq!(bytes, response.as_bytes());
+    let rq = one(&records, RecordKind::Request);
+    assert_eq!(rq.api, ApiFamily::Responses);
+    assert_eq!(rq.provider.as_deref(), Some("openai"));
+    assert_eq!(rq.operation_name, "chat");
+    assert_eq!(rq.model_name.as_deref(), Some("gpt-4.1-2025-04-14"));
+    let req = fixture(request);
+    assert_eq!(json_of(&rq), json!({"instructions": req["instructions"], "input": req["input"]}));
+    assert_eq!(rq.error, None);
+    let rs = one(&records, RecordKind::Response);
+    assert_eq!(rs.request_id.as_deref(), Some("resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"));
+    assert_eq!(rs.model_name.as_deref(), Some("gpt-4.1-2025-04-14"));
+    assert_eq!(tokens(&rs), [Some(328), Some(52), Some(380), Some(128), Some(12), None]);
+    assert!(!rs.tokens_estimated);
+    assert_eq!(rs.finish_reasons, ["completed"]);
+    assert_eq!(json_of(&rs), fixture(response)["output"]);
+    assert!(!rs.is_stream_completion);
+    assert_eq!((rs.outcome, rs.error.as_deref()), (Outcome::Completed, None));
+}
+
+#[tokio::test]
+async fn responses_api_stream_at_every_split() {
+    let request = include_str!("fixtures/responses/request_string.json");
+    let rs = every_split("/openai/v1/responses", request, include_str!("fixtures/responses/stream.sse")).await;
+    assert_eq!(rs.provider.as_deref(), Some("azure.ai.openai"));
+    assert!(rs.is_stream_completion);
+    assert_eq!(rs.request_id.as_deref(), Some("resp_68a1f0c2d4e88190a3b5c7d9e1f2a3b40c5d6e7f8a9b0c1d"));
+    assert_eq!(tokens(&rs), [Some(37), Some(11), Some(48), Some(0), Some(0), None]);
+    assert_eq!(rs.finish_reasons, ["completed"]);
+    assert_eq!(rs.error, None);
+    assert!(rs.time_to_first_token.is_some());
+    let output = json_of(&rs);
+    assert_eq!(
+        output,
+        json!([
+            {"type": "message", "id": "msg_68a1f0c3a1b28190b2c4d6e8f0a1b2c30c5d6e7f8a9b0c1d", "role": "assistant",
+             "content": [{"type": "output_text", "text": "Bonjour! Let me check the weather — café 🥐 first."}]},
+            {"type": "function_call", "id": "fc_68a1f0c3f9e08190c1d3e5f7a9b1c2d30c5d6e7f8a9b0c1d",
+             "call_id": "call_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2", "name": "get_weather", "arguments": "{\"location\":\"Paris\"}"}
+        ]),
+        "the same shape as the JSON response's output"
+    );
+}
+
+#[tokio::test]
+async fn responses_api_incomplete_and_failed_streams() {
+    let request = include_str!("fixtures/responses/request_string.json");
+    let rs = every_split("/v1/responses", request, include_str!("fixtures/responses/stream_incomplete.sse")).await;
+    assert_eq!(rs.finish_reasons, ["max_output_tokens"]);
+    assert_eq!(tokens(&rs)[..3], [Some(14), Some(16), Some(30)]);
+    assert_eq!(json_of(&rs)[0]["content"][0]["text"], "Paris is the capital of France and is famous for");
+    assert_eq!(rs.error, None);
+
+    let (_, records) = run("/v1/responses", request, "text/event-stream", Frames::new([Bytes::from_static(include_bytes!("fixtures/responses/stream_failed.sse"))])).await;
+    let rs = one(&records, RecordKind::Response);
+    assert_eq!(rs.finish_reasons, ["failed"]);
+    let error = rs.error.clone().unwrap();
+    assert!(error.contains("the response failed: server_error: The model failed to generate a response."), "{error}");
+    assert!(!error.contains("ended without"), "response.failed ends the stream: {error}");
+    assert_eq!(json_of(&rs)[0]["content"][0]["text"], "Once upon");
+    assert_eq!(rs.tokens_estimated, cfg!(feature = "tokenizer"), "no usage: estimated only with the feature");
+    assert_eq!(rs.total_tokens.is_some(), cfg!(feature = "tokenizer"));
+}
+
+#[tokio::test]
+async fn embeddings_log_input_and_a_summary_never_vectors() {
+    let request = include_str!("fixtures/embeddings/request.json");
+    for (body, encoding) in [
+        (include_str!("fixtures/embeddings/response.json"), "float"),
+        (include_str!("fixtures/embeddings/response_base64.json"), "base64"),
+    ] {
+        for cut in (1..body.len()).step_by(7) {
+            let (bytes, records) = run("/openai/deployments/emb/embeddings?api-version=2024-10-21", request, "application/json", Frames::split(body.as_bytes(), &[cut])).await;
+            assert_eq!(bytes, body.as_bytes());
+            let rq = one(&records, RecordKind::Request);
+            assert_eq!(rq.api, ApiFamily::Embeddings);
+            assert_eq!(rq.operation_name, "embeddings");
+            assert_eq!(rq.deployment_name.as_deref(), Some("emb"));
+            assert_eq!(json_of(&rq), fixture(request)["input"]);
+            let rs = one(&records, RecordKind::Response);
+            assert_eq!(json_of(&rs), json!({"vectors": 2, "dimensions": 8, "encoding": encoding}), "cut {cut}");
+            assert_eq!(rs.model_name.as_deref(), Some("text-embedding-3-small"));
+            assert_eq!(tokens(&rs), [Some(12), None, Some(12), None, None, None]);
+            assert_eq!(rs.error, None);
+        }
+    }
+}
+
+#[tokio::test]
+async fn legacy_completions_json_and_stream() {
+    let response = include_str!("fixtures/completions/response.json");
+    let (_, records) = run("/v1/completions", include_str!("fixtures/completions/request.json"), "application/json", Frames::split(response.as_bytes(), &[33])).await;
+    let rq = one(&records, RecordKind::Request);
+    assert_eq!((rq.api.clone(), rq.operation_name.as_str()), (ApiFamily::Completions, "text_completion"));
+    assert_eq!(rq.messages_str(), "\"Say this is a test\"");
+    let rs = one(&records, RecordKind::Response);
+    assert_eq!(json_of(&rs), fixture(response)["choices"]);
+    assert_eq!(rs.finish_reasons, ["length"]);
+    assert_eq!(tokens(&rs)[..3], [Some(5), Some(7), Some(12)]);
+    assert_eq!(rs.request_id.as_deref(), Some("cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7"));
+
+    let request = include_str!("fixtures/completions/request_stream.json");
+    let rs = every_split("/v1/completions", request, include_str!("fixtures/completions/stream.sse")).await;
+    assert_eq!(json_of(&rs), json!([{"index": 0, "text": "\n\nThis is indeed a test", "finish_reason": "length"}]));
+    assert_eq!(tokens(&rs)[..3], [Some(5), Some(7), Some(12)]);
+    assert_eq!(rs.request_id.as_deref(), Some("cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe"));
+    assert_eq!(rs.error, None);
+}
+
+#[tokio::test]
+async fn anthropic_messages_json() {
+    let request = include_str!("fixtures/anthropic/request.json");
+    let response = include_str!("fixtures/anthropic/response.json");
+    let (_, records) = run("/v1/messages", request, "application/json", Frames::split(response.as_bytes(), &[1, 500])).await;
+    let rq = one(&records, RecordKind::Request);
+    assert_eq!((rq.api.clone(), rq.provider.as_deref()), (ApiFamily::AnthropicMessages, Some("anthropic")));
+    let req = fixture(request);
+    assert_eq!(json_of(&rq), json!({"system": req["system"], "messages": req["messages"]}));
+    assert_eq!(rq.model_name.as_deref(), Some("claude-sonnet-4-5-20250929"));
+    let rs = one(&records, RecordKind::Response);
+    assert_eq!(json_of(&rs), fixture(response)["content"]);
+    assert_eq!(rs.finish_reasons, ["tool_use"]);
+    assert_eq!(tokens(&rs), [Some(2095), Some(503), Some(2598), Some(1500), None, Some(0)]);
+    assert_eq!(rs.request_id.as_deref(), Some("msg_01XFDUDYJgAACzvnptvVoYEL"));
+    assert_eq!(rs.error, None);
+}
+
+#[tokio::test]
+async fn anthropic_messages_stream_at_every_split() {
+    let request = include_str!("fixtures/anthropic/request_stream.json");
+    let rs = every_split("/v1/messages", request, include_str!("fixtures/anthropic/stream.sse")).await;
+    assert_eq!(rs.request_id.as_deref(), Some("msg_01Vb3CXwEMqqDbHDmFo9fHs2"));
+    assert_eq!(tokens(&rs), [Some(472), Some(89), Some(561), Some(100), None, Some(20)]);
+    assert_eq!(rs.finish_reasons, ["tool_use"]);
+    assert_eq!(rs.error, None);
+    let blocks = json_of(&rs);
+    assert_eq!(blocks[0]["type"], "thinking");
+    assert_eq!(
+        blocks[0]["thinking"],
+        "The user is asking about the weather in San Francisco. I'll call get_weather with the location and fahrenheit."
+    );
+    assert!(blocks[0]["signature"].as_str().unwrap().starts_with("ErUBCkYIBRgCIkCc2mN3x8J7"));
+    assert_eq!(blocks[1], json!({"type": "text", "text": "Sure! Let me look up the weather — it's a café-au-lait 🌉 kind of city."}));
+    assert_eq!(
+        blocks[2],
+        json!({"type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
+               "input": {"location": "San Francisco, CA", "unit": "fahrenheit"}})
+    );
+}
+
+#[tokio::test]
+async fn anthropic_error_event_is_reported() {
+    let request = include_str!("fixtures/anthropic/request_stream.json");
+    let rs = every_split("/v1/messages", request, include_str!("fixtures/anthropic/stream_error.sse")).await;
+    let error = rs.error.clone().unwrap();
+    assert!(error.contains("overloaded_error"), "{error}");
+    assert!(!error.contains("ended without"), "an error event ends the stream: {error}");
+    assert_eq!(json_of(&rs), json!([{"type": "text", "text": "Hello"}]));
+    assert_eq!((rs.prompt_tokens, rs.completion_tokens), (Some(25), Some(1)));
+}
+
+#[tokio::test]
+async fn a_stream_cut_short_says_so_and_keeps_what_came() {
+    let stream = include_str!("fixtures/anthropic/stream.sse");
+    let cut = stream.find("event: message_delta").unwrap();
+    let (_, records) = run("/v1/messages", include_str!("fixtures/anthropic/request_stream.json"), "text/event-stream", Frames::new([Bytes::copy_from_slice(stream[..cut].as_bytes())])).await;
+    let rs = one(&records, RecordKind::Response);
+    assert!(rs.error.as_deref().unwrap().contains("ended without its final event"), "{:?}", rs.error);
+    assert_eq!(json_of(&rs)[1]["type"], "text");
+    assert!(rs.finish_reasons.is_empty());
+}
