@@ -56,10 +56,11 @@ impl Codec {
     }
 }
 
-/// Compressed bytes handed to a decoder at a time: at most about 1 KiB of deflate input can
-/// expand to 1 MiB, so the output drained after each slice stays around a megabyte at worst.
+/// Compressed bytes handed to a gzip or deflate decoder at a time: deflate expands at most about
+/// 1032 to 1, so the output of one slice stays under 300 KiB. Brotli and zstd hand their output
+/// over in 16 KiB pieces as they go, whatever their ratio.
 #[cfg(feature = "decompress")]
-const INPUT_SLICE: usize = 1024;
+const INPUT_SLICE: usize = 256;
 
 /// Decodes one body incrementally, within a bound on decoded bytes.
 pub(crate) struct Decoder {
@@ -92,26 +93,24 @@ impl Decoder {
             if self.stopped {
                 return;
             }
-            let result = self.state.push(slice);
-            self.drain(out);
-            if let Err(e) = result {
-                self.fail(e.to_string());
-            }
+            let (state, mut emit) = self.split(out);
+            let result = guarded(|| state.push(slice, &mut emit));
+            drop(emit);
+            self.settle(result);
         }
         #[cfg(not(feature = "decompress"))]
         let _ = (frame, out);
     }
 
-    /// The body ended: decodes what is left. Returns whether the whole body was decoded, and
-    /// why not.
+    /// The body ended (or stopped, when not `ended`): decodes what is left. Returns whether the
+    /// whole body was decoded, and why not.
     pub(crate) fn finish(&mut self, ended: bool, out: &mut dyn FnMut(&Bytes)) -> (bool, Option<String>) {
         #[cfg(feature = "decompress")]
         if ended && !self.stopped {
-            let result = self.state.finish();
-            self.drain(out);
-            if let Err(e) = result {
-                self.fail(e.to_string());
-            }
+            let (state, mut emit) = self.split(out);
+            let result = guarded(|| state.finish(&mut emit));
+            drop(emit);
+            self.settle(result);
         }
         #[cfg(not(feature = "decompress"))]
         let _ = (ended, out);
@@ -122,47 +121,87 @@ impl Decoder {
         (!self.stopped && error.is_none(), error)
     }
 
+    /// The decoder's state, and the sink for its output: counts decoded bytes against the limit
+    /// and says when to stop.
     #[cfg(feature = "decompress")]
-    fn drain(&mut self, out: &mut dyn FnMut(&Bytes)) {
-        let mut decoded = self.state.take_output();
-        if decoded.is_empty() {
-            return;
-        }
-        let room = self.limit - self.decoded;
-        if decoded.len() as u64 > room {
-            decoded.truncate(room as usize);
-            self.decoded = self.limit;
-            self.stopped = true;
-            self.error = Some(format!(
-                "decoding stopped at {} decoded bytes (LogConfig::decoded_bytes); the rest was not read",
-                self.limit
-            ));
-        } else {
-            self.decoded += decoded.len() as u64;
-        }
-        if !decoded.is_empty() {
-            out(&Bytes::from(decoded));
-        }
+    fn split<'a>(&'a mut self, out: &'a mut dyn FnMut(&Bytes)) -> (&'a mut imp::State, Emit<'a>) {
+        let emit = Emit {
+            decoded: &mut self.decoded,
+            limit: self.limit,
+            hit_limit: false,
+            out,
+        };
+        (&mut self.state, emit)
     }
 
     #[cfg(feature = "decompress")]
-    fn fail(&mut self, error: String) {
-        self.stopped = true;
-        self.error.get_or_insert(error);
+    fn settle(&mut self, result: std::io::Result<bool>) {
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                self.stopped = true;
+                self.error.get_or_insert(format!(
+                    "decoding stopped at {} decoded bytes (LogConfig::decoded_bytes); the rest was not read",
+                    self.limit
+                ));
+            }
+            Err(e) => {
+                self.stopped = true;
+                self.error.get_or_insert(e.to_string());
+            }
+        }
     }
+}
+
+/// Where decoded bytes go: to the reader, up to the limit.
+#[cfg(feature = "decompress")]
+struct Emit<'a> {
+    decoded: &'a mut u64,
+    limit: u64,
+    hit_limit: bool,
+    out: &'a mut dyn FnMut(&Bytes),
+}
+
+#[cfg(feature = "decompress")]
+impl Emit<'_> {
+    /// Hands on decoded bytes; `false` once the limit is reached (decoding must stop).
+    fn emit(&mut self, bytes: &[u8]) -> bool {
+        if bytes.is_empty() || self.hit_limit {
+            return !self.hit_limit;
+        }
+        let room = self.limit - *self.decoded;
+        let take = (bytes.len() as u64).min(room) as usize;
+        *self.decoded += take as u64;
+        if take > 0 {
+            (self.out)(&Bytes::copy_from_slice(&bytes[..take]));
+        }
+        self.hit_limit = take < bytes.len();
+        !self.hit_limit
+    }
+}
+
+/// Runs a decoder step, turning a panic in the decoder (third-party code fed untrusted bytes)
+/// into an error: a body the decoder chokes on must not take the request down.
+#[cfg(feature = "decompress")]
+fn guarded(step: impl FnOnce() -> std::io::Result<bool>) -> std::io::Result<bool> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step))
+        .unwrap_or_else(|_| Err(std::io::Error::other("the decoder failed on this input")))
 }
 
 #[cfg(feature = "decompress")]
 mod imp {
     use std::io::{self, Write};
 
+    use brotli_decompressor::{BrotliDecompressStream, BrotliResult, BrotliState, StandardAlloc};
     use flate2::write::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
     use ruzstd::decoding::FrameDecoder;
 
-    use super::Codec;
+    use super::{Codec, Emit};
 
     /// The most memory a zstd frame may ask for its window: HTTP's limit (RFC 9659).
     const ZSTD_WINDOW: u64 = 8 * 1024 * 1024;
+    /// Decoded bytes handed on at a time by brotli and zstd.
+    const OUT_PIECE: usize = 16 * 1024;
 
     pub(super) enum State {
         Gzip(MultiGzDecoder<Vec<u8>>),
@@ -171,7 +210,7 @@ mod imp {
         DeflateUnknown(Vec<u8>),
         Zlib(ZlibDecoder<Vec<u8>>),
         RawDeflate(DeflateDecoder<Vec<u8>>),
-        Brotli(Box<brotli_decompressor::DecompressorWriter<Vec<u8>>>),
+        Brotli(Box<Brotli>),
         Zstd(Box<Zstd>),
     }
 
@@ -180,21 +219,22 @@ mod imp {
             match codec {
                 Codec::Gzip => State::Gzip(MultiGzDecoder::new(Vec::new())),
                 Codec::Deflate => State::DeflateUnknown(Vec::new()),
-                Codec::Brotli => State::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
-                    Vec::new(),
-                    4096,
-                ))),
+                Codec::Brotli => State::Brotli(Box::new(Brotli::new())),
                 Codec::Zstd => State::Zstd(Box::new(Zstd::new())),
             }
         }
 
-        pub(super) fn push(&mut self, input: &[u8]) -> io::Result<()> {
+        /// Decodes `input`; `Ok(false)` when the output limit stopped it.
+        pub(super) fn push(&mut self, input: &[u8], out: &mut Emit<'_>) -> io::Result<bool> {
             match self {
-                State::Gzip(d) => d.write_all(input),
+                State::Gzip(d) => {
+                    d.write_all(input)?;
+                    Ok(out.emit(&std::mem::take(d.get_mut())))
+                }
                 State::DeflateUnknown(head) => {
                     head.extend_from_slice(input);
                     if head.len() < 2 {
-                        return Ok(());
+                        return Ok(true);
                     }
                     let head = std::mem::take(head);
                     let zlib =
@@ -204,35 +244,94 @@ mod imp {
                     } else {
                         State::RawDeflate(DeflateDecoder::new(Vec::new()))
                     };
-                    self.push(&head)
+                    self.push(&head, out)
                 }
-                State::Zlib(d) => d.write_all(input),
-                State::RawDeflate(d) => d.write_all(input),
-                State::Brotli(d) => d.write_all(input),
-                State::Zstd(d) => d.push(input),
+                State::Zlib(d) => {
+                    d.write_all(input)?;
+                    Ok(out.emit(&std::mem::take(d.get_mut())))
+                }
+                State::RawDeflate(d) => {
+                    d.write_all(input)?;
+                    Ok(out.emit(&std::mem::take(d.get_mut())))
+                }
+                State::Brotli(d) => d.push(input, out, false),
+                State::Zstd(d) => d.push(input, out),
             }
         }
 
-        pub(super) fn finish(&mut self) -> io::Result<()> {
+        pub(super) fn finish(&mut self, out: &mut Emit<'_>) -> io::Result<bool> {
             match self {
-                State::Gzip(d) => d.try_finish(),
-                State::DeflateUnknown(head) if head.is_empty() => Ok(()),
+                State::Gzip(d) => {
+                    d.try_finish()?;
+                    Ok(out.emit(&std::mem::take(d.get_mut())))
+                }
+                State::DeflateUnknown(head) if head.is_empty() => Ok(true),
                 State::DeflateUnknown(_) => Err(io::Error::other("the body ended inside its header")),
-                State::Zlib(d) => d.try_finish(),
-                State::RawDeflate(d) => d.try_finish(),
-                State::Brotli(d) => d.close(),
-                State::Zstd(d) => d.finish(),
+                State::Zlib(d) => {
+                    d.try_finish()?;
+                    Ok(out.emit(&std::mem::take(d.get_mut())))
+                }
+                State::RawDeflate(d) => {
+                    d.try_finish()?;
+                    Ok(out.emit(&std::mem::take(d.get_mut())))
+                }
+                State::Brotli(d) => d.push(&[], out, true),
+                State::Zstd(d) => d.finish(out),
             }
         }
+    }
 
-        pub(super) fn take_output(&mut self) -> Vec<u8> {
-            match self {
-                State::Gzip(d) => std::mem::take(d.get_mut()),
-                State::DeflateUnknown(_) => Vec::new(),
-                State::Zlib(d) => std::mem::take(d.get_mut()),
-                State::RawDeflate(d) => std::mem::take(d.get_mut()),
-                State::Brotli(d) => std::mem::take(d.get_mut()),
-                State::Zstd(d) => std::mem::take(&mut d.output),
+    /// Brotli with the decoder's streaming interface, output taken in pieces.
+    pub(super) struct Brotli {
+        state: BrotliState<StandardAlloc, StandardAlloc, StandardAlloc>,
+        done: bool,
+    }
+
+    impl Brotli {
+        fn new() -> Self {
+            let mut state = BrotliState::new(
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+            );
+            // RFC 7932 windows (at most 16 MiB), not the large-window extension (up to 1 GiB).
+            state.large_window = false;
+            Brotli { state, done: false }
+        }
+
+        fn push(&mut self, input: &[u8], out: &mut Emit<'_>, at_end: bool) -> io::Result<bool> {
+            let mut buf = [0u8; OUT_PIECE];
+            let (mut available_in, mut input_offset) = (input.len(), 0);
+            loop {
+                if self.done {
+                    if available_in > 0 {
+                        return Err(io::Error::other("data after the end of the brotli stream"));
+                    }
+                    return Ok(true);
+                }
+                let (mut available_out, mut output_offset, mut total_out) = (buf.len(), 0, 0);
+                let result = BrotliDecompressStream(
+                    &mut available_in,
+                    &mut input_offset,
+                    input,
+                    &mut available_out,
+                    &mut output_offset,
+                    &mut buf,
+                    &mut total_out,
+                    &mut self.state,
+                );
+                if !out.emit(&buf[..output_offset]) {
+                    return Ok(false);
+                }
+                match result {
+                    BrotliResult::ResultSuccess => self.done = true,
+                    BrotliResult::NeedsMoreOutput => {}
+                    BrotliResult::NeedsMoreInput if at_end => {
+                        return Err(io::Error::other("the body ended inside the brotli stream"))
+                    }
+                    BrotliResult::NeedsMoreInput => return Ok(true),
+                    BrotliResult::ResultFailure => return Err(io::Error::other("invalid brotli data")),
+                }
             }
         }
     }
@@ -242,9 +341,14 @@ mod imp {
     pub(super) struct Zstd {
         decoder: FrameDecoder,
         pending: Vec<u8>,
-        output: Vec<u8>,
         started: bool,
+        /// How much of `pending` to offer the decoder at once. The decoder decodes every block
+        /// it is offered before handing anything out, and a block of a few bytes can stand for
+        /// 128 KiB, so it is offered a little at a time, more only when that is not a block.
+        offer: usize,
     }
+
+    const FIRST_OFFER: usize = 64;
 
     /// A zstd block's largest size plus its header and a frame header.
     const MAX_PENDING: usize = 128 * 1024 + 3 + 18 + 4;
@@ -256,66 +360,75 @@ mod imp {
             Zstd {
                 decoder,
                 pending: Vec::new(),
-                output: Vec::new(),
                 started: false,
+                offer: FIRST_OFFER,
             }
         }
 
-        fn push(&mut self, input: &[u8]) -> io::Result<()> {
+        fn push(&mut self, input: &[u8], out: &mut Emit<'_>) -> io::Result<bool> {
             self.pending.extend_from_slice(input);
-            self.run()?;
+            if !self.run(out, false)? {
+                return Ok(false);
+            }
             if self.pending.len() > MAX_PENDING {
                 return Err(io::Error::other("a zstd block is larger than the format allows"));
             }
-            Ok(())
+            Ok(true)
         }
 
-        fn run(&mut self) -> io::Result<()> {
-            let mut buf = [0u8; 16 * 1024];
+        /// Decodes what can be; before the end, waits for at least 4 bytes, as a frame's
+        /// 4-byte checksum must not be offered in part (the decoder reports it read whole).
+        fn run(&mut self, out: &mut Emit<'_>, at_end: bool) -> io::Result<bool> {
+            let mut buf = [0u8; OUT_PIECE];
             loop {
                 if self.started && self.decoder.is_finished() && self.decoder.can_collect() == 0 {
                     // A frame ended; another may follow (concatenated frames are one stream).
                     if self.pending.is_empty() {
-                        return Ok(());
+                        return Ok(true);
                     }
                     self.decoder = FrameDecoder::new();
                     self.decoder.set_max_window_size(ZSTD_WINDOW);
                     self.started = false;
                 }
-                if !self.started && self.pending.len() < 18 {
-                    // Not enough for any frame header yet: wait rather than fail on a short read.
-                    return Ok(());
+                let needed = if self.started { 4 } else { 18 };
+                if !at_end && self.pending.len() < needed {
+                    // Not enough for a frame header or a checksum yet: wait for more.
+                    return Ok(true);
                 }
+                let offered = self.offer.min(self.pending.len());
                 let (read, written) = self
                     .decoder
-                    .decode_from_to(&self.pending, &mut buf)
+                    .decode_from_to(&self.pending[..offered], &mut buf)
                     .map_err(io::Error::other)?;
                 self.started = true;
+                // The decoder can claim a checksum it was offered only part of; what it could
+                // not have read is not progress.
+                let read = read.min(self.pending.len());
                 self.pending.drain(..read);
-                self.output.extend_from_slice(&buf[..written]);
+                if !out.emit(&buf[..written]) {
+                    return Ok(false);
+                }
                 if read == 0 && written == 0 {
-                    return Ok(());
+                    if offered < self.pending.len() {
+                        self.offer *= 2;
+                        continue;
+                    }
+                    return Ok(true);
+                }
+                if read > 0 {
+                    self.offer = FIRST_OFFER;
                 }
             }
         }
 
-        fn finish(&mut self) -> io::Result<()> {
-            if !self.started && !self.pending.is_empty() {
-                // A short body: try what there is.
-                let mut buf = [0u8; 16 * 1024];
-                let (read, written) = self
-                    .decoder
-                    .decode_from_to(&self.pending, &mut buf)
-                    .map_err(io::Error::other)?;
-                self.started = true;
-                self.pending.drain(..read);
-                self.output.extend_from_slice(&buf[..written]);
+        fn finish(&mut self, out: &mut Emit<'_>) -> io::Result<bool> {
+            if !self.run(out, true)? {
+                return Ok(false);
             }
-            self.run()?;
             if !self.pending.is_empty() || (self.started && !self.decoder.is_finished()) {
                 return Err(io::Error::other("the body ended inside a zstd frame"));
             }
-            Ok(())
+            Ok(true)
         }
     }
 }
@@ -364,15 +477,66 @@ mod tests {
     }
 
     #[test]
-    fn a_bomb_stops_at_the_limit() {
-        let bomb = gzip(&vec![b' '; 50 << 20]);
-        assert!(bomb.len() < 100_000, "{}", bomb.len());
-        let (out, complete, error) = decode(Codec::Gzip, &bomb, 16 * 1024, 1 << 20);
-        assert_eq!(out.len(), 1 << 20);
-        assert!(!complete);
-        assert!(error
-            .unwrap()
-            .contains("decoding stopped at 1048576 decoded bytes"));
+    fn brotli_and_zstd_decode_in_any_split() {
+        let text = br#"{"choices":[{"index":0,"message":{"content":"caf\u00e9 and more text"}}]}"#.repeat(40);
+        let mut b = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+        b.write_all(&text).unwrap();
+        let br = b.into_inner();
+        let mut zst =
+            ruzstd::encoding::compress_to_vec(&text[..], ruzstd::encoding::CompressionLevel::Fastest);
+        // Two frames in a row are one body.
+        zst.extend(ruzstd::encoding::compress_to_vec(
+            &b"tail"[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        ));
+        let mut both = text.clone();
+        both.extend_from_slice(b"tail");
+        for (codec, body, want) in [(Codec::Brotli, br, &text), (Codec::Zstd, zst, &both)] {
+            for split in 1..=9 {
+                let (out, complete, error) = decode(codec, &body, split, u64::MAX);
+                assert_eq!(&out, want, "{codec:?} split {split}");
+                assert!(complete && error.is_none(), "{codec:?} split {split}: {error:?}");
+            }
+            let (_, complete, error) = decode(codec, &body[..body.len() - 3], 5, u64::MAX);
+            assert!(!complete && error.is_some(), "{codec:?} cut short");
+        }
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit_in_every_codec() {
+        let spaces = vec![b' '; 50 << 20];
+        let mut b = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+        b.write_all(&spaces).unwrap();
+        let br = b.into_inner();
+        let zst = ruzstd::encoding::compress_to_vec(&spaces[..], ruzstd::encoding::CompressionLevel::Fastest);
+        for (codec, bomb) in [
+            (Codec::Gzip, gzip(&spaces)),
+            (Codec::Brotli, br),
+            (Codec::Zstd, zst),
+        ] {
+            assert!(bomb.len() < 100_000, "{codec:?}: {}", bomb.len());
+            let mut d = Decoder::new(codec, 1 << 20);
+            let (mut total, mut largest) = (0usize, 0usize);
+            for part in bomb.chunks(16 * 1024) {
+                d.push(part, &mut |b| {
+                    total += b.len();
+                    largest = largest.max(b.len());
+                });
+            }
+            let (complete, error) = d.finish(true, &mut |b| total += b.len());
+            assert_eq!(total, 1 << 20, "{codec:?}");
+            assert!(
+                largest <= 300 * 1024,
+                "{codec:?}: decoded bytes come in small pieces, not {largest}"
+            );
+            assert!(!complete, "{codec:?}");
+            assert!(
+                error
+                    .unwrap()
+                    .contains("decoding stopped at 1048576 decoded bytes"),
+                "{codec:?}"
+            );
+        }
     }
 
     #[test]

@@ -17,7 +17,12 @@ use tower_llm_log::{ApiFamily, LlmLogBody, LlmLogLayer, LlmLogRecord, MemorySink
 type Inner = Request<LlmLogBody<Frames>>;
 
 /// One exchange at `path`: the request body, and the upstream's answer split into `frames`.
-async fn run(path: &str, request: &str, content_type: &'static str, frames: Frames) -> (Bytes, Vec<LlmLogRecord>) {
+async fn run(
+    path: &str,
+    request: &str,
+    content_type: &'static str,
+    frames: Frames,
+) -> (Bytes, Vec<LlmLogRecord>) {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone());
     let inner = service_fn(move |req: Inner| {
@@ -69,16 +74,44 @@ fn tokens(r: &LlmLogRecord) -> [Option<u64>; 6] {
 /// Runs a stream split in two at every byte; each run must log what the whole stream logs, and
 /// pass the bytes through unchanged.
 async fn every_split(path: &str, request: &str, stream: &str) -> LlmLogRecord {
-    let (bytes, records) = run(path, request, "text/event-stream", Frames::new([Bytes::copy_from_slice(stream.as_bytes())])).await;
+    let (bytes, records) = run(
+        path,
+        request,
+        "text/event-stream",
+        Frames::new([Bytes::copy_from_slice(stream.as_bytes())]),
+    )
+    .await;
     assert_eq!(bytes, stream.as_bytes());
     let whole = one(&records, RecordKind::Response);
     for cut in 1..stream.len() {
-        let (bytes, records) = run(path, request, "text/event-stream", Frames::split(stream.as_bytes(), &[cut])).await;
+        let (bytes, records) = run(
+            path,
+            request,
+            "text/event-stream",
+            Frames::split(stream.as_bytes(), &[cut]),
+        )
+        .await;
         assert_eq!(bytes, stream.as_bytes(), "cut at {cut}");
         let r = one(&records, RecordKind::Response);
         assert_eq!(
-            (r.messages_str(), r.message_bytes, tokens(&r), &r.finish_reasons, &r.error, &r.request_id, &r.model_name),
-            (whole.messages_str(), whole.message_bytes, tokens(&whole), &whole.finish_reasons, &whole.error, &whole.request_id, &whole.model_name),
+            (
+                r.messages_str(),
+                r.message_bytes,
+                tokens(&r),
+                &r.finish_reasons,
+                &r.error,
+                &r.request_id,
+                &r.model_name
+            ),
+            (
+                whole.messages_str(),
+                whole.message_bytes,
+                tokens(&whole),
+                &whole.finish_reasons,
+                &whole.error,
+                &whole.request_id,
+                &whole.model_name
+            ),
             "cut at {cut}"
         );
     }
@@ -89,7 +122,13 @@ async fn every_split(path: &str, request: &str, stream: &str) -> LlmLogRecord {
 async fn responses_api_json() {
     let request = include_str!("fixtures/responses/request.json");
     let response = include_str!("fixtures/responses/response.json");
-    let (bytes, records) = run("/v1/responses", request, "application/json", Frames::split(response.as_bytes(), &[100, 2000])).await;
+    let (bytes, records) = run(
+        "/v1/responses",
+        request,
+        "application/json",
+        Frames::split(response.as_bytes(), &[100, 2000]),
+    )
+    .await;
     assert_eq!(bytes, response.as_bytes());
     let rq = one(&records, RecordKind::Request);
     assert_eq!(rq.api, ApiFamily::Responses);
@@ -97,12 +136,21 @@ async fn responses_api_json() {
     assert_eq!(rq.operation_name, "chat");
     assert_eq!(rq.model_name.as_deref(), Some("gpt-4.1-2025-04-14"));
     let req = fixture(request);
-    assert_eq!(json_of(&rq), json!({"instructions": req["instructions"], "input": req["input"]}));
+    assert_eq!(
+        json_of(&rq),
+        json!({"instructions": req["instructions"], "input": req["input"]})
+    );
     assert_eq!(rq.error, None);
     let rs = one(&records, RecordKind::Response);
-    assert_eq!(rs.request_id.as_deref(), Some("resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"));
+    assert_eq!(
+        rs.request_id.as_deref(),
+        Some("resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b")
+    );
     assert_eq!(rs.model_name.as_deref(), Some("gpt-4.1-2025-04-14"));
-    assert_eq!(tokens(&rs), [Some(328), Some(52), Some(380), Some(128), Some(12), None]);
+    assert_eq!(
+        tokens(&rs),
+        [Some(328), Some(52), Some(380), Some(128), Some(12), None]
+    );
     assert!(!rs.tokens_estimated);
     assert_eq!(rs.finish_reasons, ["completed"]);
     assert_eq!(json_of(&rs), fixture(response)["output"]);
@@ -113,11 +161,22 @@ async fn responses_api_json() {
 #[tokio::test]
 async fn responses_api_stream_at_every_split() {
     let request = include_str!("fixtures/responses/request_string.json");
-    let rs = every_split("/openai/v1/responses", request, include_str!("fixtures/responses/stream.sse")).await;
+    let rs = every_split(
+        "/openai/v1/responses",
+        request,
+        include_str!("fixtures/responses/stream.sse"),
+    )
+    .await;
     assert_eq!(rs.provider.as_deref(), Some("azure.ai.openai"));
     assert!(rs.is_stream_completion);
-    assert_eq!(rs.request_id.as_deref(), Some("resp_68a1f0c2d4e88190a3b5c7d9e1f2a3b40c5d6e7f8a9b0c1d"));
-    assert_eq!(tokens(&rs), [Some(37), Some(11), Some(48), Some(0), Some(0), None]);
+    assert_eq!(
+        rs.request_id.as_deref(),
+        Some("resp_68a1f0c2d4e88190a3b5c7d9e1f2a3b40c5d6e7f8a9b0c1d")
+    );
+    assert_eq!(
+        tokens(&rs),
+        [Some(37), Some(11), Some(48), Some(0), Some(0), None]
+    );
     assert_eq!(rs.finish_reasons, ["completed"]);
     assert_eq!(rs.error, None);
     assert!(rs.time_to_first_token.is_some());
@@ -137,20 +196,46 @@ async fn responses_api_stream_at_every_split() {
 #[tokio::test]
 async fn responses_api_incomplete_and_failed_streams() {
     let request = include_str!("fixtures/responses/request_string.json");
-    let rs = every_split("/v1/responses", request, include_str!("fixtures/responses/stream_incomplete.sse")).await;
+    let rs = every_split(
+        "/v1/responses",
+        request,
+        include_str!("fixtures/responses/stream_incomplete.sse"),
+    )
+    .await;
     assert_eq!(rs.finish_reasons, ["max_output_tokens"]);
     assert_eq!(tokens(&rs)[..3], [Some(14), Some(16), Some(30)]);
-    assert_eq!(json_of(&rs)[0]["content"][0]["text"], "Paris is the capital of France and is famous for");
+    assert_eq!(
+        json_of(&rs)[0]["content"][0]["text"],
+        "Paris is the capital of France and is famous for"
+    );
     assert_eq!(rs.error, None);
 
-    let (_, records) = run("/v1/responses", request, "text/event-stream", Frames::new([Bytes::from_static(include_bytes!("fixtures/responses/stream_failed.sse"))])).await;
+    let (_, records) = run(
+        "/v1/responses",
+        request,
+        "text/event-stream",
+        Frames::new([Bytes::from_static(include_bytes!(
+            "fixtures/responses/stream_failed.sse"
+        ))]),
+    )
+    .await;
     let rs = one(&records, RecordKind::Response);
     assert_eq!(rs.finish_reasons, ["failed"]);
     let error = rs.error.clone().unwrap();
-    assert!(error.contains("the response failed: server_error: The model failed to generate a response."), "{error}");
-    assert!(!error.contains("ended without"), "response.failed ends the stream: {error}");
+    assert!(
+        error.contains("the response failed: server_error: The model failed to generate a response."),
+        "{error}"
+    );
+    assert!(
+        !error.contains("ended without"),
+        "response.failed ends the stream: {error}"
+    );
     assert_eq!(json_of(&rs)[0]["content"][0]["text"], "Once upon");
-    assert_eq!(rs.tokens_estimated, cfg!(feature = "tokenizer"), "no usage: estimated only with the feature");
+    assert_eq!(
+        rs.tokens_estimated,
+        cfg!(feature = "tokenizer"),
+        "no usage: estimated only with the feature"
+    );
     assert_eq!(rs.total_tokens.is_some(), cfg!(feature = "tokenizer"));
 }
 
@@ -162,7 +247,13 @@ async fn embeddings_log_input_and_a_summary_never_vectors() {
         (include_str!("fixtures/embeddings/response_base64.json"), "base64"),
     ] {
         for cut in (1..body.len()).step_by(7) {
-            let (bytes, records) = run("/openai/deployments/emb/embeddings?api-version=2024-10-21", request, "application/json", Frames::split(body.as_bytes(), &[cut])).await;
+            let (bytes, records) = run(
+                "/openai/deployments/emb/embeddings?api-version=2024-10-21",
+                request,
+                "application/json",
+                Frames::split(body.as_bytes(), &[cut]),
+            )
+            .await;
             assert_eq!(bytes, body.as_bytes());
             let rq = one(&records, RecordKind::Request);
             assert_eq!(rq.api, ApiFamily::Embeddings);
@@ -170,7 +261,11 @@ async fn embeddings_log_input_and_a_summary_never_vectors() {
             assert_eq!(rq.deployment_name.as_deref(), Some("emb"));
             assert_eq!(json_of(&rq), fixture(request)["input"]);
             let rs = one(&records, RecordKind::Response);
-            assert_eq!(json_of(&rs), json!({"vectors": 2, "dimensions": 8, "encoding": encoding}), "cut {cut}");
+            assert_eq!(
+                json_of(&rs),
+                json!({"vectors": 2, "dimensions": 8, "encoding": encoding}),
+                "cut {cut}"
+            );
             assert_eq!(rs.model_name.as_deref(), Some("text-embedding-3-small"));
             assert_eq!(tokens(&rs), [Some(12), None, Some(12), None, None, None]);
             assert_eq!(rs.error, None);
@@ -181,9 +276,18 @@ async fn embeddings_log_input_and_a_summary_never_vectors() {
 #[tokio::test]
 async fn legacy_completions_json_and_stream() {
     let response = include_str!("fixtures/completions/response.json");
-    let (_, records) = run("/v1/completions", include_str!("fixtures/completions/request.json"), "application/json", Frames::split(response.as_bytes(), &[33])).await;
+    let (_, records) = run(
+        "/v1/completions",
+        include_str!("fixtures/completions/request.json"),
+        "application/json",
+        Frames::split(response.as_bytes(), &[33]),
+    )
+    .await;
     let rq = one(&records, RecordKind::Request);
-    assert_eq!((rq.api.clone(), rq.operation_name.as_str()), (ApiFamily::Completions, "text_completion"));
+    assert_eq!(
+        (rq.api.clone(), rq.operation_name.as_str()),
+        (ApiFamily::Completions, "text_completion")
+    );
     assert_eq!(rq.messages_str(), "\"Say this is a test\"");
     let rs = one(&records, RecordKind::Response);
     assert_eq!(json_of(&rs), fixture(response)["choices"]);
@@ -192,10 +296,21 @@ async fn legacy_completions_json_and_stream() {
     assert_eq!(rs.request_id.as_deref(), Some("cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7"));
 
     let request = include_str!("fixtures/completions/request_stream.json");
-    let rs = every_split("/v1/completions", request, include_str!("fixtures/completions/stream.sse")).await;
-    assert_eq!(json_of(&rs), json!([{"index": 0, "text": "\n\nThis is indeed a test", "finish_reason": "length"}]));
+    let rs = every_split(
+        "/v1/completions",
+        request,
+        include_str!("fixtures/completions/stream.sse"),
+    )
+    .await;
+    assert_eq!(
+        json_of(&rs),
+        json!([{"index": 0, "text": "\n\nThis is indeed a test", "finish_reason": "length"}])
+    );
     assert_eq!(tokens(&rs)[..3], [Some(5), Some(7), Some(12)]);
-    assert_eq!(rs.request_id.as_deref(), Some("cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe"));
+    assert_eq!(
+        rs.request_id.as_deref(),
+        Some("cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe")
+    );
     assert_eq!(rs.error, None);
 }
 
@@ -203,16 +318,31 @@ async fn legacy_completions_json_and_stream() {
 async fn anthropic_messages_json() {
     let request = include_str!("fixtures/anthropic/request.json");
     let response = include_str!("fixtures/anthropic/response.json");
-    let (_, records) = run("/v1/messages", request, "application/json", Frames::split(response.as_bytes(), &[1, 500])).await;
+    let (_, records) = run(
+        "/v1/messages",
+        request,
+        "application/json",
+        Frames::split(response.as_bytes(), &[1, 500]),
+    )
+    .await;
     let rq = one(&records, RecordKind::Request);
-    assert_eq!((rq.api.clone(), rq.provider.as_deref()), (ApiFamily::AnthropicMessages, Some("anthropic")));
+    assert_eq!(
+        (rq.api.clone(), rq.provider.as_deref()),
+        (ApiFamily::AnthropicMessages, Some("anthropic"))
+    );
     let req = fixture(request);
-    assert_eq!(json_of(&rq), json!({"system": req["system"], "messages": req["messages"]}));
+    assert_eq!(
+        json_of(&rq),
+        json!({"system": req["system"], "messages": req["messages"]})
+    );
     assert_eq!(rq.model_name.as_deref(), Some("claude-sonnet-4-5-20250929"));
     let rs = one(&records, RecordKind::Response);
     assert_eq!(json_of(&rs), fixture(response)["content"]);
     assert_eq!(rs.finish_reasons, ["tool_use"]);
-    assert_eq!(tokens(&rs), [Some(2095), Some(503), Some(2598), Some(1500), None, Some(0)]);
+    assert_eq!(
+        tokens(&rs),
+        [Some(2095), Some(503), Some(2598), Some(1500), None, Some(0)]
+    );
     assert_eq!(rs.request_id.as_deref(), Some("msg_01XFDUDYJgAACzvnptvVoYEL"));
     assert_eq!(rs.error, None);
 }
@@ -220,9 +350,17 @@ async fn anthropic_messages_json() {
 #[tokio::test]
 async fn anthropic_messages_stream_at_every_split() {
     let request = include_str!("fixtures/anthropic/request_stream.json");
-    let rs = every_split("/v1/messages", request, include_str!("fixtures/anthropic/stream.sse")).await;
+    let rs = every_split(
+        "/v1/messages",
+        request,
+        include_str!("fixtures/anthropic/stream.sse"),
+    )
+    .await;
     assert_eq!(rs.request_id.as_deref(), Some("msg_01Vb3CXwEMqqDbHDmFo9fHs2"));
-    assert_eq!(tokens(&rs), [Some(472), Some(89), Some(561), Some(100), None, Some(20)]);
+    assert_eq!(
+        tokens(&rs),
+        [Some(472), Some(89), Some(561), Some(100), None, Some(20)]
+    );
     assert_eq!(rs.finish_reasons, ["tool_use"]);
     assert_eq!(rs.error, None);
     let blocks = json_of(&rs);
@@ -231,8 +369,14 @@ async fn anthropic_messages_stream_at_every_split() {
         blocks[0]["thinking"],
         "The user is asking about the weather in San Francisco. I'll call get_weather with the location and fahrenheit."
     );
-    assert!(blocks[0]["signature"].as_str().unwrap().starts_with("ErUBCkYIBRgCIkCc2mN3x8J7"));
-    assert_eq!(blocks[1], json!({"type": "text", "text": "Sure! Let me look up the weather — it's a café-au-lait 🌉 kind of city."}));
+    assert!(blocks[0]["signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("ErUBCkYIBRgCIkCc2mN3x8J7"));
+    assert_eq!(
+        blocks[1],
+        json!({"type": "text", "text": "Sure! Let me look up the weather — it's a café-au-lait 🌉 kind of city."})
+    );
     assert_eq!(
         blocks[2],
         json!({"type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
@@ -243,10 +387,18 @@ async fn anthropic_messages_stream_at_every_split() {
 #[tokio::test]
 async fn anthropic_error_event_is_reported() {
     let request = include_str!("fixtures/anthropic/request_stream.json");
-    let rs = every_split("/v1/messages", request, include_str!("fixtures/anthropic/stream_error.sse")).await;
+    let rs = every_split(
+        "/v1/messages",
+        request,
+        include_str!("fixtures/anthropic/stream_error.sse"),
+    )
+    .await;
     let error = rs.error.clone().unwrap();
     assert!(error.contains("overloaded_error"), "{error}");
-    assert!(!error.contains("ended without"), "an error event ends the stream: {error}");
+    assert!(
+        !error.contains("ended without"),
+        "an error event ends the stream: {error}"
+    );
     assert_eq!(json_of(&rs), json!([{"type": "text", "text": "Hello"}]));
     assert_eq!((rs.prompt_tokens, rs.completion_tokens), (Some(25), Some(1)));
 }
@@ -255,9 +407,22 @@ async fn anthropic_error_event_is_reported() {
 async fn a_stream_cut_short_says_so_and_keeps_what_came() {
     let stream = include_str!("fixtures/anthropic/stream.sse");
     let cut = stream.find("event: message_delta").unwrap();
-    let (_, records) = run("/v1/messages", include_str!("fixtures/anthropic/request_stream.json"), "text/event-stream", Frames::new([Bytes::copy_from_slice(stream[..cut].as_bytes())])).await;
+    let (_, records) = run(
+        "/v1/messages",
+        include_str!("fixtures/anthropic/request_stream.json"),
+        "text/event-stream",
+        Frames::new([Bytes::copy_from_slice(stream[..cut].as_bytes())]),
+    )
+    .await;
     let rs = one(&records, RecordKind::Response);
-    assert!(rs.error.as_deref().unwrap().contains("ended without its final event"), "{:?}", rs.error);
+    assert!(
+        rs.error
+            .as_deref()
+            .unwrap()
+            .contains("ended without its final event"),
+        "{:?}",
+        rs.error
+    );
     assert_eq!(json_of(&rs)[1]["type"], "text");
     assert!(rs.finish_reasons.is_empty());
 }
