@@ -11,6 +11,8 @@
 #[allow(dead_code)]
 #[path = "gateway/mock.rs"]
 mod mock;
+#[path = "gateway/mock_apis.rs"]
+mod mock_apis;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -9,6 +9,9 @@ mod app;
 #[allow(dead_code)]
 #[path = "../examples/gateway/mock.rs"]
 mod mock;
+#[path = "../examples/gateway/mock_apis.rs"]
+#[allow(dead_code)]
+mod mock_apis;
 
 use std::convert::Infallible;
 use std::io::Write;

@@ -15,6 +15,7 @@
 
 mod app;
 mod mock;
+mod mock_apis;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
-//! A mock OpenAI-compatible upstream, so the gateway works offline.
+//! A mock upstream, so the gateway works offline: every API family the crate logs.
 //!
-//! Answers chat completions on the OpenAI paths (`/v1/chat/completions`, `/chat/completions`,
+//! Chat completions are answered here; the Responses API, embeddings, legacy completions and
+//! Anthropic's Messages API in `mock_apis.rs`. This file answers chat completions on the OpenAI paths (`/v1/chat/completions`, `/chat/completions`,
 //! `/openai/v1/chat/completions`, `/models/chat/completions`) and the Azure OpenAI path
 //! (`/openai/deployments/{deployment}/chat/completions`), as JSON or as server-sent events when
 //! the request says `"stream": true`, with usage in the last event when it asks for
@@ -21,6 +22,8 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+use crate::mock_apis;
+
 /// The mock's routes.
 pub fn router() -> Router {
     Router::new()
@@ -32,6 +35,22 @@ pub fn router() -> Router {
             "/openai/deployments/{deployment}/chat/completions",
             post(azure_chat),
         )
+        .route("/v1/responses", post(mock_apis::responses))
+        .route("/openai/responses", post(mock_apis::responses))
+        .route("/openai/v1/responses", post(mock_apis::responses))
+        .route("/v1/embeddings", post(mock_apis::embeddings))
+        .route("/openai/v1/embeddings", post(mock_apis::embeddings))
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(mock_apis::embeddings),
+        )
+        .route("/v1/completions", post(mock_apis::completions))
+        .route(
+            "/openai/deployments/{deployment}/completions",
+            post(mock_apis::completions),
+        )
+        .route("/v1/messages", post(mock_apis::messages))
+        .route("/anthropic/v1/messages", post(mock_apis::messages))
 }
 
 async fn chat(body: Bytes) -> Response {
@@ -42,7 +61,7 @@ async fn azure_chat(Path(deployment): Path<String>, body: Bytes) -> Response {
     answer(Some(deployment), &body)
 }
 
-fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "code": status.as_u16().to_string()}});
     (
         status,
@@ -52,12 +71,12 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn words(text: &str) -> u64 {
+pub fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
 /// The text of a message's `content`: a string, or the text parts of a list.
-fn content_text(content: &Value) -> String {
+pub fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -69,12 +88,16 @@ fn content_text(content: &Value) -> String {
     }
 }
 
-/// A stable id derived from the request body (FNV-1a).
-fn id_for(body: &[u8]) -> String {
-    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+/// A stable hash of some bytes (FNV-1a), for ids and embeddings.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("chatcmpl-mock-{hash:016x}")
+    })
+}
+
+/// A stable id derived from the request body.
+fn id_for(body: &[u8]) -> String {
+    format!("chatcmpl-mock-{:016x}", fnv(body))
 }
 
 fn answer(deployment: Option<String>, body: &[u8]) -> Response {
