@@ -93,9 +93,10 @@ impl Decoder {
             if self.stopped {
                 return;
             }
-            let (state, mut emit) = self.split(out);
-            let result = guarded(|| state.push(slice, &mut emit));
-            drop(emit);
+            let result = {
+                let (state, mut emit) = self.split(out);
+                guarded(|| state.push(slice, &mut emit))
+            };
             self.settle(result);
         }
         #[cfg(not(feature = "decompress"))]
@@ -107,9 +108,10 @@ impl Decoder {
     pub(crate) fn finish(&mut self, ended: bool, out: &mut dyn FnMut(&Bytes)) -> (bool, Option<String>) {
         #[cfg(feature = "decompress")]
         if ended && !self.stopped {
-            let (state, mut emit) = self.split(out);
-            let result = guarded(|| state.finish(&mut emit));
-            drop(emit);
+            let result = {
+                let (state, mut emit) = self.split(out);
+                guarded(|| state.finish(&mut emit))
+            };
             self.settle(result);
         }
         #[cfg(not(feature = "decompress"))]

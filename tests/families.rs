@@ -411,7 +411,7 @@ async fn a_stream_cut_short_says_so_and_keeps_what_came() {
         "/v1/messages",
         include_str!("fixtures/anthropic/request_stream.json"),
         "text/event-stream",
-        Frames::new([Bytes::copy_from_slice(stream[..cut].as_bytes())]),
+        Frames::new([Bytes::copy_from_slice(&stream.as_bytes()[..cut])]),
     )
     .await;
     let rs = one(&records, RecordKind::Response);

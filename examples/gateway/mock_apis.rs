@@ -32,13 +32,13 @@ fn json_response(body: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-fn parse(body: &[u8]) -> Result<Value, Response> {
+fn parse(body: &[u8]) -> Result<Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             &format!("invalid JSON: {e}"),
-        )
+        ))
     })
 }
 
@@ -86,7 +86,7 @@ fn is_stream(request: &Value) -> bool {
 pub async fn responses(body: Bytes) -> Response {
     let request = match parse(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (last_user, input_tokens) = match request.get("input") {
         Some(Value::String(s)) => (s.clone(), words(s) + 3),
@@ -216,7 +216,7 @@ fn base64(bytes: &[u8]) -> String {
 pub async fn embeddings(body: Bytes) -> Response {
     let request = match parse(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let inputs: Vec<String> = match request.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
@@ -267,7 +267,7 @@ pub async fn embeddings(body: Bytes) -> Response {
 pub async fn completions(body: Bytes) -> Response {
     let request = match parse(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let prompt = match request.get("prompt") {
         Some(Value::String(s)) => s.clone(),

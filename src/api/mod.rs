@@ -319,22 +319,15 @@ pub fn recognize(head: &RequestHead<'_>) -> Option<Route> {
 /// How the layer chooses a route: a recognizer of the user's, or the families in order.
 pub(crate) type Recognizer = dyn Fn(&RequestHead<'_>) -> Option<Route> + Send + Sync;
 
+/// A predicate on requests: only those it accepts are logged.
+pub(crate) type Filter = dyn Fn(&RequestHead<'_>) -> bool + Send + Sync;
+
 /// The families a layer knows, and how it recognizes requests.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct Apis {
     custom: Vec<Arc<dyn LlmApi>>,
     recognizer: Option<Arc<Recognizer>>,
-    filter: Option<Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>>,
-}
-
-impl Default for Apis {
-    fn default() -> Self {
-        Apis {
-            custom: Vec::new(),
-            recognizer: None,
-            filter: None,
-        }
-    }
+    filter: Option<Arc<Filter>>,
 }
 
 impl fmt::Debug for Apis {
@@ -365,7 +358,7 @@ impl Apis {
         self.recognizer = Some(recognizer);
     }
 
-    pub(crate) fn set_filter(&mut self, filter: Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>) {
+    pub(crate) fn set_filter(&mut self, filter: Arc<Filter>) {
         self.filter = Some(filter);
     }
 

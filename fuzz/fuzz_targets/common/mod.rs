@@ -1,4 +1,5 @@
 //! What the fuzz targets share.
+#![allow(dead_code)] // each target uses only some of it
 
 use bytes::Bytes;
 
