@@ -67,7 +67,9 @@ pub(crate) struct Decoder {
     codec: Codec,
     #[cfg(feature = "decompress")]
     state: imp::State,
+    #[cfg_attr(not(feature = "decompress"), allow(dead_code))]
     decoded: u64,
+    #[cfg_attr(not(feature = "decompress"), allow(dead_code))]
     limit: u64,
     error: Option<String>,
     stopped: bool,
