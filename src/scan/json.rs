@@ -370,7 +370,12 @@ impl JsonScanner {
     /// Ends the scan at the end of the body.
     pub fn finish(mut self) -> ScanResult {
         if self.state == State::Literal && self.stack.is_empty() {
-            self.state = State::Done;
+            if self.literal_is_valid() {
+                self.state = State::Done;
+            } else {
+                self.error = Some(format!("invalid JSON at byte {}: invalid literal", self.consumed));
+                self.state = State::Failed;
+            }
         }
         let captures = std::mem::take(&mut self.captures);
         let capture = if self.root.capture_nodes() > 1 {
@@ -718,6 +723,13 @@ impl JsonScanner {
                 self.record_scalar_bytes(&frame[rec.start..end]);
                 if !self.scalar_overflow {
                     self.keep_scalar(action);
+                } else if let Action::Scalar(slot) = action {
+                    // A repeated key whose last value is too long to keep: the upstream reads
+                    // that value, so an earlier one must not stand in for it.
+                    if let Some(at) = self.scalars.iter().position(|(s, _)| *s == slot) {
+                        self.scalar_bytes -= self.scalars[at].1.len();
+                        self.scalars.remove(at);
+                    }
                 }
                 self.scalar_rec = None;
             }
@@ -878,6 +890,27 @@ mod tests {
     }
 
     const DOC: &str = r#" { "messages" : [ {"role":"user","content":"a \"quoted\" } ] { [ \\"}, {"role" : "system", "x": [1, {"y": null}]} ], "stream":true, "other": {"model": "nested"}, "model":"gpt-4o", "opts": {"include_usage": false} } "#;
+
+    #[test]
+    fn a_too_long_repeated_scalar_does_not_leave_the_earlier_one() {
+        let body = format!(
+            r#"{{"model":"decoy","model":"{}","messages":[]}}"#,
+            "m".repeat(SCALAR_LIMIT + 10)
+        );
+        let mut s = JsonScanner::new(&ROOT, 100);
+        s.feed(&Bytes::from(body));
+        assert_eq!(s.finish().scalar(0), None);
+    }
+
+    #[test]
+    fn a_bad_literal_at_the_end_of_the_body_is_an_error() {
+        for (body, ok) in [("tru", false), ("true", true), ("12", true), ("nul", false)] {
+            let mut s = JsonScanner::new(&ROOT, 100);
+            s.feed(&Bytes::from_static(body.as_bytes()));
+            let r = s.finish();
+            assert_eq!((r.is_complete(), r.error().is_none()), (ok, ok), "{body}");
+        }
+    }
 
     #[test]
     fn finds_values_at_every_split() {

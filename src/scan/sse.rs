@@ -35,6 +35,7 @@ pub struct SseParser {
     event: Vec<u8>,
     after_cr: bool,
     started: bool,
+    bom_matched: usize,
     limit: usize,
 }
 
@@ -50,6 +51,7 @@ impl SseParser {
             event: Vec::new(),
             after_cr: false,
             started: false,
+            bom_matched: 0,
             limit,
         }
     }
@@ -61,9 +63,21 @@ impl SseParser {
         }
         let mut i = 0;
         if !self.started {
+            // A byte order mark before the first line is not part of it, even when it comes
+            // split across frames.
+            const BOM: &[u8] = b"\xEF\xBB\xBF";
+            while self.bom_matched < BOM.len() && i < chunk.len() && chunk[i] == BOM[self.bom_matched] {
+                self.bom_matched += 1;
+                i += 1;
+            }
+            if self.bom_matched < BOM.len() && i == chunk.len() {
+                return; // all of this frame may be the start of a mark: wait for more
+            }
             self.started = true;
-            if chunk.starts_with(b"\xEF\xBB\xBF") {
-                i = 3; // a byte order mark before the first line is not part of it
+            if self.bom_matched < BOM.len() {
+                // Not a mark after all: what was taken for one starts the first line.
+                let taken = self.bom_matched;
+                self.append_line(&BOM[..taken]);
             }
         }
         if self.after_cr {
@@ -103,6 +117,12 @@ impl SseParser {
 
     /// Ends the stream: a last line or event without its terminator is still dispatched.
     pub fn finish(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+        if !self.started && self.bom_matched > 0 {
+            // The stream was only the start of a mark: those bytes were a line after all.
+            self.started = true;
+            let taken = self.bom_matched;
+            self.append_line(&b"\xEF\xBB\xBF"[..taken]);
+        }
         if !self.line.is_empty() || self.line_overflow {
             let line = std::mem::take(&mut self.line);
             self.process_line(&line, on_event);
@@ -112,8 +132,10 @@ impl SseParser {
     }
 
     fn append_line(&mut self, bytes: &[u8]) {
-        if self.line.len() + bytes.len() > self.limit + 16 {
-            let room = (self.limit + 16).saturating_sub(self.line.len());
+        // Room for any field name and an event name, however small the data limit.
+        let max = self.limit.max(EVENT_NAME_LIMIT) + 16;
+        if self.line.len() + bytes.len() > max {
+            let room = max.saturating_sub(self.line.len());
             self.line.extend_from_slice(&bytes[..room.min(bytes.len())]);
             self.line_overflow = true;
         } else {
@@ -197,6 +219,40 @@ mod tests {
 
     fn ev(event: &str, data: &str) -> (String, String, bool) {
         (event.into(), data.into(), false)
+    }
+
+    #[test]
+    fn a_byte_order_mark_split_across_frames_is_still_skipped() {
+        let body = b"\xEF\xBB\xBFdata: a\n\nevent: e\ndata: b\n\n";
+        let collect = |cuts: &[usize]| {
+            let mut p = SseParser::new(100);
+            let mut out = Vec::new();
+            let mut at = 0;
+            for &cut in cuts.iter().chain([body.len()].iter()) {
+                p.feed(&body[at..cut], &mut |e| {
+                    out.push((e.event.to_vec(), e.data.to_vec()))
+                });
+                at = cut;
+            }
+            p.finish(&mut |e| out.push((e.event.to_vec(), e.data.to_vec())));
+            out
+        };
+        let whole = collect(&[]);
+        assert_eq!(
+            whole,
+            [(b"".to_vec(), b"a".to_vec()), (b"e".to_vec(), b"b".to_vec())]
+        );
+        for a in 0..6 {
+            for b in a..6 {
+                assert_eq!(collect(&[a, b]), whole, "cuts at {a} and {b}");
+            }
+        }
+        // Bytes that only start like a mark are the first line's.
+        let mut p = SseParser::new(100);
+        let mut out = Vec::new();
+        p.feed(b"\xEF\xBB", &mut |e| out.push(e.data.to_vec()));
+        p.feed(b"x\ndata: c\n\n", &mut |e| out.push(e.data.to_vec()));
+        assert_eq!(out, [b"c".to_vec()]);
     }
 
     #[test]
