@@ -4,7 +4,8 @@
 # A crash (a panic: every invariant is an assert) makes cargo fuzz exit non-zero, and the script
 # stops there. The input that crashed lands in fuzz/artifacts/<target>/; replay it with
 #   cargo +nightly fuzz run <target> fuzz/artifacts/<target>/<file>
-# and, once understood, turn it into a regression test in tests/fuzz_regressions.rs.
+# and, once understood, turn it into a regression test beside the code it broke (as the tests
+# named for the byte order mark, the bad last literal and the too-long repeated scalar were).
 set -euo pipefail
 
 seconds="${FUZZ_SECONDS:-60}"
@@ -19,6 +20,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 for target in "${targets[@]}"; do
     echo "=== fuzzing ${target} for ${seconds}s ==="
-    cargo +nightly fuzz run "${target}" -- -max_total_time="${seconds}"
+    cargo +nightly fuzz run -O "${target}" -- -max_total_time="${seconds}" -max_len=8192
 done
 echo "=== no crash in ${targets[*]} ==="

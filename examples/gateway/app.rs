@@ -35,7 +35,12 @@ impl Upstream {
 
 /// The gateway: every request is forwarded to `upstream`, and LLM calls are logged by `layer`.
 pub fn router(upstream: Upstream, layer: LlmLogLayer) -> Router {
-    Router::new().fallback(forward).with_state(upstream).layer(layer)
+    proxy(upstream).layer(layer)
+}
+
+/// The proxy alone, with no logging (for comparisons).
+pub fn proxy(upstream: Upstream) -> Router {
+    Router::new().fallback(forward).with_state(upstream)
 }
 
 /// Headers that belong to one connection and are not forwarded.

@@ -1,0 +1,230 @@
+//! The load harness: the gateway example's router in front of its mock upstream on 127.0.0.1,
+//! driven at a fixed concurrency by a Rust HTTP/1.1 client (keep-alive), with logging off, with
+//! logging on (JSON Lines file through `NonBlocking`), and with the hand-written buffering
+//! baseline. Prints throughput and p50/p99 latency for JSON exchanges, and time to first byte for
+//! streams.
+//!
+//! ```text
+//! cargo run --release --example load                       # 32 clients, 5 s per run
+//! cargo run --release --example load -- --concurrency 64 --seconds 10
+//! ```
+//!
+//! Everything (client, gateway, mock) shares the machine's cores, so absolute figures say more
+//! about the machine than the layer; compare the rows of one run.
+
+#[allow(dead_code)]
+#[path = "../gateway/app.rs"]
+mod app;
+mod buffering;
+#[allow(dead_code)]
+#[path = "../gateway/mock.rs"]
+mod mock;
+#[allow(dead_code)]
+#[path = "../gateway/mock_apis.rs"]
+mod mock_apis;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use bytes::Bytes;
+use clap::Parser;
+use http::Request;
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower_llm_log::sink::JsonLinesFile;
+use tower_llm_log::{LlmLogLayer, NonBlocking};
+
+/// Load harness for the logging layer.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Clients sending requests at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Seconds each run lasts.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Prompt size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    prompt_bytes: usize,
+    /// Words in each completion (about 6 bytes each); streams send one event per word.
+    #[arg(long, default_value_t = 700)]
+    completion_words: usize,
+    /// Words (events) in each streamed completion.
+    #[arg(long, default_value_t = 200)]
+    stream_words: usize,
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// Latencies of one run, and its length.
+struct Run {
+    latencies: Vec<Duration>,
+    first_bytes: Vec<Duration>,
+    failures: u64,
+    elapsed: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at].as_secs_f64() * 1e3
+}
+
+/// `concurrency` clients sending `body` to `addr` for `seconds`.
+async fn drive(client: &HttpClient, addr: SocketAddr, body: Bytes, args: &Args) -> Run {
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let (mut latencies, mut first_bytes, mut failures) = (Vec::new(), Vec::new(), 0u64);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let req = Request::post(format!("http://{addr}/v1/chat/completions"))
+                        .header("content-type", "application/json")
+                        .body(Full::new(body.clone()))
+                        .expect("a valid request");
+                    let Ok(res) = client.request(req).await else {
+                        failures += 1;
+                        continue;
+                    };
+                    if !res.status().is_success() {
+                        failures += 1;
+                    }
+                    let mut body = res.into_body();
+                    let mut first = None;
+                    while let Some(frame) = body.frame().await {
+                        if frame.is_err() {
+                            failures += 1;
+                            break;
+                        }
+                        first.get_or_insert_with(|| sent.elapsed());
+                    }
+                    debug_assert!(body.is_end_stream());
+                    latencies.push(sent.elapsed());
+                    first_bytes.extend(first);
+                }
+                (latencies, first_bytes, failures)
+            })
+        })
+        .collect();
+    let mut run = Run {
+        latencies: Vec::new(),
+        first_bytes: Vec::new(),
+        failures: 0,
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        let (l, f, n) = t.await.expect("client task");
+        run.latencies.extend(l);
+        run.first_bytes.extend(f);
+        run.failures += n;
+    }
+    run.elapsed = start.elapsed();
+    run.latencies.sort();
+    run.first_bytes.sort();
+    run
+}
+
+fn request_body(args: &Args, stream: bool) -> Bytes {
+    let words = "lorem ipsum dolor sit amet ".repeat(args.prompt_bytes / 27 + 1);
+    let prompt = &words[..args.prompt_bytes];
+    let max = if stream {
+        args.stream_words
+    } else {
+        args.completion_words
+    };
+    Bytes::from(format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{prompt}"}}],"max_tokens":{max},"stream":{stream},"stream_options":{{"include_usage":true}}}}"#
+    ))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mock = serve(mock::router()).await;
+    let upstream = || app::Upstream::new(&format!("http://{mock}")).expect("the mock's address is a URL");
+
+    let dir = std::env::temp_dir().join(format!("tower-llm-log-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let file = JsonLinesFile::builder(dir.join("llm-log.jsonl"))
+        .max_bytes(256 << 20)
+        .max_files(2)
+        .build()
+        .expect("the log file opens");
+    let (queued, guard) = NonBlocking::new(file);
+    let layer = LlmLogLayer::new(queued);
+
+    let gateways = [
+        ("logging off", serve(app::proxy(upstream())).await),
+        (
+            "logging on (JSON Lines via NonBlocking)",
+            serve(app::router(upstream(), layer.clone())).await,
+        ),
+        (
+            "hand-written buffering baseline",
+            serve(
+                app::proxy(upstream()).layer(buffering::BufferingLayer::new(|messages, response| {
+                    std::hint::black_box((messages, response));
+                })),
+            )
+            .await,
+        ),
+    ];
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(args.concurrency)
+        .build_http();
+
+    println!(
+        "{} clients, {} s per run, {} B prompts; JSON: {} words completion; streams: {} events\n",
+        args.concurrency, args.seconds, args.prompt_bytes, args.completion_words, args.stream_words
+    );
+    println!("| run | mode | requests/s | p50 ms | p99 ms | TTFB p50 ms | TTFB p99 ms | failures |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (kind, stream) in [("JSON", false), ("stream", true)] {
+        let body = request_body(&args, stream);
+        // Warm the connections and the caches.
+        for (_, addr) in &gateways {
+            let warm = Args {
+                seconds: 0.5,
+                ..Args::parse()
+            };
+            drive(&client, *addr, body.clone(), &warm).await;
+        }
+        for (mode, addr) in &gateways {
+            let run = drive(&client, *addr, body.clone(), &args).await;
+            println!(
+                "| {kind} | {mode} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                run.latencies.len() as f64 / run.elapsed.as_secs_f64(),
+                percentile(&run.latencies, 0.5),
+                percentile(&run.latencies, 0.99),
+                percentile(&run.first_bytes, 0.5),
+                percentile(&run.first_bytes, 0.99),
+                run.failures
+            );
+        }
+    }
+    let stats = layer.stats();
+    let report = guard.shutdown();
+    println!(
+        "\nlogging on: {} exchanges, {} records emitted; sink: {:?}",
+        stats.exchanges_finished, stats.records_emitted, report
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
