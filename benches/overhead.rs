@@ -1,13 +1,22 @@
 //! What the layer costs: each exchange benchmarked with and without the layer in the same run.
 //!
-//! - `exchange_4k`: a non-streaming chat exchange, 4 KiB prompt and 4 KiB completion, in-process.
-//! - `stream_200`: a streamed completion of 200 SSE events, one event per frame.
-//! - `scan_2mib`: the request scanner alone on a 2 MiB body in 16 KiB frames (throughput).
+//! - `exchange_4k`, `exchange_256k`: a non-streaming chat exchange (4 KiB prompt and completion;
+//!   256 KiB each, with 256 KiB caps), in-process: bare, with the layer, with the layer and
+//!   `NonBlocking`, and with the hand-written buffering baseline (`examples/load/buffering.rs`).
+//! - `stream_200`, `stream_2000`: a streamed completion of 200 and 2,000 SSE events, one event
+//!   per frame.
+//! - `scan_2mib`, `scan_10mib`: the request scanner alone (throughput).
+//! - `chunk_2mib`: the chunker on a 2 MiB message (throughput); it also prints the bytes it
+//!   copied per byte logged.
 //!
 //! Budget (DESIGN.md): at most 10 us added per 4K/4K exchange, at most 2 us per SSE event, at
-//! least 1 GB/s scanning. Compare `bare` and `layer` medians from the same run.
+//! least 1 GB/s scanning. Compare `bare` and `layer` medians from the same run. Allocations per
+//! exchange: `cargo bench --bench allocations`.
 
 use std::convert::Infallible;
+#[allow(dead_code)]
+#[path = "../examples/load/buffering.rs"]
+mod buffering;
 mod common;
 
 use std::hint::black_box;
@@ -86,8 +95,9 @@ fn sink() -> impl Fn(LlmLogRecord) + Send + Sync + 'static {
 fn upstream<B, R>(
     content_type: &'static str,
     make: impl Fn() -> R + Clone + Send + 'static,
-) -> impl Service<Request<B>, Response = Response<R>, Error = Infallible> + Clone
+) -> impl Service<Request<B>, Response = Response<R>, Error = Infallible, Future: Send> + Clone + Send + 'static
 where
+    R: Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Debug,
 {
@@ -105,54 +115,81 @@ where
     })
 }
 
-fn exchange_4k(c: &mut Criterion) {
-    let req = chat_request(4096);
-    let res = chat_response(4096);
+fn exchange(c: &mut Criterion, name: &str, size: usize) {
+    let req = chat_request(size);
+    let res = chat_response(size);
     let make = move || Full::new(res.clone());
-    let make_nb = make.clone();
-    let mut group = c.benchmark_group("exchange_4k");
+    let config = LogConfig::builder()
+        .prompt_bytes(size.max(32 * 1024))
+        .completion_bytes(size.max(32 * 1024))
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Bytes(2 * size as u64));
     let mut bare = upstream("application/json", make.clone());
     group.bench_function("bare", |b| b.iter(|| one_exchange(&mut bare, &req)));
-    let mut layered = LlmLogLayer::new(sink()).layer(upstream("application/json", make));
+    let mut layered = LlmLogLayer::new(sink())
+        .with_config(config.clone())
+        .layer(upstream("application/json", make.clone()));
     group.bench_function("layer", |b| b.iter(|| one_exchange(&mut layered, &req)));
     // The same with the records going through NonBlocking, as in production.
     let (queued, guard) = tower_llm_log::NonBlocking::new(sink());
-    let mut layered_nb = LlmLogLayer::new(queued).layer(upstream("application/json", make_nb));
+    let mut layered_nb = LlmLogLayer::new(queued)
+        .with_config(config)
+        .layer(upstream("application/json", make.clone()));
     group.bench_function("layer_non_blocking", |b| {
         b.iter(|| one_exchange(&mut layered_nb, &req))
     });
     drop(guard);
-    // A request the layer does not log (another path): the cost of passing through.
-    group.bench_function("layer_unrecognised_path", |b| {
-        b.iter(|| {
-            let r = Request::post("/v1/models").body(Full::new(req.clone())).unwrap();
-            let res = ready(ready(layered.ready()).unwrap().call(r)).unwrap();
-            drain(res.into_body())
-        })
+    // What one would write by hand: buffer both bodies, parse them with serde_json::Value.
+    let mut baseline = buffering::BufferingLayer::new(|m, r| {
+        black_box((m, r));
+    })
+    .layer(upstream("application/json", make));
+    group.bench_function("buffering_baseline", |b| {
+        b.iter(|| one_exchange(&mut baseline, &req))
     });
-    group.bench_function("bare_unrecognised_path", |b| {
-        b.iter(|| {
-            let r = Request::post("/v1/models").body(Full::new(req.clone())).unwrap();
-            let res = ready(ready(bare.ready()).unwrap().call(r)).unwrap();
-            drain(res.into_body())
-        })
-    });
+    if size <= 4096 {
+        // A request the layer does not log (another path): the cost of passing through.
+        group.bench_function("layer_unrecognised_path", |b| {
+            b.iter(|| {
+                let r = Request::post("/v1/models").body(Full::new(req.clone())).unwrap();
+                let res = ready(ready(layered.ready()).unwrap().call(r)).unwrap();
+                drain(res.into_body())
+            })
+        });
+        group.bench_function("bare_unrecognised_path", |b| {
+            b.iter(|| {
+                let r = Request::post("/v1/models").body(Full::new(req.clone())).unwrap();
+                let res = ready(ready(bare.ready()).unwrap().call(r)).unwrap();
+                drain(res.into_body())
+            })
+        });
+    }
     group.finish();
 }
 
-fn stream_200(c: &mut Criterion) {
+fn exchange_4k(c: &mut Criterion) {
+    exchange(c, "exchange_4k", 4096);
+}
+
+fn exchange_256k(c: &mut Criterion) {
+    exchange(c, "exchange_256k", 256 * 1024);
+}
+
+fn stream(c: &mut Criterion, events: usize) {
     let req = chat_request(512);
-    let events = sse_events(200);
+    let frames = sse_events(events);
     let make = move || {
         StreamBody::new(futures_util::stream::iter(
-            events
+            frames
                 .clone()
                 .into_iter()
                 .map(|e| Ok::<_, Infallible>(Frame::data(e))),
         ))
     };
-    let mut group = c.benchmark_group("stream_200");
-    group.throughput(Throughput::Elements(200));
+    let mut group = c.benchmark_group(format!("stream_{events}"));
+    group.throughput(Throughput::Elements(events as u64));
     let mut bare = upstream("text/event-stream", make.clone());
     group.bench_function("bare", |b| b.iter(|| one_exchange(&mut bare, &req)));
     let config = LogConfig::builder().completion_bytes(64 * 1024).build().unwrap();
@@ -160,6 +197,66 @@ fn stream_200(c: &mut Criterion) {
         .with_config(config)
         .layer(upstream("text/event-stream", make));
     group.bench_function("layer", |b| b.iter(|| one_exchange(&mut layered, &req)));
+    group.finish();
+}
+
+fn stream_200(c: &mut Criterion) {
+    stream(c, 200);
+}
+
+fn stream_2000(c: &mut Criterion) {
+    stream(c, 2000);
+}
+
+fn scan_10mib(c: &mut Criterion) {
+    let body = chat_request(10 << 20);
+    let frames: Vec<Bytes> = body.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
+    let mut group = c.benchmark_group("scan_10mib");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("default_cap", |b| {
+        b.iter(|| tower_llm_log::bench_support::scan_chat_request(black_box(&frames), 32 * 1024))
+    });
+    group.bench_function("2mib_cap", |b| {
+        b.iter(|| tower_llm_log::bench_support::scan_chat_request(black_box(&frames), 2 << 20))
+    });
+    group.finish();
+}
+
+fn chunk_2mib(c: &mut Criterion) {
+    // A 2 MiB message captured as 16 KiB frames, cut into 32 KiB chunks.
+    let mut text = "caf\u{e9} au lait, ".repeat((2 << 20) / 15 + 1);
+    let mut end = 2 << 20;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    let message = Bytes::from(text);
+    let frames: Vec<Bytes> = (0..message.len())
+        .step_by(16 * 1024)
+        .map(|i| message.slice(i..(i + 16 * 1024).min(message.len())))
+        .collect();
+    // Bytes copied per byte logged: a chunk within one frame is a slice of it; one spanning
+    // frames is copied once.
+    for frame in [16 * 1024, 64 * 1024, 2 << 20] {
+        let pieces: Vec<Bytes> = (0..message.len())
+            .step_by(frame)
+            .map(|i| message.slice(i..(i + frame).min(message.len())))
+            .collect();
+        let chunked = tower_llm_log::chunk::chunk_message(&pieces, 32 * 1024);
+        let logged: usize = chunked.chunks.iter().map(Bytes::len).sum();
+        eprintln!(
+            "chunk_2mib: {} KiB frames, 32 KiB chunks: {} chunks, {logged} bytes logged, {} copied: {:.3} bytes copied per byte logged",
+            frame / 1024,
+            chunked.chunks.len(),
+            chunked.copied_bytes,
+            chunked.copied_bytes as f64 / logged as f64
+        );
+    }
+    let mut group = c.benchmark_group("chunk_2mib");
+    group.throughput(Throughput::Bytes(message.len() as u64));
+    group.bench_function("chunk_32k", |b| {
+        b.iter(|| tower_llm_log::chunk::chunk_message(black_box(&frames), 32 * 1024))
+    });
     group.finish();
 }
 
@@ -198,5 +295,5 @@ fn scan_2mib(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! { name = benches; config = common::config(); targets = exchange_4k, stream_200, scan_2mib }
+criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib }
 criterion_main!(benches);

@@ -1,0 +1,221 @@
+//! Heap allocations per exchange, with and without the layer: a counting global allocator
+//! around the same in-process exchanges as `benches/overhead.rs`. Prints a table.
+//!
+//! ```text
+//! cargo bench --bench allocations
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::{Request, Response};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Full, StreamBody};
+use tower::{service_fn, Layer, Service, ServiceExt};
+use tower_llm_log::{LlmLogLayer, LlmLogRecord, LogConfig};
+
+#[allow(dead_code)]
+#[path = "../examples/load/buffering.rs"]
+mod buffering;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size.saturating_sub(layout.size()) as u64, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    f.now_or_never().expect("in-memory future is ready")
+}
+
+fn drain<B: Body<Data = Bytes>>(body: B) -> usize
+where
+    B::Error: std::fmt::Debug,
+{
+    ready(body.collect()).expect("body").to_bytes().len()
+}
+
+fn one_exchange<S, B>(svc: &mut S, body: &Bytes) -> usize
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let req = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+        .unwrap();
+    let res = ready(svc.ready()).unwrap().call(req);
+    drain(ready(res).unwrap().into_body())
+}
+
+fn upstream<B, R>(
+    content_type: &'static str,
+    make: impl Fn() -> R + Clone + Send + 'static,
+) -> impl Service<Request<B>, Response = Response<R>, Error = Infallible, Future: Send> + Clone + Send + 'static
+where
+    R: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Debug,
+{
+    service_fn(move |r: Request<B>| {
+        let make = make.clone();
+        async move {
+            let _ = drain(r.into_body());
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", content_type)
+                    .body(make())
+                    .unwrap(),
+            )
+        }
+    })
+}
+
+fn chat_request(size: usize) -> Bytes {
+    let text = "lorem ipsum dolor sit amet ".repeat(size / 27 + 1);
+    Bytes::from(format!(
+        r#"{{"messages":[{{"role":"user","content":"{}"}}],"model":"gpt-4o-mini"}}"#,
+        &text[..size]
+    ))
+}
+
+fn chat_response(size: usize) -> Bytes {
+    let text = "consectetur adipiscing elit ".repeat(size / 28 + 1);
+    Bytes::from(format!(
+        r#"{{"id":"chatcmpl-1","model":"gpt-4o-mini","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}}"#,
+        &text[..size]
+    ))
+}
+
+fn sse_events(n: usize) -> Vec<Bytes> {
+    let mut v: Vec<Bytes> = (0..n)
+        .map(|i| Bytes::from(format!("data: {{\"id\":\"c\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}}}}]}}\n\n")))
+        .collect();
+    v.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    v
+}
+
+/// Allocations and bytes allocated by one call of `f`, the median of 21 runs after a warm-up.
+fn count(mut f: impl FnMut()) -> (u64, u64) {
+    for _ in 0..5 {
+        f();
+    }
+    let mut runs: Vec<(u64, u64)> = (0..21)
+        .map(|_| {
+            let (a, b) = (ALLOCATIONS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
+            f();
+            (
+                ALLOCATIONS.load(Ordering::Relaxed) - a,
+                BYTES.load(Ordering::Relaxed) - b,
+            )
+        })
+        .collect();
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+fn sink() -> impl Fn(LlmLogRecord) + Send + Sync + 'static {
+    |r: LlmLogRecord| {
+        black_box(r);
+    }
+}
+
+fn main() {
+    println!("| case | bare | layer | buffering baseline | added by the layer |");
+    println!("|---|---|---|---|---|");
+    for (name, size) in [("4K/4K exchange", 4096usize), ("256K/256K exchange", 256 * 1024)] {
+        let req = chat_request(size);
+        let res = chat_response(size);
+        let make = move || Full::new(res.clone());
+        let config = LogConfig::builder()
+            .prompt_bytes(size.max(32 * 1024))
+            .completion_bytes(size.max(32 * 1024))
+            .build()
+            .unwrap();
+        let mut bare = upstream("application/json", make.clone());
+        let mut layered = LlmLogLayer::new(sink())
+            .with_config(config)
+            .layer(upstream("application/json", make.clone()));
+        let mut baseline = buffering::BufferingLayer::new(|m, r| {
+            black_box((m, r));
+        })
+        .layer(upstream("application/json", make));
+        let b = count(|| {
+            one_exchange(&mut bare, &req);
+        });
+        let l = count(|| {
+            one_exchange(&mut layered, &req);
+        });
+        let h = count(|| {
+            one_exchange(&mut baseline, &req);
+        });
+        println!(
+            "| {name} | {} allocs, {} B | {} allocs, {} B | {} allocs, {} B | {} allocs, {} B |",
+            b.0,
+            b.1,
+            l.0,
+            l.1,
+            h.0,
+            h.1,
+            l.0 - b.0,
+            l.1 - b.1
+        );
+    }
+    for events in [200usize, 2000] {
+        let req = chat_request(512);
+        let frames = sse_events(events);
+        let make = move || {
+            StreamBody::new(futures_util::stream::iter(
+                frames
+                    .clone()
+                    .into_iter()
+                    .map(|e| Ok::<_, Infallible>(Frame::data(e))),
+            ))
+        };
+        let mut bare = upstream("text/event-stream", make.clone());
+        let config = LogConfig::builder().completion_bytes(64 * 1024).build().unwrap();
+        let mut layered = LlmLogLayer::new(sink())
+            .with_config(config)
+            .layer(upstream("text/event-stream", make));
+        let b = count(|| {
+            one_exchange(&mut bare, &req);
+        });
+        let l = count(|| {
+            one_exchange(&mut layered, &req);
+        });
+        println!(
+            "| {events}-event stream | {} allocs, {} B | {} allocs, {} B | (breaks streaming) | {} allocs ({:.1} per event), {} B |",
+            b.0,
+            b.1,
+            l.0,
+            l.1,
+            l.0 - b.0,
+            (l.0 - b.0) as f64 / events as f64,
+            l.1 - b.1
+        );
+    }
+}
