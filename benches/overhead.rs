@@ -295,5 +295,29 @@ fn scan_2mib(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib }
+/// The cost of token estimates (`--features tokenizer`): a 4K/4K exchange whose response has
+/// no usage, with estimates on and off.
+fn estimate_4k(c: &mut Criterion) {
+    let req = chat_request(4096);
+    let res = {
+        let text = "consectetur adipiscing elit ".repeat(4096 / 28 + 1);
+        Bytes::from(format!(
+            r#"{{"id":"chatcmpl-1","model":"gpt-4o-mini","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}]}}"#,
+            &text[..4096]
+        ))
+    };
+    let make = move || Full::new(res.clone());
+    let mut group = c.benchmark_group("estimate_4k");
+    for estimate in [false, true] {
+        let config = LogConfig::builder().estimate_tokens(estimate).build().unwrap();
+        let mut layered = LlmLogLayer::new(sink())
+            .with_config(config)
+            .layer(upstream("application/json", make.clone()));
+        let name = if estimate { "estimate_on" } else { "estimate_off" };
+        group.bench_function(name, |b| b.iter(|| one_exchange(&mut layered, &req)));
+    }
+    group.finish();
+}
+
+criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib, estimate_4k }
 criterion_main!(benches);

@@ -136,6 +136,8 @@ struct Totals {
     cached_tokens: u64,
     reasoning_tokens: u64,
     without_usage: u64,
+    estimated_exchanges: u64,
+    estimated_tokens: u64,
     latency: Histogram,
     ttft: Histogram,
 }
@@ -164,8 +166,12 @@ pub struct UsageRow {
     pub cached_tokens: u64,
     /// Reasoning tokens.
     pub reasoning_tokens: u64,
-    /// Exchanges without reported usage (not counted as zero tokens).
+    /// Exchanges without usage reported by the provider (not counted as zero tokens).
     pub without_usage: u64,
+    /// Of those, exchanges whose tokens the layer estimated (`tokens_estimated`).
+    pub estimated_exchanges: u64,
+    /// Their estimated total tokens, kept apart from the exact columns.
+    pub estimated_tokens: u64,
     /// Median duration.
     pub latency_p50: Option<Duration>,
     /// 90th percentile duration.
@@ -276,6 +282,19 @@ impl Analytics {
         totals.requests += 1;
         totals.errors += u64::from(record.outcome != Outcome::Completed);
         totals.streamed += u64::from(record.is_stream_completion);
+        if record.tokens_estimated {
+            // Estimates stay out of the exact columns, so bills reconcile with them.
+            totals.without_usage += 1;
+            totals.estimated_exchanges += 1;
+            totals.estimated_tokens = totals
+                .estimated_tokens
+                .saturating_add(record.total_tokens.unwrap_or(0));
+            totals.latency.record(record.duration);
+            if let Some(ttft) = record.time_to_first_token {
+                totals.ttft.record(ttft);
+            }
+            return true;
+        }
         let exact = [
             (&mut totals.prompt_tokens, record.prompt_tokens),
             (&mut totals.completion_tokens, record.completion_tokens),
@@ -324,6 +343,8 @@ impl Analytics {
                 cached_tokens: t.cached_tokens,
                 reasoning_tokens: t.reasoning_tokens,
                 without_usage: t.without_usage,
+                estimated_exchanges: t.estimated_exchanges,
+                estimated_tokens: t.estimated_tokens,
                 latency_p50: t.latency.quantile(0.5),
                 latency_p90: t.latency.quantile(0.9),
                 latency_p99: t.latency.quantile(0.99),
@@ -380,6 +401,24 @@ mod tests {
         last.total_tokens = total;
         last.prompt_tokens = total.map(|t| t / 2);
         vec![request, chunk, last]
+    }
+
+    #[test]
+    fn estimated_tokens_stay_out_of_the_exact_columns() {
+        let mut a = Analytics::new(Duration::from_secs(3600), vec![GroupBy::Model]);
+        let mut exact = crate::record::sample(RecordKind::Response);
+        exact.total_tokens = Some(15);
+        let mut estimated = exact.clone();
+        estimated.correlation_id = "other".into();
+        estimated.tokens_estimated = true;
+        estimated.total_tokens = Some(40);
+        assert!(a.add(&exact) && a.add(&estimated));
+        let row = &a.rows()[0];
+        assert_eq!((row.requests, row.total_tokens), (2, 15));
+        assert_eq!(
+            (row.without_usage, row.estimated_exchanges, row.estimated_tokens),
+            (1, 1, 40)
+        );
     }
 
     #[test]

@@ -224,7 +224,9 @@ impl LogConfigBuilder {
 
     /// Whether to estimate token counts when the provider reports none (default on; needs the
     /// `tokenizer` feature, and without it counts stay unknown). Estimates cost CPU on the
-    /// task that ends the exchange: about a microsecond per 4 bytes of logged text.
+    /// task that ends the exchange, about 10 ns per byte of logged text (measured: +84 us on a
+    /// 4K/4K exchange, `cargo bench --bench overhead --features tokenizer -- estimate`); they run
+    /// only for exchanges that lack usage.
     pub fn estimate_tokens(mut self, estimate: bool) -> Self {
         self.config.estimate_tokens = estimate;
         self

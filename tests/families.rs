@@ -426,3 +426,47 @@ async fn a_stream_cut_short_says_so_and_keeps_what_came() {
     assert_eq!(json_of(&rs)[1]["type"], "text");
     assert!(rs.finish_reasons.is_empty());
 }
+
+#[tokio::test]
+async fn estimates_only_with_the_feature_and_only_when_wanted() {
+    let request = include_str!("fixtures/responses/request_string.json");
+    let stream = include_bytes!("fixtures/responses/stream_failed.sse");
+    for estimate in [true, false] {
+        let sink = MemorySink::new();
+        let config = tower_llm_log::LogConfig::builder()
+            .estimate_tokens(estimate)
+            .build()
+            .unwrap();
+        let layer = LlmLogLayer::new(sink.clone()).with_config(config);
+        let inner = service_fn(move |req: Inner| async move {
+            let _ = req.into_body().collect().await;
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(CONTENT_TYPE, "text/event-stream")
+                    .body(Frames::new([Bytes::from_static(stream)]))
+                    .unwrap(),
+            )
+        });
+        let req = Request::post("/v1/responses")
+            .body(Frames::new([Bytes::from_static(request.as_bytes())]))
+            .unwrap();
+        let res = layer.layer(inner).oneshot(req).await.unwrap();
+        let _ = res.into_body().collect().await.unwrap();
+        let rs = one(&sink.take(), RecordKind::Response);
+        let expected = estimate && cfg!(feature = "tokenizer");
+        assert_eq!(rs.tokens_estimated, expected);
+        if expected {
+            // "Once upon" is 2 tokens with o200k; the prompt is the input text.
+            assert_eq!(rs.completion_tokens, Some(2));
+            assert!(rs.prompt_tokens.unwrap() > 5);
+            let line = serde_json::to_string(&rs).unwrap();
+            assert!(line.contains("\"TokensEstimated\":true"), "{line}");
+        } else {
+            assert_eq!(
+                (rs.prompt_tokens, rs.completion_tokens, rs.total_tokens),
+                (None, None, None)
+            );
+            assert!(!serde_json::to_string(&rs).unwrap().contains("TokensEstimated"));
+        }
+    }
+}

@@ -177,7 +177,11 @@ async fn main() {
         ("logging off", serve(app::proxy(upstream())).await),
         (
             "logging on, records discarded",
-            serve(app::router(upstream(), LlmLogLayer::new(|r: tower_llm_log::LlmLogRecord| drop(r)))).await,
+            serve(app::router(
+                upstream(),
+                LlmLogLayer::new(|r: tower_llm_log::LlmLogRecord| drop(r)),
+            ))
+            .await,
         ),
         (
             "logging on (JSON Lines via NonBlocking)",

@@ -455,7 +455,8 @@ fn print_usage(
                 "BucketStart": time(r.bucket_start), "Group": groups, "Requests": r.requests, "Errors": r.errors,
                 "Streamed": r.streamed, "PromptTokens": r.prompt_tokens, "CompletionTokens": r.completion_tokens,
                 "TotalTokens": r.total_tokens, "CachedTokens": r.cached_tokens, "ReasoningTokens": r.reasoning_tokens,
-                "WithoutUsage": r.without_usage,
+                "WithoutUsage": r.without_usage, "EstimatedExchanges": r.estimated_exchanges,
+                "EstimatedTokens": r.estimated_tokens,
                 "LatencyP50Ms": r.latency_p50.map(|d| d.as_secs_f64() * 1e3),
                 "LatencyP99Ms": r.latency_p99.map(|d| d.as_secs_f64() * 1e3),
                 "TtftP50Ms": r.ttft_p50.map(|d| d.as_secs_f64() * 1e3),
@@ -478,6 +479,7 @@ fn print_usage(
                 "cached",
                 "reasoning",
                 "no_usage",
+                "estimated",
                 "p50_ms",
                 "p99_ms",
             ]
@@ -499,6 +501,7 @@ fn print_usage(
                 r.cached_tokens.to_string(),
                 r.reasoning_tokens.to_string(),
                 r.without_usage.to_string(),
+                r.estimated_tokens.to_string(),
                 ms(r.latency_p50),
                 ms(r.latency_p99),
             ]);
