@@ -10,17 +10,17 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
-use futures_util::FutureExt;
-use http::{Request, Response};
-use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full, StreamBody};
-use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_llm_log::{LlmLogLayer, LlmLogRecord, LogConfig};
+use http_body::Frame;
+use http_body_util::{Full, StreamBody};
+use tower::Layer;
+use tower_llm_log::{LlmLogLayer, LogConfig};
 
 #[allow(dead_code)]
 #[path = "../examples/load/buffering.rs"]
 mod buffering;
+mod common;
+
+use common::{chat_request, chat_response, one_exchange, sink, sse_events, upstream};
 
 struct Counting;
 
@@ -47,78 +47,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn ready<F: std::future::Future>(f: F) -> F::Output {
-    f.now_or_never().expect("in-memory future is ready")
-}
-
-fn drain<B: Body<Data = Bytes>>(body: B) -> usize
-where
-    B::Error: std::fmt::Debug,
-{
-    ready(body.collect()).expect("body").to_bytes().len()
-}
-
-fn one_exchange<S, B>(svc: &mut S, body: &Bytes) -> usize
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
-    B: Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let req = Request::post("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(Full::new(body.clone()))
-        .unwrap();
-    let res = ready(svc.ready()).unwrap().call(req);
-    drain(ready(res).unwrap().into_body())
-}
-
-fn upstream<B, R>(
-    content_type: &'static str,
-    make: impl Fn() -> R + Clone + Send + 'static,
-) -> impl Service<Request<B>, Response = Response<R>, Error = Infallible, Future: Send> + Clone + Send + 'static
-where
-    R: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Debug,
-{
-    service_fn(move |r: Request<B>| {
-        let make = make.clone();
-        async move {
-            let _ = drain(r.into_body());
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .header("content-type", content_type)
-                    .body(make())
-                    .unwrap(),
-            )
-        }
-    })
-}
-
-fn chat_request(size: usize) -> Bytes {
-    let text = "lorem ipsum dolor sit amet ".repeat(size / 27 + 1);
-    Bytes::from(format!(
-        r#"{{"messages":[{{"role":"user","content":"{}"}}],"model":"gpt-4o-mini"}}"#,
-        &text[..size]
-    ))
-}
-
-fn chat_response(size: usize) -> Bytes {
-    let text = "consectetur adipiscing elit ".repeat(size / 28 + 1);
-    Bytes::from(format!(
-        r#"{{"id":"chatcmpl-1","model":"gpt-4o-mini","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}}"#,
-        &text[..size]
-    ))
-}
-
-fn sse_events(n: usize) -> Vec<Bytes> {
-    let mut v: Vec<Bytes> = (0..n)
-        .map(|i| Bytes::from(format!("data: {{\"id\":\"c\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}}}}]}}\n\n")))
-        .collect();
-    v.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    v
-}
-
 /// Allocations and bytes allocated by one call of `f`, the median of 21 runs after a warm-up.
 fn count(mut f: impl FnMut()) -> (u64, u64) {
     for _ in 0..5 {
@@ -136,12 +64,6 @@ fn count(mut f: impl FnMut()) -> (u64, u64) {
         .collect();
     runs.sort();
     runs[runs.len() / 2]
-}
-
-fn sink() -> impl Fn(LlmLogRecord) + Send + Sync + 'static {
-    |r: LlmLogRecord| {
-        black_box(r);
-    }
 }
 
 fn main() {

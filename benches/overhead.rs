@@ -18,102 +18,17 @@ use std::convert::Infallible;
 #[path = "../examples/load/buffering.rs"]
 mod buffering;
 mod common;
+use common::{chat_request, chat_response, drain, one_exchange, ready, sink, sse_events, upstream};
 
 use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use futures_util::FutureExt;
-use http::{Request, Response};
-use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full, StreamBody};
-use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_llm_log::{LlmLogLayer, LlmLogRecord, LogConfig};
-
-fn chat_request(prompt_bytes: usize) -> Bytes {
-    let text = "lorem ipsum dolor sit amet ".repeat(prompt_bytes / 27 + 1);
-    Bytes::from(format!(
-        r#"{{"messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"{}"}}],"model":"gpt-4o-mini","temperature":0.2}}"#,
-        &text[..prompt_bytes]
-    ))
-}
-
-fn chat_response(completion_bytes: usize) -> Bytes {
-    let text = "consectetur adipiscing elit ".repeat(completion_bytes / 28 + 1);
-    Bytes::from(format!(
-        r#"{{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1000,"completion_tokens":1000,"total_tokens":2000}}}}"#,
-        &text[..completion_bytes]
-    ))
-}
-
-fn sse_events(n: usize) -> Vec<Bytes> {
-    let mut v: Vec<Bytes> = (0..n)
-        .map(|i| {
-            Bytes::from(format!(
-                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
-            ))
-        })
-        .collect();
-    v.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    v
-}
-
-/// Drives a ready future (everything here is in memory, nothing waits).
-fn ready<F: std::future::Future>(f: F) -> F::Output {
-    f.now_or_never().expect("in-memory future is ready")
-}
-
-fn drain<B: Body<Data = Bytes>>(body: B) -> usize
-where
-    B::Error: std::fmt::Debug,
-{
-    ready(body.collect()).expect("body").to_bytes().len()
-}
-
-/// One exchange through `svc`: the request is read by the inner service, the response by the caller.
-fn one_exchange<S, B>(svc: &mut S, body: &Bytes) -> usize
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
-    B: Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let req = Request::post("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(Full::new(body.clone()))
-        .unwrap();
-    let res = ready(svc.ready()).unwrap().call(req);
-    drain(ready(res).unwrap().into_body())
-}
-
-fn sink() -> impl Fn(LlmLogRecord) + Send + Sync + 'static {
-    |r: LlmLogRecord| {
-        black_box(r);
-    }
-}
-
-/// An upstream that reads the request and answers with `make()`'s body.
-fn upstream<B, R>(
-    content_type: &'static str,
-    make: impl Fn() -> R + Clone + Send + 'static,
-) -> impl Service<Request<B>, Response = Response<R>, Error = Infallible, Future: Send> + Clone + Send + 'static
-where
-    R: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Debug,
-{
-    service_fn(move |r: Request<B>| {
-        let make = make.clone();
-        async move {
-            let _ = drain(r.into_body());
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .header("content-type", content_type)
-                    .body(make())
-                    .unwrap(),
-            )
-        }
-    })
-}
+use http::Request;
+use http_body::Frame;
+use http_body_util::{Full, StreamBody};
+use tower::{Layer, Service, ServiceExt};
+use tower_llm_log::{LlmLogLayer, LogConfig};
 
 fn exchange(c: &mut Criterion, name: &str, size: usize) {
     let req = chat_request(size);

@@ -1,8 +1,19 @@
-//! Settings shared by the benchmarks.
+//! Settings and exchanges shared by the benchmarks.
 
+#![allow(dead_code)] // each bench uses part of this
+
+use std::convert::Infallible;
+use std::hint::black_box;
 use std::time::Duration;
 
+use bytes::Bytes;
 use criterion::Criterion;
+use futures_util::FutureExt;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use tower::{service_fn, Service, ServiceExt};
+use tower_llm_log::LlmLogRecord;
 
 /// Short warm-up and measurement: enough for stable medians on the cases here, and `cargo bench`
 /// stays within a few minutes on two cores.
@@ -11,4 +22,89 @@ pub fn config() -> Criterion {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50)
+}
+
+pub fn chat_request(prompt_bytes: usize) -> Bytes {
+    let text = "lorem ipsum dolor sit amet ".repeat(prompt_bytes / 27 + 1);
+    Bytes::from(format!(
+        r#"{{"messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"{}"}}],"model":"gpt-4o-mini","temperature":0.2}}"#,
+        &text[..prompt_bytes]
+    ))
+}
+
+pub fn chat_response(completion_bytes: usize) -> Bytes {
+    let text = "consectetur adipiscing elit ".repeat(completion_bytes / 28 + 1);
+    Bytes::from(format!(
+        r#"{{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{{"index":0,"message":{{"role":"assistant","content":"{}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1000,"completion_tokens":1000,"total_tokens":2000}}}}"#,
+        &text[..completion_bytes]
+    ))
+}
+
+pub fn sse_events(n: usize) -> Vec<Bytes> {
+    let mut v: Vec<Bytes> = (0..n)
+        .map(|i| {
+            Bytes::from(format!(
+                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
+            ))
+        })
+        .collect();
+    v.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    v
+}
+
+/// Drives a ready future (everything here is in memory, nothing waits).
+pub fn ready<F: std::future::Future>(f: F) -> F::Output {
+    f.now_or_never().expect("in-memory future is ready")
+}
+
+pub fn drain<B: Body<Data = Bytes>>(body: B) -> usize
+where
+    B::Error: std::fmt::Debug,
+{
+    ready(body.collect()).expect("body").to_bytes().len()
+}
+
+/// One exchange through `svc`: the request is read by the inner service, the response by the caller.
+pub fn one_exchange<S, B>(svc: &mut S, body: &Bytes) -> usize
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let req = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+        .unwrap();
+    let res = ready(svc.ready()).unwrap().call(req);
+    drain(ready(res).unwrap().into_body())
+}
+
+pub fn sink() -> impl Fn(LlmLogRecord) + Send + Sync + 'static {
+    |r: LlmLogRecord| {
+        black_box(r);
+    }
+}
+
+/// An upstream that reads the request and answers with `make()`'s body.
+pub fn upstream<B, R>(
+    content_type: &'static str,
+    make: impl Fn() -> R + Clone + Send + 'static,
+) -> impl Service<Request<B>, Response = Response<R>, Error = Infallible, Future: Send> + Clone + Send + 'static
+where
+    R: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Debug,
+{
+    service_fn(move |r: Request<B>| {
+        let make = make.clone();
+        async move {
+            let _ = drain(r.into_body());
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", content_type)
+                    .body(make())
+                    .unwrap(),
+            )
+        }
+    })
 }

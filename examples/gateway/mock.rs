@@ -88,6 +88,25 @@ pub fn content_text(content: &Value) -> String {
     }
 }
 
+/// The text of the last message with the `user` role.
+pub fn last_user_text(messages: &[Value]) -> String {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .and_then(|m| m.get("content"))
+        .map(content_text)
+        .unwrap_or_default()
+}
+
+/// Prompt tokens as the mock counts them: the words of every message, plus 3 per message.
+pub fn message_tokens(messages: &[Value]) -> u64 {
+    messages
+        .iter()
+        .map(|m| 3 + m.get("content").map(|c| words(&content_text(c))).unwrap_or(0))
+        .sum()
+}
+
 /// A stable hash of some bytes (FNV-1a), for ids and embeddings.
 pub fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
@@ -131,13 +150,7 @@ fn answer(deployment: Option<String>, body: &[u8]) -> Response {
             "Rate limit reached (mock)",
         );
     }
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .and_then(|m| m.get("content"))
-        .map(content_text)
-        .unwrap_or_default();
+    let last_user = last_user_text(messages);
     let mut reply: Vec<String> = "Mock reply to:".split(' ').map(str::to_string).collect();
     reply.extend(last_user.split_whitespace().take(12).map(str::to_string));
     let mut finish_reason = "stop";
@@ -148,10 +161,7 @@ fn answer(deployment: Option<String>, body: &[u8]) -> Response {
         }
         reply = reply.iter().cycle().take(max).cloned().collect();
     }
-    let prompt_tokens: u64 = messages
-        .iter()
-        .map(|m| 3 + m.get("content").map(|c| words(&content_text(c))).unwrap_or(0))
-        .sum();
+    let prompt_tokens = message_tokens(messages);
     let completion_tokens = reply.len() as u64;
     let usage = json!({
         "prompt_tokens": prompt_tokens,

@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::mock::{content_text, error, fnv, words};
+use crate::mock::{content_text, error, fnv, last_user_text, message_tokens, words};
 
 fn events(chunks: Vec<Bytes>) -> Response {
     let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, Infallible>));
@@ -90,20 +90,7 @@ pub async fn responses(body: Bytes) -> Response {
     };
     let (last_user, input_tokens) = match request.get("input") {
         Some(Value::String(s)) => (s.clone(), words(s) + 3),
-        Some(Value::Array(items)) => {
-            let last = items
-                .iter()
-                .rev()
-                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-                .and_then(|m| m.get("content"))
-                .map(content_text)
-                .unwrap_or_default();
-            let tokens = items
-                .iter()
-                .map(|m| 3 + m.get("content").map(|c| words(&content_text(c))).unwrap_or(0))
-                .sum();
-            (last, tokens)
-        }
+        Some(Value::Array(items)) => (last_user_text(items), message_tokens(items)),
         _ => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -362,22 +349,12 @@ pub async fn messages(body: Bytes) -> Response {
             "Overloaded (mock)",
         );
     }
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .and_then(|m| m.get("content"))
-        .map(content_text)
-        .unwrap_or_default();
+    let last_user = last_user_text(messages);
     let system_tokens = request
         .get("system")
         .map(|s| words(&content_text(s)))
         .unwrap_or(0);
-    let input_tokens: u64 = system_tokens
-        + messages
-            .iter()
-            .map(|m| 3 + m.get("content").map(|c| words(&content_text(c))).unwrap_or(0))
-            .sum::<u64>();
+    let input_tokens = system_tokens + message_tokens(messages);
     let (reply, cut) = reply(&last_user, Some(max_tokens));
     let stop = if cut { "max_tokens" } else { "end_turn" };
     let id = format!("msg_mock_{:016x}", fnv(&body));

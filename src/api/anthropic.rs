@@ -17,15 +17,15 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
-use crate::scan::json::{scalar_bool, Action, Node, ScanResult};
+use crate::scan::json::{Action, Node, ScanResult};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-const MODEL: u8 = 0;
-const STREAM: u8 = 1;
+use super::scanned::{read_model_and_stream, MODEL, STREAM};
+
 const ID: u8 = 3;
 const USAGE: u8 = 4;
 const STOP_REASON: u8 = 5;
@@ -59,7 +59,12 @@ impl LlmApi for AnthropicMessagesApi {
     }
 
     fn request_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(ScannedBody::new(&REQUEST, cap, Some("messages"), read_request))
+        Box::new(ScannedBody::new(
+            &REQUEST,
+            cap,
+            Some("messages"),
+            read_model_and_stream,
+        ))
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
@@ -69,11 +74,6 @@ impl LlmApi for AnthropicMessagesApi {
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
         Box::new(MessageStream::new(cap))
     }
-}
-
-fn read_request(scan: &mut ScanResult, facts: &mut BodyFacts) {
-    facts.model = scanned::string(scan, MODEL);
-    facts.stream = scan.scalar(STREAM).and_then(scalar_bool).unwrap_or(false);
 }
 
 /// Anthropic's usage object. Counts may come in parts (the stream's start and its delta).
@@ -388,10 +388,13 @@ impl StreamReader for MessageStream {
         }
         let mut facts = std::mem::take(&mut self.facts);
         facts.usage = self.usage.into();
-        facts.message = self.budget.finish(&self.blocks, self.cap);
-        facts.errors.extend(self.tally.summary());
-        facts.stream = true;
-        facts.stream_ended = self.ended;
-        facts
+        stream_facts(
+            facts,
+            &self.budget,
+            &self.blocks,
+            self.cap,
+            &mut self.tally,
+            self.ended,
+        )
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::BodyFacts;
 use crate::capture::LoggedMessage;
 
 /// The most parts (choices, output items, content blocks, tool calls) assembled per stream; more
@@ -65,6 +66,23 @@ impl TextBudget {
         message.truncated |= total > message.segments.iter().map(|s| s.len() as u64).sum::<u64>();
         message
     }
+}
+
+/// What an assembled stream says: `value` (the assembled completion) as the message, cut to
+/// `cap`, the problems tallied, and whether the stream said it was done.
+pub(crate) fn stream_facts(
+    mut facts: BodyFacts,
+    budget: &TextBudget,
+    value: &impl Serialize,
+    cap: usize,
+    tally: &mut EventTally,
+    ended: bool,
+) -> BodyFacts {
+    facts.message = budget.finish(value, cap);
+    facts.errors.extend(tally.summary());
+    facts.stream = true;
+    facts.stream_ended = ended;
+    facts
 }
 
 /// The length of `s` once escaped in a JSON string, as serde_json writes it.

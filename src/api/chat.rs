@@ -14,15 +14,15 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
-use crate::scan::json::{scalar_bool, Action, Node, ScanResult};
+use crate::scan::json::{Action, Node, ScanResult};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-const MODEL: u8 = 0;
-const STREAM: u8 = 1;
+use super::scanned::{read_model_and_stream, MODEL, STREAM};
+
 const ID: u8 = 3;
 const USAGE: u8 = 4;
 const FINISH_REASON: u8 = 5;
@@ -67,7 +67,12 @@ impl LlmApi for ChatCompletionsApi {
     }
 
     fn request_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(ScannedBody::new(&REQUEST, cap, Some("messages"), read_request))
+        Box::new(ScannedBody::new(
+            &REQUEST,
+            cap,
+            Some("messages"),
+            read_model_and_stream,
+        ))
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
@@ -79,13 +84,9 @@ impl LlmApi for ChatCompletionsApi {
     }
 }
 
-/// Reads the model and stream flag of a scanned request (any OpenAI-style request).
-pub(crate) fn read_request(scan: &mut ScanResult, facts: &mut BodyFacts) {
-    facts.model = scanned::string(scan, MODEL);
-    facts.stream = scan.scalar(STREAM).and_then(scalar_bool).unwrap_or(false);
-}
-
-fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
+/// Reads an OpenAI-style response: id, model, each choice's finish reason, usage (chat and
+/// legacy completions share the shape).
+pub(crate) fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
     facts.request_id = scanned::string(scan, ID);
     facts.model = scanned::string(scan, MODEL);
     facts.finish_reasons = scan
@@ -430,11 +431,16 @@ impl ChatStreamAssembler {
             .iter()
             .filter_map(|c| c.finish_reason.clone())
             .collect();
-        self.facts.message = self.budget.finish(&self.choices, self.cap);
-        self.facts.errors.extend(self.tally.summary());
-        self.facts.stream = true;
-        self.facts.stream_ended = self.saw_done || !self.facts.finish_reasons.is_empty();
-        self.facts
+        let ended = self.saw_done || !self.facts.finish_reasons.is_empty();
+        let facts = std::mem::take(&mut self.facts);
+        stream_facts(
+            facts,
+            &self.budget,
+            &self.choices,
+            self.cap,
+            &mut self.tally,
+            ended,
+        )
     }
 }
 

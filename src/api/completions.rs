@@ -14,16 +14,16 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
 use super::chat::Usage;
-use super::scanned::{self, ScannedBody};
+use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
-use crate::scan::json::{Action, Node, ScanResult};
+use crate::scan::json::{Action, Node};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-const MODEL: u8 = 0;
-const STREAM: u8 = 1;
+use super::scanned::{read_model_and_stream, MODEL, STREAM};
+
 const ID: u8 = 3;
 const USAGE: u8 = 4;
 const FINISH_REASON: u8 = 5;
@@ -70,29 +70,21 @@ impl LlmApi for CompletionsApi {
             &REQUEST,
             cap,
             Some("prompt"),
-            super::chat::read_request,
+            read_model_and_stream,
         ))
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(ScannedBody::new(&RESPONSE, cap, Some("choices"), read_response))
+        Box::new(ScannedBody::new(
+            &RESPONSE,
+            cap,
+            Some("choices"),
+            super::chat::read_response,
+        ))
     }
 
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
         Box::new(CompletionStream::new(cap))
-    }
-}
-
-fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
-    facts.request_id = scanned::string(scan, ID);
-    facts.model = scanned::string(scan, MODEL);
-    facts.finish_reasons = scan
-        .scalars_in(FINISH_REASON)
-        .filter_map(crate::scan::json::scalar_string)
-        .map(|s| clip(&s))
-        .collect();
-    if let Some(u) = scanned::parsed::<Usage>(scan, USAGE, "usage", facts) {
-        facts.usage = u.into();
     }
 }
 
@@ -226,10 +218,14 @@ impl StreamReader for CompletionStream {
             .iter()
             .filter_map(|c| c.finish_reason.clone())
             .collect();
-        facts.message = self.budget.finish(&self.choices, self.cap);
-        facts.errors.extend(self.tally.summary());
-        facts.stream = true;
-        facts.stream_ended = self.saw_done || !facts.finish_reasons.is_empty();
-        facts
+        let ended = self.saw_done || !facts.finish_reasons.is_empty();
+        stream_facts(
+            facts,
+            &self.budget,
+            &self.choices,
+            self.cap,
+            &mut self.tally,
+            ended,
+        )
     }
 }

@@ -18,16 +18,16 @@ use std::time::Instant;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
 use super::chat::{cached_tokens, reasoning_tokens};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
-use crate::scan::json::{scalar_bool, Action, Node, ScanResult};
+use crate::scan::json::{Action, Node, ScanResult};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-const MODEL: u8 = 0;
-const STREAM: u8 = 1;
+use super::scanned::{read_model_and_stream, MODEL, STREAM};
+
 const ID: u8 = 3;
 const USAGE: u8 = 4;
 const STATUS: u8 = 5;
@@ -65,7 +65,12 @@ impl LlmApi for ResponsesApi {
     }
 
     fn request_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(ScannedBody::new(&REQUEST, cap, Some("input"), read_request))
+        Box::new(ScannedBody::new(
+            &REQUEST,
+            cap,
+            Some("input"),
+            read_model_and_stream,
+        ))
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
@@ -75,11 +80,6 @@ impl LlmApi for ResponsesApi {
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
         Box::new(ResponseStream::new(cap))
     }
-}
-
-fn read_request(scan: &mut ScanResult, facts: &mut BodyFacts) {
-    facts.model = scanned::string(scan, MODEL);
-    facts.stream = scan.scalar(STREAM).and_then(scalar_bool).unwrap_or(false);
 }
 
 /// The Responses API's usage object.
@@ -506,11 +506,14 @@ impl StreamReader for ResponseStream {
                 list.sort_by_key(|p| p.index);
             }
         }
-        let mut facts = std::mem::take(&mut self.facts);
-        facts.message = self.budget.finish(&self.items, self.cap);
-        facts.errors.extend(self.tally.summary());
-        facts.stream = true;
-        facts.stream_ended = self.ended;
-        facts
+        let facts = std::mem::take(&mut self.facts);
+        stream_facts(
+            facts,
+            &self.budget,
+            &self.items,
+            self.cap,
+            &mut self.tally,
+            self.ended,
+        )
     }
 }

@@ -61,6 +61,19 @@ impl BodyReader for ScannedBody {
     }
 }
 
+/// Scalar slots the families share, so one reader serves the requests of several.
+pub(crate) const MODEL: u8 = 0;
+pub(crate) const STREAM: u8 = 1;
+
+/// Reads the model and the stream flag of a request (slots [`MODEL`] and [`STREAM`]).
+pub(crate) fn read_model_and_stream(scan: &mut ScanResult, facts: &mut BodyFacts) {
+    facts.model = string(scan, MODEL);
+    facts.stream = scan
+        .scalar(STREAM)
+        .and_then(crate::scan::json::scalar_bool)
+        .unwrap_or(false);
+}
+
 /// A JSON string scalar, clipped like every short field.
 pub(crate) fn string(scan: &ScanResult, slot: u8) -> Option<String> {
     scan.scalar(slot)
