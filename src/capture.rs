@@ -119,10 +119,15 @@ impl LoggedMessage {
     }
 
     /// A message written by the reader (a summary, or text it assembled), cut to `cap` bytes.
-    pub fn from_vec(mut bytes: Vec<u8>, cap: usize) -> Self {
+    pub fn from_vec(bytes: Vec<u8>, cap: usize) -> Self {
         let total = bytes.len() as u64;
-        bytes.truncate(cap);
-        LoggedMessage::from_bytes(bytes.into(), total)
+        // A cut message gets a buffer of its own, so the longer one is freed, not pinned.
+        let kept = if bytes.len() > cap {
+            Bytes::copy_from_slice(&bytes[..cap])
+        } else {
+            Bytes::from(bytes)
+        };
+        LoggedMessage::from_bytes(kept, total)
     }
 
     /// A message of which nothing was kept, `total` bytes long.

@@ -412,6 +412,20 @@ mod imp {
                 if !out.emit(&buf[..written]) {
                     return Ok(false);
                 }
+                // Everything the offer decoded leaves the decoder before more is offered, so it
+                // holds at most its window and one offer's blocks (a few MiB), whatever the
+                // blocks expand to.
+                let mut last = written;
+                while last == buf.len() {
+                    let (_, more) = self
+                        .decoder
+                        .decode_from_to(&[], &mut buf)
+                        .map_err(io::Error::other)?;
+                    if !out.emit(&buf[..more]) {
+                        return Ok(false);
+                    }
+                    last = more;
+                }
                 if read == 0 && written == 0 {
                     if offered < self.pending.len() {
                         self.offer *= 2;
@@ -423,6 +437,12 @@ mod imp {
                     self.offer = FIRST_OFFER;
                 }
             }
+        }
+
+        /// Decoded bytes waiting in the decoder.
+        #[cfg(test)]
+        pub(super) fn held(&self) -> usize {
+            self.decoder.can_collect()
         }
 
         fn finish(&mut self, out: &mut Emit<'_>) -> io::Result<bool> {
@@ -541,6 +561,27 @@ mod tests {
                 "{codec:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_zstd_block_bomb_is_drained_as_it_is_decoded() {
+        // A frame with a 128 KiB window, then RLE blocks of 4 bytes that each stand for 128 KiB.
+        let mut bomb = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x38];
+        for _ in 0..8192 {
+            bomb.extend_from_slice(&[0x02, 0x00, 0x10, b'A']);
+        }
+        let mut d = Decoder::new(Codec::Zstd, 64 << 20);
+        let mut total = 0usize;
+        for part in bomb.chunks(4096) {
+            d.push(part, &mut |b| total += b.len());
+            let imp::State::Zstd(z) = &d.state else {
+                unreachable!()
+            };
+            assert!(z.held() <= 4 << 20, "the decoder holds {} bytes", z.held());
+        }
+        let (complete, error) = d.finish(true, &mut |b| total += b.len());
+        assert_eq!(total, 64 << 20);
+        assert!(!complete && error.unwrap().contains("decoding stopped"));
     }
 
     #[test]

@@ -53,12 +53,15 @@ pub(crate) fn estimate(
     completion: &LoggedMessage,
 ) -> Option<TokenUsage> {
     let bpe = bpe_for(model?)?;
-    let prompt = prompt.map(|p| count(bpe, p));
+    let prompt = prompt.and_then(|p| count(bpe, p));
     let completion = match family {
         // Embeddings produce vectors, not tokens; the logged message is a summary.
         ApiFamily::Embeddings => Some(0),
-        _ => Some(count(bpe, completion)),
+        _ => count(bpe, completion),
     };
+    if prompt.is_none() && completion.is_none() {
+        return None;
+    }
     let total = match (prompt, completion) {
         (Some(p), Some(c)) => Some(p + c),
         _ => None,
@@ -71,12 +74,13 @@ pub(crate) fn estimate(
     })
 }
 
-/// Tokens in a logged message's text, scaled up when the message was cut.
-fn count(bpe: &CoreBPE, message: &LoggedMessage) -> u64 {
+/// Tokens in a logged message's text, scaled up when the message was cut; `None` when none of
+/// a non-empty message was kept (a 0 cap, a body not decoded): there is nothing to count.
+fn count(bpe: &CoreBPE, message: &LoggedMessage) -> Option<u64> {
     let bytes = message.to_bytes();
     let kept = bytes.len() as u64;
     if kept == 0 {
-        return 0;
+        return (message.total() == 0).then_some(0);
     }
     let text = String::from_utf8_lossy(&bytes);
     let tokens = match serde_json::from_str::<Value>(&text) {
@@ -88,11 +92,11 @@ fn count(bpe: &CoreBPE, message: &LoggedMessage) -> u64 {
         // Cut JSON: count all of it (keys included), the best there is.
         Err(_) => bpe.encode_ordinary(&text).len() as u64,
     };
-    if message.is_truncated() && message.total() > kept {
+    Some(if message.is_truncated() && message.total() > kept {
         ((tokens as f64) * (message.total() as f64 / kept as f64)).round() as u64
     } else {
         tokens
-    }
+    })
 }
 
 fn collect_text(value: &Value, key: Option<&str>, out: &mut String) {
@@ -143,6 +147,23 @@ mod tests {
         )
         .is_none());
         assert!(estimate(None, &ApiFamily::ChatCompletions, None, &completion).is_none());
+        // Nothing kept (a 0 cap): nothing to count, not 0 tokens.
+        let unkept = LoggedMessage::not_kept(500);
+        let u = estimate(
+            Some("gpt-4o"),
+            &ApiFamily::ChatCompletions,
+            Some(&unkept),
+            &completion,
+        )
+        .unwrap();
+        assert_eq!((u.prompt, u.completion, u.total), (None, Some(3), None));
+        assert!(estimate(
+            Some("gpt-4o"),
+            &ApiFamily::ChatCompletions,
+            Some(&unkept),
+            &unkept
+        )
+        .is_none());
     }
 
     #[test]

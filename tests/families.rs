@@ -470,3 +470,49 @@ async fn estimates_only_with_the_feature_and_only_when_wanted() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_responses_stream_whose_final_event_is_too_large_still_ends() {
+    // 300 KB of text in small deltas, then `.done` and `response.completed` events that each
+    // repeat all of it: past the parse limit (256 KiB with the default caps).
+    let text = "word ".repeat(60_000);
+    let mut stream = String::from(
+        "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_big\",\"model\":\"gpt-4.1\",\"status\":\"in_progress\"}}\n\n",
+    );
+    for piece in text.as_bytes().chunks(5000) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        stream.push_str(&format!(
+            "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":0,\"delta\":\"{piece}\"}}\n\n"
+        ));
+    }
+    stream.push_str(&format!(
+        "event: response.output_text.done\ndata: {{\"type\":\"response.output_text.done\",\"output_index\":0,\"content_index\":0,\"text\":\"{text}\"}}\n\n"
+    ));
+    stream.push_str(&format!(
+        "event: response.completed\ndata: {{\"type\":\"response.completed\",\"response\":{{\"id\":\"resp_big\",\"status\":\"completed\",\"output\":[{{\"type\":\"message\",\"content\":[{{\"type\":\"output_text\",\"text\":\"{text}\"}}]}}],\"usage\":{{\"input_tokens\":1,\"output_tokens\":60000,\"total_tokens\":60001}}}}}}\n\n"
+    ));
+    let (_, records) = run(
+        "/v1/responses",
+        include_str!("fixtures/responses/request_string.json"),
+        "text/event-stream",
+        Frames::new([Bytes::from(stream)]),
+    )
+    .await;
+    let rs = of_kind(&records, RecordKind::Response)
+        .into_iter()
+        .find(|r| r.is_last)
+        .unwrap();
+    assert_eq!(
+        rs.finish_reasons,
+        ["completed"],
+        "the final event's name still ends the stream"
+    );
+    assert_eq!(rs.request_id.as_deref(), Some("resp_big"));
+    let error = rs.error.clone().unwrap();
+    assert_eq!(
+        error,
+        "response: the final event (response.completed) is larger than the parse limit; the usage in it was not read",
+        "a repeated .done event is no error, and the stream did end"
+    );
+    assert!(rs.truncated, "the 300 KB completion is cut at the 32 KiB cap");
+}

@@ -252,7 +252,7 @@ impl MessageStream {
         }
         self.blocks.push(BlockOut {
             index,
-            kind: kind.to_string(),
+            kind: clip(kind),
             ..BlockOut::default()
         });
         self.block_at.insert(index, self.blocks.len() - 1);
@@ -396,5 +396,25 @@ impl StreamReader for MessageStream {
             &mut self.tally,
             self.ended,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_types_from_the_stream_are_clipped() {
+        let mut s = MessageStream::new(100);
+        let event = format!(
+            r#"{{"type":"content_block_start","index":0,"content_block":{{"type":"{}"}}}}"#,
+            "t".repeat(100_000)
+        );
+        s.apply(serde_json::from_str(&event).unwrap());
+        assert_eq!(
+            s.blocks[0].kind.len(),
+            256,
+            "a type is a short field, whatever the event says"
+        );
     }
 }

@@ -482,6 +482,8 @@ impl StreamReader for RawReader {
     fn finish(self: Box<Self>, ended: bool) -> BodyFacts {
         let mut facts = BodyReader::finish(self, ended);
         facts.stream = true;
+        // No protocol to say when such a stream is done: its end is its end.
+        facts.stream_ended = true;
         facts
     }
 }

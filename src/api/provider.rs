@@ -22,7 +22,9 @@ const HOSTS: &[(&str, &str)] = &[
     ("generativelanguage.googleapis.com", "gcp.gemini"),
     ("aiplatform.googleapis.com", "gcp.vertex_ai"),
     ("-aiplatform.googleapis.com", "gcp.vertex_ai"),
-    (".amazonaws.com", "aws.bedrock"),
+    // Bedrock's runtime hosts only: other AWS names (load balancers, API Gateway) front anything.
+    ("bedrock-runtime.", "aws.bedrock"),
+    ("bedrock-runtime-fips.", "aws.bedrock"),
     (".ml.cloud.ibm.com", "ibm.watsonx.ai"),
 ];
 
@@ -44,7 +46,12 @@ pub fn provider_for(host: Option<&str>, path: &str, family: &ApiFamily) -> &'sta
     if let Some(host) = host {
         let host = host.trim_end_matches('.');
         let known = HOSTS.iter().find(|(suffix, _)| {
-            if suffix.starts_with(['.', '-']) {
+            if suffix.ends_with('.') {
+                host.len() > suffix.len()
+                    && host.is_char_boundary(suffix.len())
+                    && host[..suffix.len()].eq_ignore_ascii_case(suffix)
+                    && ends_with_ignore_case(host, ".amazonaws.com")
+            } else if suffix.starts_with(['.', '-']) {
                 host.len() > suffix.len() && ends_with_ignore_case(host, suffix)
             } else {
                 host.eq_ignore_ascii_case(suffix) || ends_with_ignore_case(host, &format!(".{suffix}"))
@@ -52,7 +59,7 @@ pub fn provider_for(host: Option<&str>, path: &str, family: &ApiFamily) -> &'sta
         });
         if let Some((_, provider)) = known {
             // Azure AI Foundry serves OpenAI models under /openai on its inference hosts.
-            if *provider == "azure.ai.inference" && path.starts_with("/openai/") {
+            if *provider == "azure.ai.inference" && path.contains("/openai/") {
                 return "azure.ai.openai";
             }
             if *provider == "azure.ai.inference" && *family == ApiFamily::AnthropicMessages {
@@ -64,7 +71,7 @@ pub fn provider_for(host: Option<&str>, path: &str, family: &ApiFamily) -> &'sta
     if *family == ApiFamily::AnthropicMessages {
         return "anthropic";
     }
-    if path.starts_with("/openai/") {
+    if path.starts_with("/openai/") || path.contains("/openai/deployments/") {
         "azure.ai.openai"
     } else if path.starts_with("/models/") {
         "azure.ai.inference"
@@ -101,6 +108,14 @@ mod tests {
             "azure.ai.openai"
         );
         assert_eq!(p("bedrock-runtime.us-east-1.amazonaws.com", "/x"), "aws.bedrock");
+        assert_eq!(
+            p("my-lb-123.us-east-1.elb.amazonaws.com", "/v1/chat/completions"),
+            "openai"
+        );
+        assert_eq!(
+            p("res.services.ai.azure.com", "/api/projects/p1/openai/responses"),
+            "azure.ai.openai"
+        );
         assert_eq!(p("generativelanguage.googleapis.com", "/v1beta/x"), "gcp.gemini");
         assert_eq!(
             p("us-central1-aiplatform.googleapis.com", "/v1/x"),

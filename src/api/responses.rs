@@ -315,7 +315,7 @@ impl ResponseStream {
         }
         self.items.push(ItemOut {
             index,
-            kind: kind.to_string(),
+            kind: clip(kind),
             ..ItemOut::default()
         });
         self.item_at.insert(index, self.items.len() - 1);
@@ -339,14 +339,16 @@ impl ResponseStream {
         };
         list.push(PartOut {
             index,
-            kind: kind.to_string(),
+            kind: clip(kind),
             text: None,
             refusal: None,
         });
         Some(list.len() - 1)
     }
 
-    fn took_response(&mut self, response: ResponseWire<'_>) {
+    /// Takes what a response object in an event says; the finish reason only from the final
+    /// event (`terminal`), as earlier ones say `in_progress`.
+    fn took_response(&mut self, response: ResponseWire<'_>, terminal: bool) {
         if let Some(id) = response.id.filter(|s| !s.is_empty()) {
             self.facts.request_id = Some(clip(&id));
         }
@@ -359,6 +361,9 @@ impl ResponseStream {
         if let Some(error) = response.error {
             self.tally
                 .note(format!("the response failed: {}", error.describe()));
+        }
+        if !terminal {
+            return;
         }
         if let Some(reason) = finish_reason(response.status.as_deref(), response.incomplete_details.as_ref())
         {
@@ -394,6 +399,30 @@ impl ResponseStream {
         }
     }
 
+    /// An event too large to parse, known by its `event:` name: `.done` events repeat what the
+    /// deltas said and are let go; a final event still ends the stream with its status, though
+    /// its usage cannot be read (the whole response rides in it). Whether it was handled.
+    fn oversized(&mut self, name: &[u8]) -> bool {
+        let name = String::from_utf8_lossy(name);
+        if name.ends_with(".done") {
+            self.tally.events += 1;
+            return true;
+        }
+        let Some(status) = name
+            .strip_prefix("response.")
+            .filter(|s| matches!(*s, "completed" | "incomplete" | "failed"))
+        else {
+            return false;
+        };
+        self.tally.events += 1;
+        self.ended = true;
+        self.facts.finish_reasons = vec![status.to_string()];
+        self.tally.note(format!(
+            "the final event ({name}) is larger than the parse limit; the usage in it was not read"
+        ));
+        true
+    }
+
     fn first_token(&mut self) {
         if self.facts.first_token_at.is_none() {
             self.facts.first_token_at = Some(Instant::now());
@@ -406,13 +435,13 @@ impl ResponseStream {
         match event.kind.as_ref() {
             "response.created" | "response.in_progress" | "response.queued" => {
                 if let Some(r) = event.response {
-                    self.took_response(r);
+                    self.took_response(r, false);
                 }
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
                 self.ended = true;
                 if let Some(r) = event.response {
-                    self.took_response(r);
+                    self.took_response(r, true);
                 }
             }
             "error" => {
@@ -483,6 +512,9 @@ impl ResponseStream {
 
 impl StreamReader for ResponseStream {
     fn event(&mut self, event: &SseEvent<'_>) {
+        if event.oversized && self.oversized(event.event) {
+            return;
+        }
         if !self.tally.next(event.oversized) {
             return;
         }
