@@ -13,6 +13,13 @@
 //!
 //! Everything (client, gateway, mock) shares the machine's cores, so absolute figures say more
 //! about the machine than the layer; compare the rows of one run.
+//!
+//! `RUSTFLAGS="--cfg load_mimalloc" cargo run --release --example load` runs it on mimalloc
+//! instead of the system allocator, to see how much of the cost is allocator contention.
+
+#[cfg(load_mimalloc)]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[allow(dead_code)]
 #[path = "../gateway/app.rs"]
@@ -202,8 +209,13 @@ async fn main() {
         .build_http();
 
     println!(
-        "{} clients, {} s per run, {} B prompts; JSON: {} words completion; streams: {} events\n",
-        args.concurrency, args.seconds, args.prompt_bytes, args.completion_words, args.stream_words
+        "{} clients, {} s per run, {} B prompts; JSON: {} words completion; streams: {} events; allocator: {}\n",
+        args.concurrency,
+        args.seconds,
+        args.prompt_bytes,
+        args.completion_words,
+        args.stream_words,
+        if cfg!(load_mimalloc) { "mimalloc" } else { "system" }
     );
     println!("| run | mode | requests/s | p50 ms | p99 ms | TTFB p50 ms | TTFB p99 ms | failures |");
     println!("|---|---|---|---|---|---|---|---|");
