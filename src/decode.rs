@@ -57,10 +57,10 @@ impl Codec {
 }
 
 /// Compressed bytes handed to a gzip or deflate decoder at a time: deflate expands at most about
-/// 1032 to 1, so the output of one slice stays under 300 KiB. Brotli and zstd hand their output
-/// over in 16 KiB pieces as they go, whatever their ratio.
+/// 1032 to 1, so the output of one slice stays under 300 KiB. Brotli and zstd take whole frames:
+/// they hand their output over in 16 KiB pieces as they go, whatever their ratio.
 #[cfg(feature = "decompress")]
-const INPUT_SLICE: usize = 256;
+const DEFLATE_INPUT_SLICE: usize = 256;
 
 /// Decodes one body incrementally, within a bound on decoded bytes.
 pub(crate) struct Decoder {
@@ -91,7 +91,11 @@ impl Decoder {
     /// Decodes the next compressed frame, handing decoded bytes to `out`.
     pub(crate) fn push(&mut self, frame: &[u8], out: &mut dyn FnMut(&Bytes)) {
         #[cfg(feature = "decompress")]
-        for slice in frame.chunks(INPUT_SLICE) {
+        let slice_len = match self.codec {
+            Codec::Gzip | Codec::Deflate => DEFLATE_INPUT_SLICE,
+            Codec::Brotli | Codec::Zstd => frame.len().max(1),
+        };
+        for slice in frame.chunks(slice_len) {
             if self.stopped {
                 return;
             }
@@ -289,6 +293,8 @@ mod imp {
     pub(super) struct Brotli {
         state: BrotliState<StandardAlloc, StandardAlloc, StandardAlloc>,
         done: bool,
+        /// Kept, so a frame does not pay for a fresh buffer.
+        buf: Box<[u8; OUT_PIECE]>,
     }
 
     impl Brotli {
@@ -300,11 +306,15 @@ mod imp {
             );
             // RFC 7932 windows (at most 16 MiB), not the large-window extension (up to 1 GiB).
             state.large_window = false;
-            Brotli { state, done: false }
+            Brotli {
+                state,
+                done: false,
+                buf: Box::new([0; OUT_PIECE]),
+            }
         }
 
         fn push(&mut self, input: &[u8], out: &mut Emit<'_>, at_end: bool) -> io::Result<bool> {
-            let mut buf = [0u8; OUT_PIECE];
+            let buf = &mut *self.buf;
             let (mut available_in, mut input_offset) = (input.len(), 0);
             loop {
                 if self.done {
@@ -320,7 +330,7 @@ mod imp {
                     input,
                     &mut available_out,
                     &mut output_offset,
-                    &mut buf,
+                    buf,
                     &mut total_out,
                     &mut self.state,
                 );
@@ -350,6 +360,8 @@ mod imp {
         /// it is offered before handing anything out, and a block of a few bytes can stand for
         /// 128 KiB, so it is offered a little at a time, more only when that is not a block.
         offer: usize,
+        /// Kept, so a frame does not pay for a fresh buffer.
+        buf: Box<[u8; OUT_PIECE]>,
     }
 
     const FIRST_OFFER: usize = 64;
@@ -366,6 +378,7 @@ mod imp {
                 pending: Vec::new(),
                 started: false,
                 offer: FIRST_OFFER,
+                buf: Box::new([0; OUT_PIECE]),
             }
         }
 
@@ -383,7 +396,7 @@ mod imp {
         /// Decodes what can be; before the end, waits for at least 4 bytes, as a frame's
         /// 4-byte checksum must not be offered in part (the decoder reports it read whole).
         fn run(&mut self, out: &mut Emit<'_>, at_end: bool) -> io::Result<bool> {
-            let mut buf = [0u8; OUT_PIECE];
+            let buf = &mut *self.buf;
             loop {
                 if self.started && self.decoder.is_finished() && self.decoder.can_collect() == 0 {
                     // A frame ended; another may follow (concatenated frames are one stream).
@@ -402,7 +415,7 @@ mod imp {
                 let offered = self.offer.min(self.pending.len());
                 let (read, written) = self
                     .decoder
-                    .decode_from_to(&self.pending[..offered], &mut buf)
+                    .decode_from_to(&self.pending[..offered], buf)
                     .map_err(io::Error::other)?;
                 self.started = true;
                 // The decoder can claim a checksum it was offered only part of; what it could
@@ -417,10 +430,7 @@ mod imp {
                 // blocks expand to.
                 let mut last = written;
                 while last == buf.len() {
-                    let (_, more) = self
-                        .decoder
-                        .decode_from_to(&[], &mut buf)
-                        .map_err(io::Error::other)?;
+                    let (_, more) = self.decoder.decode_from_to(&[], buf).map_err(io::Error::other)?;
                     if !out.emit(&buf[..more]) {
                         return Ok(false);
                     }
