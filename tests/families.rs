@@ -471,10 +471,10 @@ async fn estimates_only_with_the_feature_and_only_when_wanted() {
     }
 }
 
-#[tokio::test]
-async fn a_responses_stream_whose_final_event_is_too_large_still_ends() {
-    // 300 KB of text in small deltas, then `.done` and `response.completed` events that each
-    // repeat all of it: past the parse limit (256 KiB with the default caps).
+/// A Responses stream of 300 KB of text in small deltas, then `.done` and `response.completed`
+/// events that each repeat all of it: past the parse limit (256 KiB with the default caps).
+/// `after_usage` is what the response object says after its usage.
+fn large_responses_stream(after_usage: &str) -> String {
     let text = "word ".repeat(60_000);
     let mut stream = String::from(
         "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_big\",\"model\":\"gpt-4.1\",\"status\":\"in_progress\"}}\n\n",
@@ -489,13 +489,19 @@ async fn a_responses_stream_whose_final_event_is_too_large_still_ends() {
         "event: response.output_text.done\ndata: {{\"type\":\"response.output_text.done\",\"output_index\":0,\"content_index\":0,\"text\":\"{text}\"}}\n\n"
     ));
     stream.push_str(&format!(
-        "event: response.completed\ndata: {{\"type\":\"response.completed\",\"response\":{{\"id\":\"resp_big\",\"status\":\"completed\",\"output\":[{{\"type\":\"message\",\"content\":[{{\"type\":\"output_text\",\"text\":\"{text}\"}}]}}],\"usage\":{{\"input_tokens\":1,\"output_tokens\":60000,\"total_tokens\":60001}}}}}}\n\n"
+        "event: response.completed\ndata: {{\"type\":\"response.completed\",\"response\":{{\"id\":\"resp_big\",\"status\":\"completed\",\"output\":[{{\"type\":\"message\",\"content\":[{{\"type\":\"output_text\",\"text\":\"{text}\"}}]}}],\"tools\":[{{\"type\":\"function\",\"name\":\"f\",\"parameters\":{{\"properties\":{{\"usage\":{{\"type\":\"string\"}}}}}}}}],\"usage\":{{\"input_tokens\":1,\"output_tokens\":60000,\"total_tokens\":60001}}{after_usage}}},\"sequence_number\":99}}\n\n"
     ));
+    stream
+}
+
+#[tokio::test]
+async fn a_responses_stream_whose_final_event_is_too_large_still_ends_with_its_usage() {
+    let request = include_str!("fixtures/responses/request_string.json");
     let (_, records) = run(
         "/v1/responses",
-        include_str!("fixtures/responses/request_string.json"),
+        request,
         "text/event-stream",
-        Frames::new([Bytes::from(stream)]),
+        Frames::new([Bytes::from(large_responses_stream(""))]),
     )
     .await;
     let rs = of_kind(&records, RecordKind::Response)
@@ -508,11 +514,35 @@ async fn a_responses_stream_whose_final_event_is_too_large_still_ends() {
         "the final event's name still ends the stream"
     );
     assert_eq!(rs.request_id.as_deref(), Some("resp_big"));
-    let error = rs.error.clone().unwrap();
     assert_eq!(
-        error,
-        "response: the final event (response.completed) is larger than the parse limit; the usage in it was not read",
+        tokens(&rs)[..3],
+        [Some(1), Some(60000), Some(60001)],
+        "usage from the end of the event"
+    );
+    assert!(!rs.tokens_estimated);
+    assert_eq!(
+        rs.error, None,
         "a repeated .done event is no error, and the stream did end"
     );
     assert!(rs.truncated, "the 300 KB completion is cut at the 32 KiB cap");
+
+    // Usage followed by more than the kept tail: the stream still ends, and the record says why
+    // there is no usage.
+    let after = format!(",\"metadata\":{{\"note\":\"{}\"}}", "m".repeat(20_000));
+    let (_, records) = run(
+        "/v1/responses",
+        request,
+        "text/event-stream",
+        Frames::new([Bytes::from(large_responses_stream(&after))]),
+    )
+    .await;
+    let rs = of_kind(&records, RecordKind::Response)
+        .into_iter()
+        .find(|r| r.is_last)
+        .unwrap();
+    assert_eq!(rs.finish_reasons, ["completed"]);
+    assert_eq!(
+        rs.error.as_deref(),
+        Some("response: the final event (response.completed) is larger than the parse limit, and its usage was not found in its last 16384 bytes")
+    );
 }

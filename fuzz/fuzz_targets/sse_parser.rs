@@ -2,10 +2,11 @@
 //!
 //! Invariants (a violation panics, which libFuzzer reports as a crash):
 //! - no panic on any input;
-//! - the events (name, data, oversized) do not depend on where the stream is split: the frames
+//! - the events (name, data, oversized, tail) do not depend on where the stream is split: the frames
 //!   the fuzzer chose, and one byte per frame, give the same events as the whole stream at once;
 //! - memory is bounded as documented: a dispatched event's data is within the limit, an
-//!   oversized event's data is dropped, and event names are at most 64 bytes.
+//!   oversized event's data is dropped but for a tail of at most `TAIL_BYTES`, a tail is empty
+//!   unless the event is oversized, and event names are at most 64 bytes.
 
 #![no_main]
 
@@ -14,7 +15,7 @@ mod common;
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tower_llm_log::scan::sse::{SseEvent, SseParser};
+use tower_llm_log::scan::sse::{SseEvent, SseParser, TAIL_BYTES};
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -26,14 +27,14 @@ struct Input {
 /// The parser's `EVENT_NAME_LIMIT` (crate-private).
 const EVENT_NAME_LIMIT: usize = 64;
 
-/// An event, owned: (event name, data, oversized).
-type Event = (Vec<u8>, Vec<u8>, bool);
+/// An event, owned: (event name, data, oversized, tail).
+type Event = (Vec<u8>, Vec<u8>, bool, Vec<u8>);
 
 fn parse(limit: usize, frames: &[Bytes]) -> Vec<Event> {
     let mut parser = SseParser::new(limit);
     let mut events = Vec::new();
     let mut on_event =
-        |e: SseEvent<'_>| events.push((e.event.to_vec(), e.data.to_vec(), e.oversized));
+        |e: SseEvent<'_>| events.push((e.event.to_vec(), e.data.to_vec(), e.oversized, e.tail.to_vec()));
     for frame in frames {
         parser.feed(frame, &mut on_event);
     }
@@ -42,10 +43,12 @@ fn parse(limit: usize, frames: &[Bytes]) -> Vec<Event> {
 }
 
 fn check_bounds(events: &[Event], limit: usize) {
-    for (name, data, oversized) in events {
+    for (name, data, oversized, tail) in events {
+        assert!(tail.len() <= TAIL_BYTES, "a tail of {} bytes", tail.len());
         if *oversized {
             assert!(data.is_empty(), "an oversized event kept {} bytes of data", data.len());
         } else {
+            assert!(tail.is_empty(), "an event within the limit has a tail");
             assert!(
                 data.len() <= limit,
                 "an event kept {} bytes of data with a limit of {limit}",

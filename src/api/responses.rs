@@ -114,6 +114,29 @@ impl From<Usage> for TokenUsage {
     }
 }
 
+/// The response's usage in the end of a final event's data: the last `"usage":{...}` object
+/// there that has token counts. (Inside JSON strings a quote is escaped, so the pattern only
+/// matches keys; a `usage` key in a tool's schema has no token counts and is passed over.)
+fn usage_in_tail(tail: &[u8]) -> Option<Usage> {
+    const KEY: &[u8] = b"\"usage\":";
+    let mut end = tail.len();
+    while let Some(at) = memchr::memmem::rfind(&tail[..end], KEY) {
+        let mut rest = &tail[at + KEY.len()..];
+        while let [b' ' | b'\n' | b'\r' | b'\t', more @ ..] = rest {
+            rest = more;
+        }
+        let parsed = serde_json::Deserializer::from_slice(rest)
+            .into_iter::<Usage>()
+            .next()
+            .and_then(Result::ok);
+        if let Some(usage) = parsed.filter(|u| u.input_tokens.is_some() || u.output_tokens.is_some()) {
+            return Some(usage);
+        }
+        end = at;
+    }
+    None
+}
+
 #[derive(Deserialize)]
 struct IncompleteDetails<'a> {
     #[serde(borrow, default)]
@@ -400,10 +423,11 @@ impl ResponseStream {
     }
 
     /// An event too large to parse, known by its `event:` name: `.done` events repeat what the
-    /// deltas said and are let go; a final event still ends the stream with its status, though
-    /// its usage cannot be read (the whole response rides in it). Whether it was handled.
-    fn oversized(&mut self, name: &[u8]) -> bool {
-        let name = String::from_utf8_lossy(name);
+    /// deltas said and are let go; a final event (which carries the whole response) still ends
+    /// the stream with its status, and its usage is read from the end of its data, where the
+    /// response object keeps it. Whether it was handled.
+    fn oversized(&mut self, event: &SseEvent<'_>) -> bool {
+        let name = String::from_utf8_lossy(event.event);
         if name.ends_with(".done") {
             self.tally.events += 1;
             return true;
@@ -417,9 +441,13 @@ impl ResponseStream {
         self.tally.events += 1;
         self.ended = true;
         self.facts.finish_reasons = vec![status.to_string()];
-        self.tally.note(format!(
-            "the final event ({name}) is larger than the parse limit; the usage in it was not read"
-        ));
+        match usage_in_tail(event.tail) {
+            Some(usage) => self.facts.usage = usage.into(),
+            None => self.tally.note(format!(
+                "the final event ({name}) is larger than the parse limit, and its usage was not found in its last {} bytes",
+                crate::scan::sse::TAIL_BYTES
+            )),
+        }
         true
     }
 
@@ -512,7 +540,7 @@ impl ResponseStream {
 
 impl StreamReader for ResponseStream {
     fn event(&mut self, event: &SseEvent<'_>) {
-        if event.oversized && self.oversized(event.event) {
+        if event.oversized && self.oversized(event) {
             return;
         }
         if !self.tally.next(event.oversized) {

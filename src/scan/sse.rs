@@ -7,11 +7,14 @@
 //! stream that a server cut short.
 //!
 //! Memory is bounded: an event whose data grows past the limit is dispatched as `oversized`, with
-//! its data dropped.
+//! its data dropped but for its last [`TAIL_BYTES`] (where a JSON event keeps what it says last,
+//! such as a final event's usage).
 
 use memchr::memchr2;
 
 const EVENT_NAME_LIMIT: usize = 64;
+/// How much of the end of an oversized event's data is kept.
+pub const TAIL_BYTES: usize = 16 * 1024;
 
 /// One parsed event.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +25,18 @@ pub struct SseEvent<'a> {
     pub data: &'a [u8],
     /// The data passed the limit and was dropped.
     pub oversized: bool,
+    /// For an oversized event, the last bytes of its data (at most [`TAIL_BYTES`]); empty
+    /// otherwise.
+    pub tail: &'a [u8],
+}
+
+/// Appends `bytes` to a buffer that keeps at least the last [`TAIL_BYTES`] of all it was given,
+/// and at most twice that.
+fn keep_tail(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(&bytes[bytes.len().saturating_sub(2 * TAIL_BYTES)..]);
+    if buf.len() > 2 * TAIL_BYTES {
+        buf.drain(..buf.len() - TAIL_BYTES);
+    }
 }
 
 /// Parses an event stream fed in frames.
@@ -29,7 +44,11 @@ pub struct SseEvent<'a> {
 pub struct SseParser {
     line: Vec<u8>,
     line_overflow: bool,
+    /// The end of a line longer than the line buffer.
+    line_excess: Vec<u8>,
     data: Vec<u8>,
+    /// The end of an oversized event's data.
+    tail: Vec<u8>,
     has_data: bool,
     oversized: bool,
     event: Vec<u8>,
@@ -45,7 +64,9 @@ impl SseParser {
         SseParser {
             line: Vec::new(),
             line_overflow: false,
+            line_excess: Vec::new(),
             data: Vec::new(),
+            tail: Vec::new(),
             has_data: false,
             oversized: false,
             event: Vec::new(),
@@ -101,6 +122,7 @@ impl SseParser {
                 self.line = line;
                 self.line.clear();
                 self.line_overflow = false;
+                self.line_excess.clear();
             }
             i = end + 1;
             if chunk[end] == b'\r' {
@@ -127,6 +149,7 @@ impl SseParser {
             let line = std::mem::take(&mut self.line);
             self.process_line(&line, on_event);
             self.line_overflow = false;
+            self.line_excess.clear();
         }
         self.dispatch(on_event);
     }
@@ -135,8 +158,9 @@ impl SseParser {
         // Room for any field name and an event name, however small the data limit.
         let max = self.limit.max(EVENT_NAME_LIMIT) + 16;
         if self.line.len() + bytes.len() > max {
-            let room = max.saturating_sub(self.line.len());
-            self.line.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            let room = max.saturating_sub(self.line.len()).min(bytes.len());
+            self.line.extend_from_slice(&bytes[..room]);
+            keep_tail(&mut self.line_excess, &bytes[room..]);
             self.line_overflow = true;
         } else {
             self.line.extend_from_slice(bytes);
@@ -161,10 +185,17 @@ impl SseParser {
         match field {
             b"data" => {
                 self.has_data = true;
-                if self.line_overflow || self.data.len() + value.len() + 1 > self.limit {
+                if !self.oversized && (self.line_overflow || self.data.len() + value.len() + 1 > self.limit) {
                     self.oversized = true;
+                    keep_tail(&mut self.tail, &self.data);
                     self.data.clear();
-                } else if !self.oversized {
+                }
+                if self.oversized {
+                    // The whole line is its value and, if it overflowed the line buffer, the rest.
+                    keep_tail(&mut self.tail, value);
+                    keep_tail(&mut self.tail, &self.line_excess);
+                    keep_tail(&mut self.tail, b"\n");
+                } else {
                     self.data.extend_from_slice(value);
                     self.data.push(b'\n');
                 }
@@ -183,13 +214,18 @@ impl SseParser {
             if self.data.last() == Some(&b'\n') {
                 self.data.pop();
             }
+            if self.tail.last() == Some(&b'\n') {
+                self.tail.pop();
+            }
             on_event(SseEvent {
                 event: &self.event,
                 data: &self.data,
                 oversized: self.oversized,
+                tail: &self.tail[self.tail.len().saturating_sub(TAIL_BYTES)..],
             });
         }
         self.data.clear();
+        self.tail.clear();
         self.event.clear();
         self.has_data = false;
         self.oversized = false;
@@ -219,6 +255,39 @@ mod tests {
 
     fn ev(event: &str, data: &str) -> (String, String, bool) {
         (event.into(), data.into(), false)
+    }
+
+    #[test]
+    fn an_oversized_event_keeps_the_end_of_its_data_whatever_the_framing() {
+        let big = format!("data: {{\"x\":\"{}\",\n", "a".repeat(100_000));
+        let body = format!("{big}data: \"usage\":7}}\n\ndata: small\n\n");
+        let run = |cuts: &[usize]| {
+            let mut p = SseParser::new(1000);
+            let mut out = Vec::new();
+            let mut at = 0;
+            for &cut in cuts.iter().chain([body.len()].iter()) {
+                p.feed(&body.as_bytes()[at..cut], &mut |e| {
+                    out.push((e.data.to_vec(), e.oversized, e.tail.to_vec()))
+                });
+                at = cut;
+            }
+            p.finish(&mut |e| out.push((e.data.to_vec(), e.oversized, e.tail.to_vec())));
+            out
+        };
+        let whole = run(&[]);
+        assert_eq!(whole.len(), 2);
+        let (data, oversized, tail) = &whole[0];
+        assert!(data.is_empty() && *oversized);
+        assert_eq!(tail.len(), TAIL_BYTES);
+        assert!(
+            tail.ends_with(b"aaa\",\n\"usage\":7}"),
+            "{:?}",
+            String::from_utf8_lossy(&tail[tail.len() - 30..])
+        );
+        assert_eq!(whole[1], (b"small".to_vec(), false, Vec::new()));
+        for cuts in [&[1usize][..], &[500, 1500], &[7, 50_000, 100_013], &[100_020]] {
+            assert_eq!(run(cuts), whole, "cuts at {cuts:?}");
+        }
     }
 
     #[test]
