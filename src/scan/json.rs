@@ -182,7 +182,9 @@ pub struct ScanResult {
     /// Counted values by slot: (slot, values, bytes).
     pub(crate) counts: Vec<(u8, u64, u64)>,
     /// Scalars in the order they were found, by slot.
-    pub(crate) scalars: Vec<(u8, Vec<u8>)>,
+    pub(crate) scalars: Vec<(u8, u32, u32)>,
+    /// The bytes of the scalars, one after another (`scalars` holds their ranges).
+    pub(crate) scalar_data: Vec<u8>,
     /// Why the input is not JSON, if it is not.
     pub(crate) error: Option<String>,
     /// Whether the top-level value was read to its end.
@@ -232,8 +234,8 @@ impl ScanResult {
     pub fn scalar(&self, slot: u8) -> Option<&[u8]> {
         self.scalars
             .iter()
-            .find(|(s, _)| *s == slot)
-            .map(|(_, v)| v.as_slice())
+            .find(|(s, _, _)| *s == slot)
+            .map(|&(_, start, end)| &self.scalar_data[start as usize..end as usize])
     }
 
     /// Why the body could not be read whole, if it could not: not JSON, empty, or cut short.
@@ -252,8 +254,8 @@ impl ScanResult {
     pub fn scalars_in(&self, slot: u8) -> impl Iterator<Item = &[u8]> {
         self.scalars
             .iter()
-            .filter(move |(s, _)| *s == slot)
-            .map(|(_, v)| v.as_slice())
+            .filter(move |(s, _, _)| *s == slot)
+            .map(|&(_, start, end)| &self.scalar_data[start as usize..end as usize])
     }
 }
 
@@ -277,10 +279,12 @@ pub struct JsonScanner {
     measure_rec: Option<(u8, usize, u64)>,
     capture_limit: usize,
     scalar_rec: Option<(Action, Recording)>,
-    scalar_buf: Vec<u8>,
+    /// Kept scalar values, one after another, then the one being recorded (from
+    /// `scalar_start`); one buffer for all, so a scan allocates for scalars once.
+    scalar_data: Vec<u8>,
+    scalar_start: usize,
     scalar_overflow: bool,
-    scalars: Vec<(u8, Vec<u8>)>,
-    scalar_bytes: usize,
+    scalars: Vec<(u8, u32, u32)>,
     literal: [u8; LITERAL_PREFIX],
     literal_len: usize,
     literal_numeric: bool,
@@ -344,10 +348,10 @@ impl JsonScanner {
             measure_rec: None,
             capture_limit,
             scalar_rec: None,
-            scalar_buf: Vec::new(),
+            scalar_data: Vec::new(),
+            scalar_start: 0,
             scalar_overflow: false,
             scalars: Vec::new(),
-            scalar_bytes: 0,
             literal: [0; LITERAL_PREFIX],
             literal_len: 0,
             literal_numeric: true,
@@ -391,6 +395,7 @@ impl JsonScanner {
             capture,
             counts: std::mem::take(&mut self.counts),
             scalars: std::mem::take(&mut self.scalars),
+            scalar_data: std::mem::take(&mut self.scalar_data),
             error: self.error.take(),
             complete: self.state == State::Done,
             duplicate_capture: self.duplicate_capture,
@@ -693,7 +698,9 @@ impl JsonScanner {
                 }
             }
             Action::Scalar(_) | Action::EachScalar(_) => {
-                self.scalar_buf.clear();
+                // Whatever a recording cut short left behind goes.
+                self.scalar_data.truncate(self.kept_scalar_bytes());
+                self.scalar_start = self.scalar_data.len();
                 self.scalar_overflow = false;
                 self.scalar_rec = Some((node.action, Recording { start: at, level }));
             }
@@ -726,10 +733,7 @@ impl JsonScanner {
                 } else if let Action::Scalar(slot) = action {
                     // A repeated key whose last value is too long to keep: the upstream reads
                     // that value, so an earlier one must not stand in for it.
-                    if let Some(at) = self.scalars.iter().position(|(s, _)| *s == slot) {
-                        self.scalar_bytes -= self.scalars[at].1.len();
-                        self.scalars.remove(at);
-                    }
+                    self.forget_scalar(slot);
                 }
                 self.scalar_rec = None;
             }
@@ -751,32 +755,54 @@ impl JsonScanner {
         }
     }
 
-    fn keep_scalar(&mut self, action: Action) {
-        let value = std::mem::take(&mut self.scalar_buf);
-        match action {
-            Action::Scalar(slot) => {
-                if let Some(at) = self.scalars.iter().position(|(s, _)| *s == slot) {
-                    self.scalar_bytes -= self.scalars[at].1.len();
-                    self.scalars.remove(at);
-                }
-                if self.scalar_bytes + value.len() <= SCALAR_BUDGET {
-                    self.scalar_bytes += value.len();
-                    self.scalars.push((slot, value));
-                }
-            }
-            Action::EachScalar(slot) if self.scalar_bytes + value.len() <= SCALAR_BUDGET => {
-                self.scalar_bytes += value.len();
-                self.scalars.push((slot, value));
-            }
-            _ => {}
+    /// Bytes of the scalars kept so far (the recording in progress follows them).
+    fn kept_scalar_bytes(&self) -> usize {
+        self.scalars.last().map_or(0, |&(_, _, end)| end as usize)
+    }
+
+    /// Drops the kept value in `slot`, closing the gap it leaves.
+    fn forget_scalar(&mut self, slot: u8) {
+        let Some(at) = self.scalars.iter().position(|(s, _, _)| *s == slot) else {
+            return;
+        };
+        let (_, start, end) = self.scalars.remove(at);
+        let len = end - start;
+        self.scalar_data.drain(start as usize..end as usize);
+        for entry in &mut self.scalars[at..] {
+            entry.1 -= len;
+            entry.2 -= len;
+        }
+        if self.scalar_start >= end as usize {
+            self.scalar_start -= len as usize;
         }
     }
 
+    /// Keeps the value just recorded, within the budget of all scalars.
+    fn keep_scalar(&mut self, action: Action) {
+        let slot = match action {
+            Action::Scalar(slot) => {
+                self.forget_scalar(slot);
+                slot
+            }
+            Action::EachScalar(slot) => slot,
+            _ => return,
+        };
+        let (start, end) = (self.scalar_start, self.scalar_data.len());
+        if end <= SCALAR_BUDGET {
+            self.scalars.push((slot, start as u32, end as u32));
+        } else {
+            self.scalar_data.truncate(start);
+        }
+        self.scalar_start = self.scalar_data.len();
+    }
+
     fn record_scalar_bytes(&mut self, bytes: &[u8]) {
-        if self.scalar_buf.len() + bytes.len() > SCALAR_LIMIT {
+        let recorded = self.scalar_data.len() - self.scalar_start;
+        if recorded + bytes.len() > SCALAR_LIMIT {
             self.scalar_overflow = true;
+            self.scalar_data.truncate(self.scalar_start);
         } else if !self.scalar_overflow {
-            self.scalar_buf.extend_from_slice(bytes);
+            self.scalar_data.extend_from_slice(bytes);
         }
     }
 
@@ -802,7 +828,9 @@ impl JsonScanner {
                 }
             }
             self.measure_rec = None;
-            self.scalar_rec = None;
+            if self.scalar_rec.take().is_some() {
+                self.scalar_data.truncate(self.kept_scalar_bytes());
+            }
         }
     }
 
@@ -890,6 +918,29 @@ mod tests {
     }
 
     const DOC: &str = r#" { "messages" : [ {"role":"user","content":"a \"quoted\" } ] { [ \\"}, {"role" : "system", "x": [1, {"y": null}]} ], "stream":true, "other": {"model": "nested"}, "model":"gpt-4o", "opts": {"include_usage": false} } "#;
+
+    #[test]
+    fn a_key_repeated_many_times_keeps_its_last_value_within_the_budget() {
+        let mut body = String::from("{");
+        for i in 0..5000 {
+            body.push_str(&format!(r#""model":"decoy-{i}","stream":true,"#));
+        }
+        body.push_str(r#""model":"final","messages":[]}"#);
+        for split in [1, 7, 4096] {
+            let mut s = JsonScanner::new(&ROOT, 100);
+            for piece in body.as_bytes().chunks(split) {
+                s.feed(&Bytes::copy_from_slice(piece));
+            }
+            let r = s.finish();
+            assert_eq!(r.scalar(0), Some(&br#""final""#[..]), "split {split}");
+            assert_eq!(r.scalar(1), Some(&b"true"[..]));
+            assert!(
+                r.scalar_data.len() <= 64,
+                "replaced values leave no garbage: {}",
+                r.scalar_data.len()
+            );
+        }
+    }
 
     #[test]
     fn a_too_long_repeated_scalar_does_not_leave_the_earlier_one() {
@@ -1059,7 +1110,7 @@ mod tests {
         let r = scan_split(body.as_bytes(), &[], 10);
         assert_eq!(r.error, None);
         assert_eq!(r.scalars_in(0).count(), 1, "a single-valued path keeps one value");
-        assert!(r.scalars.iter().map(|(_, v)| v.len()).sum::<usize>() <= SCALAR_BUDGET);
+        assert!(r.scalars.iter().map(|&(_, a, b)| (b - a) as usize).sum::<usize>() <= SCALAR_BUDGET);
         assert_eq!(r.scalars_in(3).count(), 2);
     }
 
