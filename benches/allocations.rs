@@ -107,6 +107,33 @@ fn main() {
             l.1 - b.1
         );
     }
+    // Where a stream's allocations go: the SSE parser alone, then the chat reader on its events.
+    {
+        use tower_llm_log::api::{ChatCompletionsApi, LlmApi, Route};
+        use tower_llm_log::scan::sse::SseParser;
+        let frames = sse_events(200);
+        let parser_only = count(|| {
+            let mut p = SseParser::new(256 * 1024);
+            for f in &frames {
+                p.feed(f, &mut |e| {
+                    black_box(e.data.len());
+                });
+            }
+        });
+        let route = Route::new(tower_llm_log::ApiFamily::ChatCompletions, "openai");
+        let with_reader = count(|| {
+            let mut p = SseParser::new(256 * 1024);
+            let mut reader = ChatCompletionsApi.stream_reader(&route, 64 * 1024);
+            for f in &frames {
+                p.feed(f, &mut |e| reader.event(&e));
+            }
+            black_box(reader.finish(true));
+        });
+        println!(
+            "| 200 events: SSE parser alone / with the chat reader | | {} allocs / {} allocs | | |",
+            parser_only.0, with_reader.0
+        );
+    }
     for events in [200usize, 2000] {
         let req = chat_request(512);
         let frames = sse_events(events);

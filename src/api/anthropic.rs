@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
@@ -146,9 +146,9 @@ struct EventWire<'a> {
 
 #[derive(Deserialize)]
 struct MessageWire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     model: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<Usage>,
@@ -156,19 +156,19 @@ struct MessageWire<'a> {
 
 #[derive(Deserialize)]
 struct BlockWire<'a> {
-    #[serde(borrow, rename = "type", default)]
+    #[serde(borrow, rename = "type", default, deserialize_with = "cow_str")]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     data: Option<Cow<'a, str>>,
     #[serde(default)]
     input: Option<serde_json::Value>,
@@ -176,17 +176,17 @@ struct BlockWire<'a> {
 
 #[derive(Deserialize)]
 struct DeltaWire<'a> {
-    #[serde(borrow, rename = "type", default)]
+    #[serde(borrow, rename = "type", default, deserialize_with = "cow_str")]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     partial_json: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     thinking: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     stop_reason: Option<Cow<'a, str>>,
 }
 

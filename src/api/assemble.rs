@@ -1,6 +1,10 @@
 //! What the stream assemblers of every family share: a text budget (the completion cap), short
 //! fields clipped, a bound on the parts kept, and the tally of events that could not be read.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, Visitor};
 use serde::Serialize;
 
 use super::BodyFacts;
@@ -85,6 +89,45 @@ pub(crate) fn stream_facts(
     facts
 }
 
+/// Reads an optional string as a borrowed slice of the event when it has no escapes, as
+/// `#[serde(borrow)]` alone does not do for `Option<Cow<str>>` (it always copies). A stream's
+/// events are parsed one after another on the traffic's task: each copy is an allocation.
+pub(crate) fn cow_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Str;
+    impl<'de> Visitor<'de> for Str {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+    struct OptionStr;
+    impl<'de> Visitor<'de> for OptionStr {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Str).map(Some)
+        }
+    }
+    d.deserialize_option(OptionStr)
+}
+
 /// The length of `s` once escaped in a JSON string, as serde_json writes it.
 pub(crate) fn escaped_len(s: &str) -> u64 {
     s.bytes()
@@ -160,6 +203,27 @@ impl PartBound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn optional_strings_borrow_unless_escaped() {
+        #[derive(serde::Deserialize)]
+        struct W<'a> {
+            #[serde(borrow, default, deserialize_with = "cow_str")]
+            a: Option<Cow<'a, str>>,
+            #[serde(borrow, default, deserialize_with = "cow_str")]
+            b: Option<Cow<'a, str>>,
+            #[serde(borrow, default, deserialize_with = "cow_str")]
+            c: Option<Cow<'a, str>>,
+            #[serde(borrow, default, deserialize_with = "cow_str")]
+            d: Option<Cow<'a, str>>,
+        }
+        let w: W<'_> = serde_json::from_str(r#"{"a":"plain","b":"esc\"aped","c":null}"#).unwrap();
+        assert!(matches!(w.a, Some(Cow::Borrowed("plain"))));
+        assert!(matches!(w.b.as_deref(), Some("esc\"aped")));
+        assert!(matches!(w.b, Some(Cow::Owned(_))));
+        assert!(w.c.is_none() && w.d.is_none());
+        assert!(serde_json::from_str::<W<'_>>(r#"{"a":1}"#).is_err());
+    }
 
     #[test]
     fn the_budget_cuts_at_a_character_and_counts_the_rest_escaped() {

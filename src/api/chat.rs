@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
@@ -145,9 +145,9 @@ pub(crate) fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result
 
 #[derive(Deserialize)]
 struct ChunkWire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     choices: Option<Vec<ChoiceDeltaWire<'a>>>,
@@ -163,19 +163,19 @@ struct ChoiceDeltaWire<'a> {
     index: u32,
     #[serde(borrow, default)]
     delta: Option<DeltaWire<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct DeltaWire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     role: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     tool_calls: Option<Vec<ToolCallDeltaWire<'a>>>,
@@ -185,9 +185,9 @@ struct DeltaWire<'a> {
 struct ToolCallDeltaWire<'a> {
     #[serde(default)]
     index: u32,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "type")]
+    #[serde(borrow, default, rename = "type", deserialize_with = "cow_str")]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     function: Option<FunctionDeltaWire<'a>>,
@@ -195,9 +195,9 @@ struct ToolCallDeltaWire<'a> {
 
 #[derive(Deserialize)]
 struct FunctionDeltaWire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     arguments: Option<Cow<'a, str>>,
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::chat::Usage;
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
@@ -90,9 +90,9 @@ impl LlmApi for CompletionsApi {
 
 #[derive(Deserialize)]
 struct ChunkWire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     model: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     choices: Option<Vec<ChoiceWire<'a>>>,
@@ -106,9 +106,9 @@ struct ChunkWire<'a> {
 struct ChoiceWire<'a> {
     #[serde(default)]
     index: u32,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     finish_reason: Option<Cow<'a, str>>,
 }
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::chat::{cached_tokens, reasoning_tokens};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
@@ -139,15 +139,15 @@ fn usage_in_tail(tail: &[u8]) -> Option<Usage> {
 
 #[derive(Deserialize)]
 struct IncompleteDetails<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ErrorWire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     code: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     message: Option<Cow<'a, str>>,
 }
 
@@ -210,23 +210,23 @@ struct EventWire<'a> {
     content_index: Option<u32>,
     #[serde(default)]
     summary_index: Option<u32>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     delta: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     part: Option<PartWire<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     code: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     message: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ResponseWire<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     status: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<Usage>,
@@ -241,23 +241,23 @@ struct ResponseWire<'a> {
 
 #[derive(Deserialize)]
 struct ItemWire<'a> {
-    #[serde(borrow, rename = "type", default)]
+    #[serde(borrow, rename = "type", default, deserialize_with = "cow_str")]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     role: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     call_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "cow_str")]
     arguments: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct PartWire<'a> {
-    #[serde(borrow, rename = "type", default)]
+    #[serde(borrow, rename = "type", default, deserialize_with = "cow_str")]
     kind: Option<Cow<'a, str>>,
 }
 

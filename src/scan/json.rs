@@ -700,6 +700,10 @@ impl JsonScanner {
             Action::Scalar(_) | Action::EachScalar(_) => {
                 // Whatever a recording cut short left behind goes.
                 self.scalar_data.truncate(self.kept_scalar_bytes());
+                if self.scalar_data.capacity() == 0 {
+                    // Most bodies' scalars (model, id, usage) fit here: one allocation for all.
+                    self.scalar_data.reserve(512);
+                }
                 self.scalar_start = self.scalar_data.len();
                 self.scalar_overflow = false;
                 self.scalar_rec = Some((node.action, Recording { start: at, level }));
