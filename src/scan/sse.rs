@@ -30,12 +30,12 @@ pub struct SseEvent<'a> {
     pub tail: &'a [u8],
 }
 
-/// Appends `bytes` to a buffer that keeps at least the last [`TAIL_BYTES`] of all it was given,
-/// and at most twice that.
+/// Appends `bytes` to a buffer that keeps at least the last [`TAIL_BYTES`] + 1 of all it was
+/// given (the one for the line end `dispatch` takes off), and at most twice that.
 fn keep_tail(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&bytes[bytes.len().saturating_sub(2 * TAIL_BYTES)..]);
     if buf.len() > 2 * TAIL_BYTES {
-        buf.drain(..buf.len() - TAIL_BYTES);
+        buf.drain(..buf.len() - (TAIL_BYTES + 1));
     }
 }
 
@@ -287,6 +287,28 @@ mod tests {
         assert_eq!(whole[1], (b"small".to_vec(), false, Vec::new()));
         for cuts in [&[1usize][..], &[500, 1500], &[7, 50_000, 100_013], &[100_020]] {
             assert_eq!(run(cuts), whole, "cuts at {cuts:?}");
+        }
+    }
+
+    #[test]
+    fn a_one_line_oversized_event_has_a_full_tail_whatever_the_framing() {
+        let body = format!("data: {}Z\n\n", "a".repeat(99_999));
+        let tail = |cuts: &[usize]| {
+            let mut p = SseParser::new(1000);
+            let mut out = Vec::new();
+            let mut at = 0;
+            for &cut in cuts.iter().chain([body.len()].iter()) {
+                p.feed(&body.as_bytes()[at..cut], &mut |e| out.push(e.tail.to_vec()));
+                at = cut;
+            }
+            p.finish(&mut |e| out.push(e.tail.to_vec()));
+            out
+        };
+        let whole = tail(&[]);
+        assert_eq!(whole[0].len(), TAIL_BYTES);
+        assert!(whole[0].ends_with(b"aZ"));
+        for cuts in [&[10usize][..], &[5000, 60_000], &[32_774], &[100_005]] {
+            assert_eq!(tail(cuts), whole, "cuts at {cuts:?}");
         }
     }
 
