@@ -54,7 +54,10 @@ pub fn provider_for(host: Option<&str>, path: &str, family: &ApiFamily) -> &'sta
             } else if suffix.starts_with(['.', '-']) {
                 host.len() > suffix.len() && ends_with_ignore_case(host, suffix)
             } else {
-                host.eq_ignore_ascii_case(suffix) || ends_with_ignore_case(host, &format!(".{suffix}"))
+                // The host itself, or a subdomain of it (no allocation: this runs per request).
+                host.eq_ignore_ascii_case(suffix)
+                    || (ends_with_ignore_case(host, suffix)
+                        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.')
             }
         });
         if let Some((_, provider)) = known {
