@@ -20,7 +20,7 @@ use tower_llm_log::{LlmLogLayer, LogConfig};
 mod buffering;
 mod common;
 
-use common::{chat_request, chat_response, one_exchange, sink, sse_events, upstream};
+use common::{caps_for, chat_request, chat_response, one_exchange, sink, sse_events, upstream};
 
 struct Counting;
 
@@ -73,11 +73,7 @@ fn main() {
         let req = chat_request(size);
         let res = chat_response(size);
         let make = move || Full::new(res.clone());
-        let config = LogConfig::builder()
-            .prompt_bytes(size.max(32 * 1024))
-            .completion_bytes(size.max(32 * 1024))
-            .build()
-            .unwrap();
+        let config = caps_for(size);
         let mut bare = upstream("application/json", make.clone());
         let mut layered = LlmLogLayer::new(sink())
             .with_config(config)

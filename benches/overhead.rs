@@ -18,7 +18,7 @@ use std::convert::Infallible;
 #[path = "../examples/load/buffering.rs"]
 mod buffering;
 mod common;
-use common::{chat_request, chat_response, drain, one_exchange, ready, sink, sse_events, upstream};
+use common::{caps_for, chat_request, chat_response, drain, one_exchange, ready, sink, sse_events, upstream};
 
 use std::hint::black_box;
 
@@ -34,11 +34,7 @@ fn exchange(c: &mut Criterion, name: &str, size: usize) {
     let req = chat_request(size);
     let res = chat_response(size);
     let make = move || Full::new(res.clone());
-    let config = LogConfig::builder()
-        .prompt_bytes(size.max(32 * 1024))
-        .completion_bytes(size.max(32 * 1024))
-        .build()
-        .unwrap();
+    let config = caps_for(size);
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Bytes(2 * size as u64));
     let mut bare = upstream("application/json", make.clone());

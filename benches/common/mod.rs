@@ -13,7 +13,7 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, Service, ServiceExt};
-use tower_llm_log::LlmLogRecord;
+use tower_llm_log::{LlmLogRecord, LogConfig};
 
 /// Short warm-up and measurement: enough for stable medians on the cases here, and `cargo bench`
 /// stays within a few minutes on two cores.
@@ -107,4 +107,13 @@ where
             )
         }
     })
+}
+
+/// Caps that keep a `size`-byte prompt and completion whole (at least the default 32 KiB).
+pub fn caps_for(size: usize) -> LogConfig {
+    LogConfig::builder()
+        .prompt_bytes(size.max(32 * 1024))
+        .completion_bytes(size.max(32 * 1024))
+        .build()
+        .expect("caps within the ceiling")
 }
