@@ -5,6 +5,11 @@
 //! The end of the body is seen either as `None` or as `is_end_stream()` turning true after a
 //! frame, which is when hyper stops polling. In the second case records go out when the body is
 //! dropped, so the last frame is not held up by logging.
+//!
+//! A request body the layer read ahead (see
+//! [`LogConfigBuilder::request_read_ahead`](crate::LogConfigBuilder::request_read_ahead)) first
+//! hands on the frames it holds, already tapped, then what is left of the body: more frames
+//! (tapped as they pass), its end, or the error it failed with.
 
 use std::fmt::Display;
 use std::pin::Pin;
@@ -14,50 +19,117 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::read_ahead::HeldFrames;
 use crate::tap::Tap;
 
 pin_project! {
     /// A request or response body passing through the layer. Bodies of requests the layer does
     /// not log are wrapped too, with no tap: a single branch per frame.
-    pub struct LlmLogBody<B> {
+    pub struct LlmLogBody<B>
+    where
+        B: Body,
+    {
         #[pin]
-        inner: B,
+        source: Source<B>,
         tap: Option<Box<Tap>>,
     }
 }
 
-impl<B> LlmLogBody<B> {
-    /// A body passed through untouched.
-    pub(crate) fn passthrough(inner: B) -> Self {
-        LlmLogBody { inner, tap: None }
-    }
-
-    pub(crate) fn tapped(inner: B, tap: Tap) -> Self
+pin_project! {
+    #[project = SourceProj]
+    enum Source<B>
     where
         B: Body,
     {
-        let mut tap = Box::new(tap);
-        if inner.is_end_stream() {
+        // The body as it was given.
+        Direct {
+            #[pin]
+            body: B,
+        },
+        // A request body read ahead: the frames held, then what is left of the body.
+        ReadAhead {
+            held: HeldFrames,
+            rest: Rest<B>,
+        },
+    }
+}
+
+/// What is left of a body after read-ahead.
+pub(crate) enum Rest<B: Body> {
+    /// More may come from the body (read-ahead stopped at its bound).
+    Open(Pin<Box<B>>),
+    /// The body ended during read-ahead.
+    Ended,
+    /// The body failed during read-ahead: its error is handed on after the held frames, and
+    /// polls after that go to the body, as they would have without read-ahead.
+    Failed {
+        error: Option<B::Error>,
+        body: Pin<Box<B>>,
+    },
+}
+
+impl<B: Body> LlmLogBody<B> {
+    /// A body passed through untouched.
+    pub(crate) fn passthrough(body: B) -> Self {
+        LlmLogBody {
+            source: Source::Direct { body },
+            tap: None,
+        }
+    }
+
+    pub(crate) fn tapped(body: B, tap: Box<Tap>) -> Self {
+        let mut tap = tap;
+        if body.is_end_stream() {
             // An empty body is never polled; it has already ended.
             tap.ended(false);
         }
         LlmLogBody {
-            inner,
+            source: Source::Direct { body },
             tap: Some(tap),
         }
     }
 
-    /// The wrapped body. Any tap is dropped, reporting what it saw so far.
-    pub fn into_inner(self) -> B {
-        self.inner
+    /// A body read ahead: `held` first, then `rest`, with `tap` (if the body has not already
+    /// reported) watching what comes after the held frames.
+    pub(crate) fn read_ahead(held: HeldFrames, rest: Rest<B>, tap: Option<Box<Tap>>) -> Self {
+        LlmLogBody {
+            source: Source::ReadAhead { held, rest },
+            tap,
+        }
     }
 }
 
-impl<B> std::fmt::Debug for LlmLogBody<B> {
+impl<B: Body> std::fmt::Debug for LlmLogBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LlmLogBody")
             .field("tapped", &self.tap.is_some())
+            .field("read_ahead", &matches!(self.source, Source::ReadAhead { .. }))
             .finish_non_exhaustive()
+    }
+}
+
+/// Shows the tap what a poll of the body produced; `at_end` is the body's `is_end_stream()`
+/// after it.
+fn observe<E: Display>(
+    tap: &mut Option<Box<Tap>>,
+    polled: &Poll<Option<Result<Frame<Bytes>, E>>>,
+    at_end: impl FnOnce() -> bool,
+) {
+    let Some(tap) = tap.as_deref_mut() else {
+        return;
+    };
+    match polled {
+        Poll::Pending => {}
+        Poll::Ready(Some(Ok(frame))) => {
+            if let Some(data) = frame.data_ref() {
+                tap.data(data);
+            }
+            if at_end() {
+                tap.ended(false);
+            }
+        }
+        Poll::Ready(Some(Err(e))) => tap.failed(e.to_string()),
+        Poll::Ready(None) => tap.ended(true),
     }
 }
 
@@ -73,32 +145,65 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
-        let Some(tap) = this.tap.as_deref_mut() else {
-            return polled;
-        };
-        match &polled {
-            Poll::Pending => {}
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    tap.data(data);
+        let this = self.project();
+        match this.source.project() {
+            SourceProj::Direct { mut body } => {
+                let polled = body.as_mut().poll_frame(cx);
+                observe(this.tap, &polled, || body.is_end_stream());
+                polled
+            }
+            SourceProj::ReadAhead { held, rest } => {
+                if let Some(frame) = held.pop() {
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                if this.inner.is_end_stream() {
-                    tap.ended(false);
+                match rest {
+                    Rest::Open(body) => {
+                        let polled = body.as_mut().poll_frame(cx);
+                        observe(this.tap, &polled, || body.is_end_stream());
+                        polled
+                    }
+                    Rest::Ended => Poll::Ready(None),
+                    Rest::Failed { error, body } => match error.take() {
+                        Some(e) => Poll::Ready(Some(Err(e))),
+                        None => body.as_mut().poll_frame(cx),
+                    },
                 }
             }
-            Poll::Ready(Some(Err(e))) => tap.failed(e.to_string()),
-            Poll::Ready(None) => tap.ended(true),
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.source {
+            Source::Direct { body } => body.is_end_stream(),
+            Source::ReadAhead { held, rest } => {
+                held.is_empty()
+                    && match rest {
+                        Rest::Open(body) => body.is_end_stream(),
+                        Rest::Ended => true,
+                        Rest::Failed { error, body } => error.is_none() && body.is_end_stream(),
+                    }
+            }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.source {
+            Source::Direct { body } => body.size_hint(),
+            Source::ReadAhead { held, rest } => {
+                let held = held.bytes() as u64;
+                match rest {
+                    Rest::Open(body) => {
+                        let inner = body.size_hint();
+                        let mut hint = SizeHint::new();
+                        hint.set_lower(inner.lower().saturating_add(held));
+                        if let Some(upper) = inner.upper() {
+                            hint.set_upper(upper.saturating_add(held));
+                        }
+                        hint
+                    }
+                    Rest::Ended | Rest::Failed { .. } => SizeHint::with_exact(held),
+                }
+            }
+        }
     }
 }

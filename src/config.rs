@@ -81,10 +81,15 @@ pub struct LogConfig {
     pub(crate) region: Option<String>,
     pub(crate) decoded_bytes: u64,
     pub(crate) estimate_tokens: bool,
+    pub(crate) request_read_ahead: usize,
 }
 
 /// The default bound on bytes decoded from one compressed body.
 pub const DEFAULT_DECODED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The default bound on a request body read before the inner service is called: 4 MiB, more
+/// than an ordinary LLM request (a long conversation, a few images) takes.
+pub const DEFAULT_REQUEST_READ_AHEAD: usize = 4 * 1024 * 1024;
 
 impl Default for LogConfig {
     fn default() -> Self {
@@ -98,6 +103,7 @@ impl Default for LogConfig {
             region: None,
             decoded_bytes: DEFAULT_DECODED_BYTES,
             estimate_tokens: true,
+            request_read_ahead: DEFAULT_REQUEST_READ_AHEAD,
         }
     }
 }
@@ -111,6 +117,12 @@ impl LogConfig {
     /// Whether token counts are estimated when the provider reports none (`tokenizer` feature).
     pub fn estimate_tokens(&self) -> bool {
         self.estimate_tokens
+    }
+
+    /// How many bytes of a recognised request's body are read before the inner service is
+    /// called (0: none).
+    pub fn request_read_ahead(&self) -> usize {
+        self.request_read_ahead
     }
 
     /// A builder starting from the defaults.
@@ -232,6 +244,26 @@ impl LogConfigBuilder {
         self
     }
 
+    /// How many bytes of a recognised LLM request's body to read before calling the inner
+    /// service (default [`DEFAULT_REQUEST_READ_AHEAD`], 4 MiB; 0 turns read-ahead off).
+    ///
+    /// With read-ahead, a request the inner service rejects, fails on or never reads (an auth
+    /// layer, an unreachable upstream, a handler that ignores the body) still logs its prompt,
+    /// model and stream flag, and its request record goes out before the inner service is
+    /// called. The inner service then receives the same bytes: frames of 4 KiB or more as the
+    /// very same `Bytes`, smaller ones joined into fewer frames (so a body sent a byte at a
+    /// time costs no more than one sent whole), then any trailers, or the body's error. A body
+    /// longer than the bound is read up to it and the rest streams as it comes.
+    ///
+    /// The cost: the body's bytes, up to the bound, are held until the inner service takes
+    /// them, and the service sees the body only once it has arrived (or reached the bound).
+    /// With read-ahead off, the request is logged as the inner service reads it, and a body it
+    /// never reads is logged as `RequestNotRead` with no prompt.
+    pub fn request_read_ahead(mut self, bytes: usize) -> Self {
+        self.config.request_read_ahead = bytes;
+        self
+    }
+
     /// Checks the values and returns the configuration.
     pub fn build(self) -> Result<LogConfig, ConfigError> {
         let mut config = self.config;
@@ -283,6 +315,7 @@ mod tests {
         assert_eq!(c.prompt_bytes(), 32_768);
         assert_eq!(c.completion_bytes(), 32_768);
         assert_eq!(c.chunk_bytes(), 32_768);
+        assert_eq!(c.request_read_ahead(), 4 << 20);
         assert_eq!(c.correlation_header().as_str(), "x-request-id");
         assert_eq!(
             c.correlation_response_header().map(|h| h.as_str()),

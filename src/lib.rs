@@ -59,7 +59,9 @@ mod decode;
 #[cfg(feature = "tokenizer")]
 mod estimate;
 mod exchange;
+mod future;
 mod layer;
+mod read_ahead;
 pub mod reassemble;
 mod record;
 pub mod scan;
@@ -70,13 +72,15 @@ mod tap;
 pub use body::LlmLogBody;
 pub use config::{
     ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER,
-    DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_DECODED_BYTES, DEFAULT_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
+    DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_DECODED_BYTES, DEFAULT_MESSAGE_BYTES,
+    DEFAULT_REQUEST_READ_AHEAD, MAX_MESSAGE_BYTES,
 };
 pub use correlation::CorrelationId;
 pub use exchange::LogStats;
+pub use future::ResponseFuture;
 pub use layer::LlmLogLayer;
 pub use record::{ApiFamily, LlmLogRecord, Outcome, RecordKind};
-pub use service::{LlmLog, ResponseFuture};
+pub use service::LlmLog;
 pub use sink::{JsonLinesSink, LlmLogSink, MemorySink, NonBlocking, NonBlockingGuard, SinkStats};
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -50,6 +50,10 @@ pub enum Outcome {
     ClientDisconnected,
     /// The request body was dropped before its end: the inner service did not read all of it.
     RequestNotRead,
+    /// The request body was still arriving when the exchange was dropped, while the layer read
+    /// it ahead of the inner service (the client stopped sending, and a timeout or the server's
+    /// shutdown ended the wait). The record keeps what arrived.
+    RequestIncomplete,
 }
 
 impl Outcome {
@@ -62,6 +66,7 @@ impl Outcome {
             Outcome::BodyError => "BodyError",
             Outcome::ClientDisconnected => "ClientDisconnected",
             Outcome::RequestNotRead => "RequestNotRead",
+            Outcome::RequestIncomplete => "RequestIncomplete",
         }
     }
 }

@@ -1,27 +1,32 @@
-//! [`LlmLog`]: the service the layer wraps around an inner service, and its [`ResponseFuture`].
+//! [`LlmLog`]: the service the layer wraps around an inner service.
 
 use std::fmt::Display;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
-use pin_project_lite::pin_project;
 use tower::Service;
 
 use crate::api::RequestHead;
 use crate::body::LlmLogBody;
 use crate::correlation::CorrelationId;
 use crate::exchange::{Exchange, Shared};
+use crate::future::{ReadingAhead, ResponseFuture};
 use crate::tap::{PendingResponse, RequestTap, Tap};
 
 /// Logs the LLM API exchanges that pass through it. Made by [`LlmLogLayer`](crate::LlmLogLayer).
 ///
 /// Requests that are not LLM API calls pass through with their bodies wrapped but not tapped.
 /// Errors of the inner service are passed through unchanged (and logged).
+///
+/// The inner service must be `Clone`: a recognised request's body is read ahead before the
+/// inner service is called (see
+/// [`LogConfigBuilder::request_read_ahead`](crate::LogConfigBuilder::request_read_ahead)), so the
+/// instance made ready by `poll_ready` goes with the request and a clone takes its place, as
+/// tower's own middleware do. Axum routers, hyper services and `tower::service_fn` are `Clone`;
+/// anything else can be made so with `tower::buffer::Buffer`.
 #[derive(Clone)]
 pub struct LlmLog<S> {
     inner: S,
@@ -59,14 +64,15 @@ impl<S: std::fmt::Debug> std::fmt::Debug for LlmLog<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LlmLog<S>
 where
-    S: Service<Request<LlmLogBody<ReqBody>>, Response = Response<ResBody>>,
+    S: Service<Request<LlmLogBody<ReqBody>>, Response = Response<ResBody>> + Clone,
     S::Error: Display,
     ReqBody: Body<Data = Bytes>,
+    ReqBody::Error: Display,
     ResBody: Body<Data = Bytes>,
 {
     type Response = Response<LlmLogBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -81,69 +87,24 @@ where
             false => None,
         };
         let Some((route, api)) = route else {
-            return ResponseFuture {
-                inner: self.inner.call(req.map(LlmLogBody::passthrough)),
-                pending: None,
-            };
+            return ResponseFuture::called(self.inner.call(req.map(LlmLogBody::passthrough)), None);
         };
         let (mut parts, body) = req.into_parts();
         let id = CorrelationId::from_headers(&parts.headers, &self.shared.config.correlation_header);
         parts.extensions.insert(id.clone());
         let trace = crate::correlation::trace_parent(&parts.headers);
         let exchange = Arc::new(Exchange::new(self.shared.clone(), route, api, id, trace));
-        let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
-        let req = Request::from_parts(parts, LlmLogBody::tapped(body, tap));
-        ResponseFuture {
-            inner: self.inner.call(req),
-            pending: Some(PendingResponse::new(exchange)),
+        let tap = Box::new(Tap::Request(RequestTap::new(exchange.clone(), &parts.headers)));
+        let pending = Some(PendingResponse::new(exchange));
+        let read_ahead = self.shared.config.request_read_ahead;
+        if read_ahead == 0 || body.is_end_stream() {
+            let req = Request::from_parts(parts, LlmLogBody::tapped(body, tap));
+            return ResponseFuture::called(self.inner.call(req), pending);
         }
-    }
-}
-
-pin_project! {
-    /// The future of [`LlmLog`]'s response: wraps the response body in a tap when it arrives.
-    /// Dropped before then (the client went away), it logs the exchange as disconnected.
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        pending: Option<PendingResponse>,
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    E: Display,
-    ResBody: Body<Data = Bytes>,
-{
-    type Output = Result<Response<LlmLogBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        let Some(pending) = this.pending.take() else {
-            return Poll::Ready(result.map(|res| res.map(LlmLogBody::passthrough)));
-        };
-        match result {
-            Ok(res) => {
-                let (mut parts, body) = res.into_parts();
-                if let Some(exchange) = pending.exchange() {
-                    if let Some(name) = &exchange.config().correlation_response_header {
-                        if let Ok(value) = HeaderValue::from_str(exchange.correlation_id.as_str()) {
-                            parts.headers.insert(name.clone(), value);
-                        }
-                    }
-                }
-                let body = match pending.respond(parts.status.as_u16(), &parts.headers) {
-                    Some(tap) => LlmLogBody::tapped(body, Tap::Response(tap)),
-                    None => LlmLogBody::passthrough(body),
-                };
-                Poll::Ready(Ok(Response::from_parts(parts, body)))
-            }
-            Err(e) => {
-                pending.fail(e.to_string());
-                Poll::Ready(Err(e))
-            }
-        }
+        // tower's readiness contract: the instance `poll_ready` made ready serves this request
+        // once its body is read; a clone takes its place for the next one.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::reading_ahead(ReadingAhead::new(service, parts, body, tap, read_ahead), pending)
     }
 }

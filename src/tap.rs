@@ -60,6 +60,12 @@ impl Progress {
                 Outcome::BodyError,
                 vec![format!("the {side} body failed after {bytes} bytes: {e}")],
             )),
+            End::Open if dropped == Outcome::RequestIncomplete => Some((
+                dropped,
+                vec![format!(
+                    "the {side} body was still arriving after {bytes} bytes when the exchange was dropped"
+                )],
+            )),
             End::Open => Some((
                 dropped,
                 vec![format!(
@@ -104,6 +110,17 @@ impl Tap {
         self.progress().mark_ended();
         if report_now {
             self.report();
+        }
+    }
+
+    /// Whether the layer is reading the body ahead of the inner service: a drop then means the
+    /// client had not sent all of it.
+    pub(crate) fn set_reading_ahead(&mut self, reading_ahead: bool) {
+        if let Tap::Request(t) = self {
+            t.dropped = match reading_ahead {
+                true => Outcome::RequestIncomplete,
+                false => Outcome::RequestNotRead,
+            };
         }
     }
 
@@ -217,6 +234,9 @@ pub(crate) struct RequestTap {
     exchange: Arc<Exchange>,
     reading: Option<Reading>,
     progress: Progress,
+    /// The outcome when the body is dropped before its end: the inner service did not read it
+    /// all, or (while the layer reads it ahead) the client had not sent it all.
+    dropped: Outcome,
 }
 
 impl RequestTap {
@@ -228,6 +248,7 @@ impl RequestTap {
             exchange,
             reading: Some(reading),
             progress: Progress::new(headers),
+            dropped: Outcome::RequestNotRead,
         }
     }
 
@@ -240,9 +261,9 @@ impl RequestTap {
 
     fn report(&mut self) {
         let bytes = self.progress.bytes;
-        let Some((outcome, errors)) =
-            self.progress
-                .take_end("request", Outcome::Completed, Outcome::RequestNotRead)
+        let Some((outcome, errors)) = self
+            .progress
+            .take_end("request", Outcome::Completed, self.dropped)
         else {
             return;
         };

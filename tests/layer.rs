@@ -53,7 +53,7 @@ fn post(uri: &str, body: Frames) -> Request<Frames> {
 async fn exchange(
     layer: &LlmLogLayer,
     sink: &MemorySink,
-    inner: impl tower::Service<Inner, Response = Response<Frames>, Error = Infallible>,
+    inner: impl tower::Service<Inner, Response = Response<Frames>, Error = Infallible> + Clone,
     req: Request<Frames>,
 ) -> (http::response::Parts, Bytes, Vec<LlmLogRecord>) {
     let res = layer.layer(inner).oneshot(req).await.unwrap();
@@ -582,7 +582,7 @@ async fn body_errors_pass_through_and_are_logged() {
 }
 
 #[tokio::test]
-async fn inner_service_errors_pass_through_and_are_logged() {
+async fn inner_service_errors_pass_through_and_are_logged_with_the_prompt() {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone());
     let inner = service_fn(|_req: Inner| async move {
@@ -597,13 +597,17 @@ async fn inner_service_errors_pass_through_and_are_logged() {
     let records = sink.take();
     assert_eq!(records.len(), 2);
     let rq = &of_kind(&records, RecordKind::Request)[0];
-    assert_eq!(rq.outcome, Outcome::RequestNotRead);
     assert_eq!(
-        rq.error.as_deref(),
-        Some("the request body was dropped after 0 bytes, before its end")
+        rq.outcome,
+        Outcome::Completed,
+        "read ahead: the whole request arrived"
     );
+    assert_eq!(rq.model_name.as_deref(), Some("gpt-4o-mini"));
+    assert!(rq.messages_str().contains("Be brief."), "{}", rq.messages_str());
+    assert_eq!(rq.error, None);
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert_eq!(rs.outcome, Outcome::ServiceError);
+    assert_eq!(rs.model_name.as_deref(), Some("gpt-4o-mini"), "from the request");
     assert_eq!(
         rs.error.as_deref(),
         Some("the inner service failed: upstream refused")
@@ -613,27 +617,65 @@ async fn inner_service_errors_pass_through_and_are_logged() {
 }
 
 #[tokio::test]
-async fn a_request_body_never_read_is_logged() {
+async fn without_read_ahead_an_inner_service_error_loses_the_unread_prompt() {
     let sink = MemorySink::new();
-    let layer = LlmLogLayer::new(sink.clone());
-    let inner =
-        service_fn(
-            |_req: Inner| async move { Ok::<_, Infallible>(Response::new(json_frames(CHAT_RESPONSE))) },
-        );
-    let (_, _, records) = exchange(
-        &layer,
-        &sink,
-        inner,
-        post("/v1/chat/completions", json_frames(CHAT_REQUEST)),
-    )
-    .await;
+    let config = LogConfig::builder().request_read_ahead(0).build().unwrap();
+    let layer = LlmLogLayer::new(sink.clone()).with_config(config);
+    let inner = service_fn(|_req: Inner| async move {
+        Err::<Response<Frames>, _>(std::io::Error::other("upstream refused"))
+    });
+    let err = layer
+        .layer(inner)
+        .oneshot(post("/v1/chat/completions", json_frames(CHAT_REQUEST)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "upstream refused");
+    let records = sink.take();
     let rq = &of_kind(&records, RecordKind::Request)[0];
     assert_eq!(rq.outcome, Outcome::RequestNotRead);
-    assert!(rq.messages.is_empty());
     assert_eq!(
-        of_kind(&records, RecordKind::Response)[0].outcome,
-        Outcome::Completed
+        rq.error.as_deref(),
+        Some("the request body was dropped after 0 bytes, before its end")
     );
+}
+
+#[tokio::test]
+async fn a_request_body_never_read_is_logged_whole() {
+    for read_ahead in [true, false] {
+        let sink = MemorySink::new();
+        let config = LogConfig::builder()
+            .request_read_ahead(if read_ahead { 1 << 20 } else { 0 })
+            .build()
+            .unwrap();
+        let layer = LlmLogLayer::new(sink.clone()).with_config(config);
+        let inner = service_fn(|_req: Inner| async move {
+            Ok::<_, Infallible>(Response::new(json_frames(CHAT_RESPONSE)))
+        });
+        let (_, _, records) = exchange(
+            &layer,
+            &sink,
+            inner,
+            post(
+                "/v1/chat/completions",
+                Frames::split(CHAT_REQUEST.as_bytes(), &[3, 60]),
+            ),
+        )
+        .await;
+        let rq = &of_kind(&records, RecordKind::Request)[0];
+        if read_ahead {
+            assert_eq!(rq.outcome, Outcome::Completed);
+            assert_eq!(rq.model_name.as_deref(), Some("gpt-4o-mini"));
+            assert_eq!(rq.message_bytes, 100, "the messages value, whole");
+            assert!(rq.messages_str().starts_with(r#"[{"role":"system""#));
+        } else {
+            assert_eq!(rq.outcome, Outcome::RequestNotRead);
+            assert!(rq.messages.is_empty());
+        }
+        assert_eq!(
+            of_kind(&records, RecordKind::Response)[0].outcome,
+            Outcome::Completed
+        );
+    }
 }
 
 #[tokio::test]
