@@ -1,10 +1,15 @@
 //! The size limiter: retains the bytes of a message as they pass, up to a cap.
 //!
-//! Bytes are kept as slices of the frames they arrived in (no copy) when the slice is most of its
-//! frame; a small slice of a large frame is copied instead, so a retained slice never keeps much
-//! more than itself alive. Interior frames of a long message are always kept whole, so only the
-//! first and last frame of a message (or the frame where the cap falls) can be copied. Memory
-//! held is therefore at most the cap plus `2 * ZERO_COPY_SLACK`.
+//! What it holds stays within the cap plus a small constant whatever the framing, counting the
+//! buffers its slices pin and its own bookkeeping:
+//!
+//! - A large slice ([`ZERO_COPY_MIN`] bytes or more) that is nearly all of its frame is kept
+//!   without copying: it shares the frame's memory, and pins little beyond itself.
+//! - Everything else (small frames, small slices of large frames) is copied into blocks of
+//!   [`COPY_BLOCK`] bytes, each sized to what the cap still allows: a body sent one byte at a
+//!   time costs its cap, not a million one-byte slices each pinning a read buffer.
+//!
+//! Each retained byte is copied at most once.
 //!
 //! Readers of an API family of one's own ([`LlmApi`](crate::api::LlmApi)) use it to keep their
 //! logged message within the cap:
@@ -22,13 +27,20 @@
 
 use bytes::{Bytes, BytesMut};
 
-/// How many bytes of a frame beyond the retained slice may be kept alive to avoid a copy.
+/// The smallest slice kept without copying.
+pub(crate) const ZERO_COPY_MIN: usize = 16 * 1024;
+/// How many bytes of a frame beyond a slice kept without copying may be pinned with it: at most
+/// an eighth of the slice, and never more than this.
 pub(crate) const ZERO_COPY_SLACK: usize = 4096;
+/// The largest block small pieces are copied into.
+pub(crate) const COPY_BLOCK: usize = 16 * 1024;
 
 /// Retains the first bytes of a message, up to a cap, and counts all of them.
 #[derive(Debug, Default)]
 pub struct MessageCapture {
     segments: Vec<Bytes>,
+    /// The block small pieces are being copied into; its spare room is never more than the cap
+    /// still allows.
     copied: BytesMut,
     limit: usize,
     retained: usize,
@@ -56,12 +68,25 @@ impl MessageCapture {
         if take == 0 {
             return;
         }
-        self.retained += take;
-        if frame.len() - take <= ZERO_COPY_SLACK {
-            self.flush_copied();
+        let pinned_beyond = frame.len() - take;
+        if take >= ZERO_COPY_MIN && pinned_beyond <= (take / 8).min(ZERO_COPY_SLACK) {
+            self.end_block();
             self.segments.push(frame.slice(start..start + take));
-        } else {
-            self.copied.extend_from_slice(&frame[start..start + take]);
+            self.retained += take;
+            return;
+        }
+        let mut piece = &frame[start..start + take];
+        while !piece.is_empty() {
+            if self.copied.capacity() == self.copied.len() {
+                self.end_block();
+                // What is left of the cap, so the blocks never hold more than the cap.
+                let room = (self.limit - self.retained).min(COPY_BLOCK);
+                self.copied = BytesMut::with_capacity(room);
+            }
+            let n = piece.len().min(self.copied.capacity() - self.copied.len());
+            self.copied.extend_from_slice(&piece[..n]);
+            self.retained += n;
+            piece = &piece[n..];
         }
     }
 
@@ -80,7 +105,8 @@ impl MessageCapture {
         self.cut_short = true;
     }
 
-    fn flush_copied(&mut self) {
+    /// The bytes copied so far become a segment; the block's spare room stays for later pieces.
+    fn end_block(&mut self) {
         if !self.copied.is_empty() {
             self.segments.push(self.copied.split().freeze());
         }
@@ -88,7 +114,7 @@ impl MessageCapture {
 
     /// Ends the capture: the retained bytes and the full size.
     pub fn finish(mut self) -> LoggedMessage {
-        self.flush_copied();
+        self.end_block();
         LoggedMessage {
             truncated: self.cut_short || self.total > self.retained as u64,
             segments: self.segments,
@@ -213,13 +239,13 @@ mod tests {
 
     #[test]
     fn interior_frames_are_kept_without_copying() {
-        let frames: Vec<Bytes> = (0..4).map(|i| Bytes::from(vec![b'a' + i; 10_000])).collect();
+        let frames: Vec<Bytes> = (0..4).map(|i| Bytes::from(vec![b'a' + i; 20_000])).collect();
         let mut c = MessageCapture::new(1 << 20);
         for f in &frames {
             c.push_all(f);
         }
         let done = c.finish();
-        assert_eq!(done.total, 40_000);
+        assert_eq!(done.total, 80_000);
         assert!(!done.truncated);
         assert_eq!(done.segments.len(), 4);
         for (s, f) in done.segments.iter().zip(&frames) {
@@ -267,6 +293,61 @@ mod tests {
         );
         assert_eq!(&after_gap.to_bytes()[..], br#"{"system":"sy"#);
         assert_eq!((after_gap.total, after_gap.truncated), (30, true));
+    }
+
+    #[test]
+    fn a_message_sent_a_byte_at_a_time_is_held_in_blocks_within_the_cap() {
+        // One-byte frames cut from one buffer, as a server's read buffer is cut.
+        let buffer = Bytes::from((0..100_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        for cap in [0, 1, 7, COPY_BLOCK - 1, COPY_BLOCK, 50_000, 200_000] {
+            let mut c = MessageCapture::new(cap);
+            for i in 0..buffer.len() {
+                c.push(&buffer.slice(i..i + 1), 0, 1);
+            }
+            assert!(c.copied.capacity() <= cap, "a block never reaches past the cap");
+            let done = c.finish();
+            let kept = cap.min(buffer.len());
+            assert_eq!(done.to_bytes(), buffer.slice(..kept), "cap {cap}");
+            assert_eq!(done.total, 100_000);
+            assert!(
+                done.segments.len() <= kept / COPY_BLOCK + 1,
+                "cap {cap}: {} segments",
+                done.segments.len()
+            );
+            assert!(
+                done.segments.iter().all(|s| {
+                    let (p, b) = (s.as_ptr() as usize, buffer.as_ptr() as usize);
+                    p < b || p >= b + buffer.len()
+                }),
+                "nothing pins the traffic's buffer"
+            );
+        }
+    }
+
+    #[test]
+    fn copied_blocks_and_zero_copy_slices_keep_their_order() {
+        let big = Bytes::from(vec![b'B'; ZERO_COPY_MIN]);
+        let mut c = MessageCapture::new(1 << 20);
+        let mut expected = Vec::new();
+        for i in 0..50u8 {
+            let small = Bytes::from(vec![b'a' + i % 26; 1 + i as usize * 37]);
+            c.push_all(&small);
+            expected.extend_from_slice(&small);
+            if i % 10 == 0 {
+                c.push_all(&big);
+                expected.extend_from_slice(&big);
+            }
+        }
+        let done = c.finish();
+        assert_eq!(&done.to_bytes()[..], &expected[..]);
+        assert_eq!(
+            done.segments
+                .iter()
+                .filter(|s| s.as_ptr() == big.as_ptr())
+                .count(),
+            5,
+            "the large frames are kept as they are"
+        );
     }
 
     #[test]

@@ -13,8 +13,11 @@ use crate::exchange::{Exchange, SideReport};
 use crate::scan::sse::SseParser;
 use crate::{Outcome, RecordKind};
 
-/// The smallest limit on one SSE event's data; larger when the completion cap is larger.
-const MIN_SSE_EVENT_LIMIT: usize = 256 * 1024;
+/// The limit on one SSE event's data. Events of every family are small (a delta, a usage
+/// object); the large ones (a Responses API final event carrying the whole response) are read
+/// from their start and end, which the parser keeps. Fixed, not scaled with the caps, so a
+/// stream being read holds at most this much beyond its caps.
+pub(crate) const SSE_EVENT_LIMIT: usize = 64 * 1024;
 
 /// How a side's body ended, as far as the tap knows.
 #[derive(Debug)]
@@ -309,7 +312,7 @@ impl ResponseTap {
             Target::Body(Box::new(RawReader::new(cap)))
         } else if is_sse {
             Target::Stream {
-                sse: SseParser::new(MIN_SSE_EVENT_LIMIT.max(cap + 16 * 1024)),
+                sse: SseParser::new(SSE_EVENT_LIMIT),
                 reader: exchange.api.stream_reader(route, cap),
             }
         } else {

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
@@ -252,7 +252,7 @@ impl MessageStream {
         }
         self.blocks.push(BlockOut {
             index,
-            kind: clip(kind),
+            kind: clip_word(kind),
             ..BlockOut::default()
         });
         self.block_at.insert(index, self.blocks.len() - 1);
@@ -291,8 +291,8 @@ impl MessageStream {
                     }
                     return;
                 };
-                self.blocks[at].id = start.id.map(|s| clip(&s));
-                self.blocks[at].name = start.name.map(|s| clip(&s));
+                self.blocks[at].id = start.id.map(|s| self.budget.field(&s));
+                self.blocks[at].name = start.name.map(|s| self.budget.field(&s));
                 for (field, text) in [
                     (Field::Text, start.text),
                     (Field::Thinking, start.thinking),
@@ -413,8 +413,8 @@ mod tests {
         s.apply(serde_json::from_str(&event).unwrap());
         assert_eq!(
             s.blocks[0].kind.len(),
-            256,
-            "a type is a short field, whatever the event says"
+            64,
+            "a type is a short word, whatever the event says"
         );
     }
 }

@@ -1,5 +1,10 @@
 //! What the stream assemblers of every family share: a text budget (the completion cap), short
 //! fields clipped, a bound on the parts kept, and the tally of events that could not be read.
+//!
+//! What an assembled stream holds stays within its cap plus a few KiB: the text and every
+//! per-part field (ids, names, types, roles) are paid for from the one budget, strings never
+//! grow their buffers past what the budget still allows, and at most [`MAX_PARTS`] parts are
+//! kept.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,14 +16,29 @@ use super::BodyFacts;
 use crate::capture::LoggedMessage;
 
 /// The most parts (choices, output items, content blocks, tool calls) assembled per stream; more
-/// are reported, not kept.
-pub(crate) const MAX_PARTS: usize = 1024;
+/// are reported, not kept. (OpenAI allows at most 128 choices; a part costs about 200 bytes of
+/// bookkeeping, so this bounds it at about 25 KiB.)
+pub(crate) const MAX_PARTS: usize = 128;
 /// Ids, types, roles and finish reasons are short; longer ones are clipped to this many bytes.
 const SMALL_FIELD: usize = 256;
+/// The least a part's text buffer grows by.
+const GROWTH_MIN: usize = 64;
+/// Types, roles and finish reasons kept per part are clipped shorter still (they are words like
+/// `text`, `assistant`, `stop`).
+const WORD_FIELD: usize = 64;
 
 /// A short field, clipped to [`SMALL_FIELD`] bytes at a character boundary.
 pub(crate) fn clip(s: &str) -> String {
-    let mut end = s.len().min(SMALL_FIELD);
+    clip_to(s, SMALL_FIELD)
+}
+
+/// A per-part word (a type, a role, a finish reason), clipped to [`WORD_FIELD`] bytes.
+pub(crate) fn clip_word(s: &str) -> String {
+    clip_to(s, WORD_FIELD)
+}
+
+fn clip_to(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -42,18 +62,37 @@ impl TextBudget {
 
     /// Appends `text` to `target` while budget remains; counts the JSON-escaped size of the rest.
     pub(crate) fn append(&mut self, target: &mut String, text: &str) {
-        if text.len() <= self.left {
-            target.push_str(text);
-            self.left -= text.len();
-            return;
-        }
-        let mut keep = self.left;
+        let mut keep = text.len().min(self.left);
         while !text.is_char_boundary(keep) {
             keep -= 1;
         }
-        target.push_str(&text[..keep]);
-        self.left = 0;
-        self.dropped_escaped += escaped_len(&text[keep..]);
+        let kept = &text[..keep];
+        if target.capacity() - target.len() < kept.len() {
+            // Grow by an eighth (not the doubling a `String` does), and never past what the
+            // budget still allows: one part's buffer stays within the cap, and the buffers of
+            // many parts within 9/8 of it, plus GROWTH_MIN each. An eighth still copies each
+            // byte only a few times on average as a long completion grows.
+            let spare = (target.len() / 8).max(GROWTH_MIN).min(self.left - keep);
+            target.reserve_exact(kept.len() + spare);
+        }
+        target.push_str(kept);
+        self.left -= keep;
+        if keep < text.len() {
+            self.dropped_escaped += escaped_len(&text[keep..]);
+        }
+    }
+
+    /// A short per-part field (an id, a name, a type, a role), clipped and paid for from the
+    /// budget: once the budget is spent, fields are counted, not kept.
+    pub(crate) fn field(&mut self, text: &str) -> String {
+        let clipped = clip(text);
+        if clipped.len() <= self.left {
+            self.left -= clipped.len();
+            clipped
+        } else {
+            self.dropped_escaped += escaped_len(text);
+            String::new()
+        }
     }
 
     /// Text that is not kept at all, counted in the message's size.
@@ -237,5 +276,49 @@ mod tests {
         let m = budget.finish(&s, 100);
         assert_eq!(m.total, 5 + 3 + 4);
         assert!(m.truncated);
+    }
+
+    #[test]
+    fn strings_of_many_parts_never_grow_past_the_budget() {
+        for cap in [1000usize, 32 * 1024, 300_000] {
+            let mut budget = TextBudget::new(cap);
+            let mut parts: Vec<String> = (0..100).map(|_| String::new()).collect();
+            // Deltas of every size, to every part in turn, until the budget is long spent.
+            for i in 0..20_000usize {
+                let delta = "x".repeat(1 + i % 97);
+                budget.append(&mut parts[i % 100], &delta);
+            }
+            let capacity: usize = parts.iter().map(String::capacity).sum();
+            let len: usize = parts.iter().map(String::len).sum();
+            assert_eq!(len, cap);
+            assert!(
+                capacity <= cap + cap / 8 + 100 * GROWTH_MIN,
+                "cap {cap}: buffers hold {capacity} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn one_part_never_grows_past_the_budget() {
+        for cap in [100usize, 32 * 1024, 2 << 20] {
+            let mut budget = TextBudget::new(cap);
+            let mut text = String::new();
+            for i in 0..(cap / 3 + 10) {
+                budget.append(&mut text, &"y".repeat(1 + i % 7));
+            }
+            assert_eq!(text.len(), cap);
+            assert_eq!(text.capacity(), cap, "not a byte of spare room beyond the cap");
+        }
+    }
+
+    #[test]
+    fn fields_are_paid_for_from_the_budget() {
+        let mut budget = TextBudget::new(10);
+        assert_eq!(budget.field("call_1"), "call_1");
+        assert_eq!(budget.field("function"), "", "over the budget: counted, not kept");
+        assert_eq!(budget.dropped_escaped, 8);
+        let long = "n".repeat(1000);
+        let mut budget = TextBudget::new(1 << 20);
+        assert_eq!(budget.field(&long).len(), SMALL_FIELD);
     }
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
@@ -311,12 +311,12 @@ impl ChatStreamAssembler {
                 continue;
             };
             if let Some(reason) = c.finish_reason {
-                self.choices[at].finish_reason = Some(clip(&reason));
+                self.choices[at].finish_reason = Some(clip_word(&reason));
             }
             let Some(delta) = c.delta else { continue };
             let mut token = false;
             if let Some(role) = delta.role {
-                self.choices[at].message.role = Some(clip(&role));
+                self.choices[at].message.role = Some(clip_word(&role));
             }
             for (text, field) in [
                 (delta.content, 0),
@@ -345,10 +345,10 @@ impl ChatStreamAssembler {
                 };
                 let t = &mut self.choices[at].message.tool_calls[slot];
                 if let Some(id) = call.id {
-                    t.id = Some(clip(&id));
+                    t.id = Some(self.budget.field(&id));
                 }
                 if let Some(kind) = call.kind {
-                    t.kind = clip(&kind);
+                    t.kind = clip_word(&kind);
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
@@ -611,12 +611,13 @@ mod tests {
             .all(|t| t.id.as_ref().unwrap().len() == 256));
         let (msg, facts) = a.finish(1 << 30);
         let logged = msg.segments.concat().len() as u64;
+        let max = super::super::assemble::MAX_PARTS as u64;
         assert_eq!(
             msg.total,
-            logged + (2000 - 1023) * 3 + 4,
+            logged + (2000 - (max - 1)) * 3 + 4,
             "dropped text still counts in the size"
         );
-        assert!(facts.errors[0].starts_with("more than 1024 choices and tool calls"));
+        assert!(facts.errors[0].starts_with(&format!("more than {max} choices and tool calls")));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::chat::Usage;
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
@@ -185,7 +185,7 @@ impl CompletionStream {
                 self.budget.append(&mut self.choices[at].text, &text);
             }
             if let Some(reason) = c.finish_reason {
-                self.choices[at].finish_reason = Some(clip(&reason));
+                self.choices[at].finish_reason = Some(clip_word(&reason));
             }
         }
     }

@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, cow_str, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
 use super::chat::{cached_tokens, reasoning_tokens};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
@@ -338,7 +338,7 @@ impl ResponseStream {
         }
         self.items.push(ItemOut {
             index,
-            kind: clip(kind),
+            kind: clip_word(kind),
             ..ItemOut::default()
         });
         self.item_at.insert(index, self.items.len() - 1);
@@ -362,7 +362,7 @@ impl ResponseStream {
         };
         list.push(PartOut {
             index,
-            kind: clip(kind),
+            kind: clip_word(kind),
             text: None,
             refusal: None,
         });
@@ -488,11 +488,11 @@ impl ResponseStream {
                 let kind = item.kind.as_deref().unwrap_or("message");
                 let Some(at) = self.item(output, kind) else { return };
                 let out = &mut self.items[at];
-                out.kind = clip(kind);
-                out.id = item.id.map(|s| clip(&s));
-                out.role = item.role.map(|s| clip(&s));
-                out.call_id = item.call_id.map(|s| clip(&s));
-                out.name = item.name.map(|s| clip(&s));
+                out.kind = clip_word(kind);
+                out.role = item.role.map(|s| clip_word(&s));
+                out.id = item.id.map(|s| self.budget.field(&s));
+                out.call_id = item.call_id.map(|s| self.budget.field(&s));
+                out.name = item.name.map(|s| self.budget.field(&s));
                 if kind == "function_call" || item.arguments.is_some() {
                     let mut args = String::new();
                     self.budget

@@ -7,14 +7,21 @@
 //! stream that a server cut short.
 //!
 //! Memory is bounded: an event whose data grows past the limit is dispatched as `oversized`, with
-//! its data dropped but for its last [`TAIL_BYTES`] (where a JSON event keeps what it says last,
-//! such as a final event's usage).
+//! its data dropped but for its first [`HEAD_BYTES`] (where a JSON event says what it is: ids,
+//! a model) and its last [`TAIL_BYTES`] (where it keeps what it says last, such as a final
+//! event's usage). The line being read and the event's data together stay within the limit, and
+//! buffers that grew for a large event are given back once it is dispatched, so a stream holds
+//! no more than its largest event while it is being read, and a few KiB between events.
 
 use memchr::memchr2;
 
 const EVENT_NAME_LIMIT: usize = 64;
 /// How much of the end of an oversized event's data is kept.
 pub const TAIL_BYTES: usize = 16 * 1024;
+/// How much of the start of an oversized event's data is kept.
+pub const HEAD_BYTES: usize = 8 * 1024;
+/// A buffer that grew past this for one large event is given back after it.
+const KEPT_CAPACITY: usize = 16 * 1024;
 
 /// One parsed event.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,6 +35,9 @@ pub struct SseEvent<'a> {
     /// For an oversized event, the last bytes of its data (at most [`TAIL_BYTES`]); empty
     /// otherwise.
     pub tail: &'a [u8],
+    /// For an oversized event, the first bytes of its data (at most [`HEAD_BYTES`]); empty
+    /// otherwise.
+    pub head: &'a [u8],
 }
 
 /// Appends `bytes` to a buffer that keeps at least the last [`TAIL_BYTES`] + 1 of all it was
@@ -36,6 +46,13 @@ fn keep_tail(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&bytes[bytes.len().saturating_sub(2 * TAIL_BYTES)..]);
     if buf.len() > 2 * TAIL_BYTES {
         buf.drain(..buf.len() - (TAIL_BYTES + 1));
+    }
+}
+
+/// Frees a buffer that grew for one large event, so it is not held for the rest of the stream.
+fn give_back(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEPT_CAPACITY && buf.is_empty() {
+        *buf = Vec::new();
     }
 }
 
@@ -49,6 +66,8 @@ pub struct SseParser {
     data: Vec<u8>,
     /// The end of an oversized event's data.
     tail: Vec<u8>,
+    /// The start of an oversized event's data.
+    head: Vec<u8>,
     has_data: bool,
     oversized: bool,
     event: Vec<u8>,
@@ -67,6 +86,7 @@ impl SseParser {
             line_excess: Vec::new(),
             data: Vec::new(),
             tail: Vec::new(),
+            head: Vec::new(),
             has_data: false,
             oversized: false,
             event: Vec::new(),
@@ -121,8 +141,10 @@ impl SseParser {
                 self.process_line(&line, on_event);
                 self.line = line;
                 self.line.clear();
+                give_back(&mut self.line);
                 self.line_overflow = false;
                 self.line_excess.clear();
+                give_back(&mut self.line_excess);
             }
             i = end + 1;
             if chunk[end] == b'\r' {
@@ -155,8 +177,12 @@ impl SseParser {
     }
 
     fn append_line(&mut self, bytes: &[u8]) {
-        // Room for any field name and an event name, however small the data limit.
-        let max = self.limit.max(EVENT_NAME_LIMIT) + 16;
+        // Room for any field name and an event name, however small the data limit; the line and
+        // the event's data so far together stay within the limit (a longer line makes the event
+        // oversized anyway).
+        let max = (self.limit + 16)
+            .saturating_sub(self.data.len())
+            .max(EVENT_NAME_LIMIT + 16);
         if self.line.len() + bytes.len() > max {
             let room = max.saturating_sub(self.line.len()).min(bytes.len());
             self.line.extend_from_slice(&bytes[..room]);
@@ -187,8 +213,16 @@ impl SseParser {
                 self.has_data = true;
                 if !self.oversized && (self.line_overflow || self.data.len() + value.len() + 1 > self.limit) {
                     self.oversized = true;
+                    let mut head = std::mem::take(&mut self.head);
+                    head.clear();
+                    for part in [&self.data[..], value] {
+                        let room = HEAD_BYTES - head.len();
+                        head.extend_from_slice(&part[..part.len().min(room)]);
+                    }
+                    self.head = head;
                     keep_tail(&mut self.tail, &self.data);
                     self.data.clear();
+                    give_back(&mut self.data);
                 }
                 if self.oversized {
                     // The whole line is its value and, if it overflowed the line buffer, the rest.
@@ -222,11 +256,15 @@ impl SseParser {
                 data: &self.data,
                 oversized: self.oversized,
                 tail: &self.tail[self.tail.len().saturating_sub(TAIL_BYTES)..],
+                head: if self.oversized { &self.head } else { &[] },
             });
         }
         self.data.clear();
         self.tail.clear();
+        self.head.clear();
         self.event.clear();
+        give_back(&mut self.data);
+        give_back(&mut self.tail);
         self.has_data = false;
         self.oversized = false;
     }
