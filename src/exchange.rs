@@ -84,6 +84,9 @@ pub(crate) struct Exchange {
 #[derive(Debug, Default)]
 pub(crate) struct RequestFacts {
     pub(crate) model: Option<String>,
+    /// The request asked for a stream: its response is a streamed completion even when the
+    /// upstream answered with an error body instead.
+    pub(crate) stream: bool,
     /// The logged prompt, kept for the token estimate only.
     #[cfg_attr(not(feature = "tokenizer"), allow(dead_code))]
     pub(crate) prompt: Option<LoggedMessage>,
@@ -149,14 +152,18 @@ impl Exchange {
     pub(crate) fn set_request_facts(&self, side: &SideReport) {
         let facts = RequestFacts {
             model: side.model.clone().or_else(|| self.route.model.clone()),
+            stream: side.is_stream,
             prompt: cfg!(feature = "tokenizer").then(|| side.message.clone()),
         };
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }
 
-    fn request_model(&self) -> Option<String> {
+    /// The request's model and whether it asked for a stream, once its side has reported.
+    fn request_model_and_stream(&self) -> (Option<String>, bool) {
         let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
-        facts.as_ref().and_then(|f| f.model.clone())
+        facts
+            .as_ref()
+            .map_or((None, false), |f| (f.model.clone(), f.stream))
     }
 
     /// Turns one side's report into records and hands them to the sink.
@@ -176,7 +183,11 @@ impl Exchange {
         let error = (!side.errors.is_empty()).then(|| side.errors.join("; "));
         let model = match kind {
             RecordKind::Request => side.model.or_else(|| self.route.model.clone()),
-            RecordKind::Response => side.model.or_else(|| self.request_model()),
+            RecordKind::Response => {
+                let (request_model, request_stream) = self.request_model_and_stream();
+                side.is_stream |= request_stream;
+                side.model.or(request_model)
+            }
         };
         let mut chunks = chunked.chunks;
         if chunks.is_empty() {

@@ -472,7 +472,7 @@ async fn estimates_only_with_the_feature_and_only_when_wanted() {
 }
 
 /// A Responses stream of 300 KB of text in small deltas, then `.done` and `response.completed`
-/// events that each repeat all of it: past the parse limit (256 KiB with the default caps).
+/// events that each repeat all of it: past the parse limit (64 KiB).
 /// `after_usage` is what the response object says after its usage.
 fn large_responses_stream(after_usage: &str) -> String {
     let text = "word ".repeat(60_000);
@@ -545,4 +545,150 @@ async fn a_responses_stream_whose_final_event_is_too_large_still_ends_with_its_u
         rs.error.as_deref(),
         Some("response: the final event (response.completed) is larger than the parse limit, and its usage was not found in its last 16384 bytes")
     );
+}
+
+/// A Responses stream as an agent with 200 tools gets it: `response.created` and
+/// `response.completed` each carry the tools (about 400 KB), far past the parse limit.
+/// `named` chooses whether events have `event:` lines (OpenAI sends them; not every server does).
+fn agent_responses_stream(named: bool) -> String {
+    let tools: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"type":"function","name":"tool_{i}","description":"{}","parameters":{{"type":"object","properties":{{}}}}}}"#,
+                "d".repeat(2000)
+            )
+        })
+        .collect();
+    let tools = tools.join(",");
+    let response = |status: &str, usage: &str| {
+        format!(
+            r#"{{"id":"resp_agent","object":"response","created_at":1,"status":"{status}","error":null,"instructions":"Be useful.","model":"gpt-4.1-2025-04-14","output":[],"tools":[{tools}],"usage":{usage}}}"#
+        )
+    };
+    let event = |kind: &str, data: String| match named {
+        true => format!("event: {kind}\ndata: {data}\n\n"),
+        false => format!("data: {data}\n\n"),
+    };
+    let mut s = event(
+        "response.created",
+        format!(
+            r#"{{"type":"response.created","sequence_number":0,"response":{}}}"#,
+            response("in_progress", "null")
+        ),
+    );
+    s += &event(
+        "response.output_text.delta",
+        r#"{"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"Done."}"#.into(),
+    );
+    s += &event(
+        "response.completed",
+        format!(
+            r#"{{"type":"response.completed","sequence_number":2,"response":{}}}"#,
+            response(
+                "completed",
+                r#"{"input_tokens":90000,"input_tokens_details":{"cached_tokens":0},"output_tokens":2,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":90002}"#
+            )
+        ),
+    );
+    s
+}
+
+#[tokio::test]
+async fn oversized_responses_events_still_yield_the_model_and_id_from_their_start() {
+    let request = r#"{"model":"gpt-4.1","input":"go","stream":true}"#;
+    for named in [true, false] {
+        let stream = agent_responses_stream(named);
+        assert!(stream.len() > 800_000);
+        let (bytes, records) = run(
+            "/v1/responses",
+            request,
+            "text/event-stream",
+            Frames::split(stream.as_bytes(), &[1000, 300_000, 500_001]),
+        )
+        .await;
+        assert_eq!(bytes, stream.as_bytes());
+        let rs = one(&records, RecordKind::Response);
+        assert_eq!(
+            rs.request_id.as_deref(),
+            Some("resp_agent"),
+            "named events: {named}"
+        );
+        assert_eq!(
+            rs.model_name.as_deref(),
+            Some("gpt-4.1-2025-04-14"),
+            "the response's own model"
+        );
+        assert_eq!(rs.finish_reasons, ["completed"]);
+        assert_eq!(tokens(&rs)[..3], [Some(90000), Some(2), Some(90002)]);
+        assert_eq!(rs.outcome, Outcome::Completed);
+        assert_eq!(rs.error, None, "named events: {named}");
+        assert!(rs.messages_str().contains("Done."));
+    }
+}
+
+#[tokio::test]
+async fn an_error_event_with_nested_details_reports_its_code_and_message() {
+    let request = r#"{"model":"gpt-4.1","input":"go","stream":true}"#;
+    for error in [
+        r#"{"type":"error","error":{"type":"invalid_request_error","code":"context_length_exceeded","message":"Your input exceeds the context window of this model.","param":"input"},"sequence_number":1}"#,
+        r#"{"type":"error","code":"context_length_exceeded","message":"Your input exceeds the context window of this model.","param":null,"sequence_number":1}"#,
+    ] {
+        let stream = format!(
+            "event: response.created\ndata: {{\"type\":\"response.created\",\"response\":{{\"id\":\"resp_e\",\"model\":\"gpt-4.1\",\"status\":\"in_progress\"}}}}\n\nevent: error\ndata: {error}\n\n"
+        );
+        let r = every_split("/v1/responses", request, &stream).await;
+        assert_eq!(
+            r.error.as_deref(),
+            Some("response: the stream carried an error: context_length_exceeded: Your input exceeds the context window of this model."),
+            "{error}"
+        );
+    }
+    // A numeric code, and only a type.
+    let stream = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"server_error\",\"code\":500,\"message\":\"boom\"}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded\",\"message\":\"later\"}}\n\n";
+    let (_, records) = run(
+        "/v1/responses",
+        request,
+        "text/event-stream",
+        Frames::new([Bytes::from_static(stream.as_bytes())]),
+    )
+    .await;
+    let rs = one(&records, RecordKind::Response);
+    assert_eq!(
+        rs.error.as_deref(),
+        Some("response: the stream carried an error: 500: boom (and 1 more problems)")
+    );
+}
+
+#[tokio::test]
+async fn a_streaming_request_answered_by_an_error_body_is_still_a_stream_completion() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let inner = service_fn(|req: Inner| async move {
+        let _ = req.into_body().collect().await;
+        Ok::<_, Infallible>(
+            Response::builder()
+                .status(429)
+                .header(CONTENT_TYPE, "application/json")
+                .body(Frames::new([Bytes::from_static(
+                    br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+                )]))
+                .unwrap(),
+        )
+    });
+    for (request, stream) in [
+        (r#"{"model":"gpt-4o","stream":true,"messages":[]}"#, true),
+        (r#"{"model":"gpt-4o","stream":false,"messages":[]}"#, false),
+    ] {
+        let req = Request::post("/v1/chat/completions")
+            .body(Frames::new([Bytes::from_static(request.as_bytes())]))
+            .unwrap();
+        let res = layer.layer(inner.clone()).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 429);
+        let _ = res.into_body().collect().await;
+        let records = sink.take();
+        let rs = one(&records, RecordKind::Response);
+        assert_eq!(rs.outcome, Outcome::UpstreamError);
+        assert_eq!(rs.is_stream_completion, stream, "{request}");
+        assert!(rs.messages_str().contains("rate_limit_exceeded"));
+    }
 }

@@ -18,7 +18,9 @@ use std::time::Instant;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{
+    clip, clip_word, cow_str, scalar_text, stream_facts, EventTally, PartBound, TextBudget,
+};
 use super::chat::{cached_tokens, reasoning_tokens};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
@@ -143,21 +145,26 @@ struct IncompleteDetails<'a> {
     reason: Option<Cow<'a, str>>,
 }
 
+/// An error, as a response object or an `error` event carries it: `code` (a string or a
+/// number), `type`, `message`.
 #[derive(Deserialize)]
 struct ErrorWire<'a> {
-    #[serde(borrow, default, deserialize_with = "cow_str")]
-    code: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "scalar_text")]
+    code: Option<String>,
+    #[serde(borrow, default, rename = "type", deserialize_with = "cow_str")]
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "cow_str")]
     message: Option<Cow<'a, str>>,
 }
 
 impl ErrorWire<'_> {
     fn describe(&self) -> String {
-        clip(&format!(
-            "{}: {}",
-            self.code.as_deref().unwrap_or("error"),
-            self.message.as_deref().unwrap_or("")
-        ))
+        let code = self
+            .code
+            .as_deref()
+            .or(self.kind.as_deref().filter(|k| *k != "error"))
+            .unwrap_or("error");
+        clip(&format!("{code}: {}", self.message.as_deref().unwrap_or("")))
     }
 }
 
@@ -214,10 +221,13 @@ struct EventWire<'a> {
     delta: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     part: Option<PartWire<'a>>,
-    #[serde(borrow, default, deserialize_with = "cow_str")]
-    code: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "scalar_text")]
+    code: Option<String>,
     #[serde(borrow, default, deserialize_with = "cow_str")]
     message: Option<Cow<'a, str>>,
+    /// The details of an `error` event, where they are nested (`{"type":"error","error":{...}}`).
+    #[serde(borrow, default)]
+    error: Option<ErrorWire<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -427,18 +437,35 @@ impl ResponseStream {
     /// the stream with its status, and its usage is read from the end of its data, where the
     /// response object keeps it. Whether it was handled.
     fn oversized(&mut self, event: &SseEvent<'_>) -> bool {
-        let name = String::from_utf8_lossy(event.event);
+        let head = HeadFacts::read(event.head);
+        let name = match event.event {
+            b"" => head.kind.clone().unwrap_or_default(),
+            named => String::from_utf8_lossy(named).into_owned(),
+        };
         if name.ends_with(".done") {
             self.tally.events += 1;
             return true;
         }
-        let Some(status) = name
-            .strip_prefix("response.")
-            .filter(|s| matches!(*s, "completed" | "incomplete" | "failed"))
-        else {
+        let Some(status) = name.strip_prefix("response.").filter(|s| {
+            matches!(
+                *s,
+                "created" | "in_progress" | "queued" | "completed" | "incomplete" | "failed"
+            )
+        }) else {
             return false;
         };
         self.tally.events += 1;
+        // The response's id and model come early in its object (before its instructions, tools
+        // and output), so the start of the event still has them.
+        if let Some(id) = head.id {
+            self.facts.request_id = Some(id);
+        }
+        if let Some(model) = head.model {
+            self.facts.model = Some(model);
+        }
+        if !matches!(status, "completed" | "incomplete" | "failed") {
+            return true;
+        }
         self.ended = true;
         self.facts.finish_reasons = vec![status.to_string()];
         match usage_in_tail(event.tail) {
@@ -474,14 +501,13 @@ impl ResponseStream {
             }
             "error" => {
                 self.ended = true;
-                self.tally.note(format!(
-                    "the stream carried an error: {}",
-                    ErrorWire {
-                        code: event.code,
-                        message: event.message,
-                    }
-                    .describe()
-                ));
+                let error = event.error.unwrap_or(ErrorWire {
+                    code: event.code,
+                    kind: None,
+                    message: event.message,
+                });
+                self.tally
+                    .note(format!("the stream carried an error: {}", error.describe()));
             }
             "response.output_item.added" => {
                 let Some(item) = event.item else { return };
@@ -534,6 +560,53 @@ impl ResponseStream {
             }
             // `.done` events repeat what the deltas said; other events carry no completion.
             _ => {}
+        }
+    }
+}
+
+/// What the start of an event too large to parse says: its type, and its response's id and
+/// model, when they come within the start the parser kept.
+#[derive(Debug, Default)]
+struct HeadFacts {
+    kind: Option<String>,
+    id: Option<String>,
+    model: Option<String>,
+}
+
+const HEAD_TYPE: u8 = 0;
+const HEAD_ID: u8 = 1;
+const HEAD_MODEL: u8 = 2;
+
+static EVENT_HEAD: Node = Node::root(&[
+    Node::key(b"type", Action::Scalar(HEAD_TYPE), &[]),
+    Node::key(
+        b"response",
+        Action::Walk,
+        &[
+            Node::key(b"id", Action::Scalar(HEAD_ID), &[]),
+            Node::key(b"model", Action::Scalar(HEAD_MODEL), &[]),
+        ],
+    ),
+]);
+
+impl HeadFacts {
+    fn read(head: &[u8]) -> Self {
+        if head.is_empty() {
+            return HeadFacts::default();
+        }
+        let mut scanner = crate::scan::json::JsonScanner::new(&EVENT_HEAD, 0);
+        scanner.feed(&bytes::Bytes::copy_from_slice(head));
+        let scan = scanner.finish();
+        let text = |slot| {
+            scan.scalar(slot)
+                .and_then(crate::scan::json::scalar_string)
+                .filter(|s| !s.is_empty())
+                .map(|s| clip(&s))
+        };
+        HeadFacts {
+            kind: text(HEAD_TYPE),
+            id: text(HEAD_ID),
+            model: text(HEAD_MODEL),
         }
     }
 }
