@@ -17,10 +17,12 @@ mod app;
 mod mock;
 mod mock_apis;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tower_llm_log::sink::{FanOut, JsonLinesFile, TracingSink};
@@ -86,6 +88,14 @@ struct Args {
     /// Most completion bytes logged per response (at most 2097152; 0 logs metadata and tokens only).
     #[arg(long, default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
     completion_bytes: usize,
+    /// Most bytes of a request body read before forwarding it, so that a request the upstream
+    /// never answers still logs its prompt (0: forward at once, as the body arrives).
+    #[arg(long, default_value_t = tower_llm_log::DEFAULT_REQUEST_READ_AHEAD)]
+    request_read_ahead: usize,
+    /// Seconds to wait at shutdown, first for open requests to finish, then for queued records
+    /// to be written. A second Ctrl-C exits at once.
+    #[arg(long, default_value_t = 10)]
+    shutdown_timeout: u64,
 }
 
 fn usage_error(message: &str) -> ExitCode {
@@ -107,6 +117,7 @@ async fn main() -> ExitCode {
     let config = match LogConfig::builder()
         .prompt_bytes(args.prompt_bytes)
         .completion_bytes(args.completion_bytes)
+        .request_read_ahead(args.request_read_ahead)
         .build()
     {
         Ok(c) => c,
@@ -150,7 +161,11 @@ async fn main() -> ExitCode {
     };
     // Sinks run on a worker thread behind a bounded queue: a slow disk or collector costs
     // records (counted), never request time.
-    let (sink, guard) = NonBlocking::builder().capacity(args.queue).build(fan_out);
+    let grace = Duration::from_secs(args.shutdown_timeout);
+    let (sink, guard) = NonBlocking::builder()
+        .capacity(args.queue)
+        .shutdown_timeout(grace)
+        .build(fan_out);
     let layer = LlmLogLayer::new(sink.clone()).with_config(config);
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -174,9 +189,33 @@ async fn main() -> ExitCode {
          -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Say hi\"}}]}}'"
     );
 
-    let served = axum::serve(listener, app::router(upstream, layer.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // Shutdown is bounded: open requests get `grace` to finish, queued records get `grace` to be
+    // written, and a second signal exits at once, so a stuck client or a log file on a hung
+    // mount never keeps the process alive.
+    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let serving = axum::serve(listener, app::router(upstream, layer.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            eprintln!("shutting down: finishing open requests (Ctrl-C again to exit at once)");
+            let _ = signalled.send(true);
+        })
+        .into_future();
+    let drain_limit = async move {
+        let _ = on_signal.wait_for(|s| *s).await;
+        tokio::spawn(async {
+            shutdown_signal().await;
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        });
+        tokio::time::sleep(grace).await;
+    };
+    let served = tokio::select! {
+        served = serving => served,
+        () = drain_limit => {
+            eprintln!("open requests did not finish within {grace:?}; stopping anyway");
+            Ok(())
+        }
+    };
     if let Some(task) = mock {
         task.abort();
     }
@@ -191,8 +230,13 @@ async fn main() -> ExitCode {
         if report.finished { "" } else { "; the sinks did not finish in time" }
     );
     if let Some(file) = file {
-        if let Err(e) = file.flush() {
-            eprintln!("error: flushing {}: {e}", args.log_file.display());
+        match file.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => eprintln!(
+                "error: a write to {} is stuck; the records it holds are lost",
+                args.log_file.display()
+            ),
+            Err(e) => eprintln!("error: flushing {}: {e}", args.log_file.display()),
         }
         if file.write_errors() > 0 {
             eprintln!(
@@ -306,5 +350,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    eprintln!("shutting down: finishing open requests");
 }

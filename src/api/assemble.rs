@@ -22,7 +22,7 @@ pub(crate) const MAX_PARTS: usize = 128;
 /// Ids, types, roles and finish reasons are short; longer ones are clipped to this many bytes.
 const SMALL_FIELD: usize = 256;
 /// The least a part's text buffer grows by.
-const GROWTH_MIN: usize = 64;
+const GROWTH_MIN: usize = 16;
 /// Types, roles and finish reasons kept per part are clipped shorter still (they are words like
 /// `text`, `assistant`, `stop`).
 const WORD_FIELD: usize = 64;

@@ -21,7 +21,7 @@ pub const TAIL_BYTES: usize = 16 * 1024;
 /// How much of the start of an oversized event's data is kept.
 pub const HEAD_BYTES: usize = 8 * 1024;
 /// A buffer that grew past this for one large event is given back after it.
-const KEPT_CAPACITY: usize = 16 * 1024;
+const KEPT_CAPACITY: usize = 4 * 1024;
 
 /// One parsed event.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,13 +41,26 @@ pub struct SseEvent<'a> {
 }
 
 /// Appends `bytes` to a buffer that keeps at least the last [`TAIL_BYTES`] + 1 of all it was
-/// given (the one for the line end `dispatch` takes off), and at most twice that.
+/// given (the one for the line end `dispatch` takes off), and at most [`TAIL_SLACK`] more.
 fn keep_tail(buf: &mut Vec<u8>, bytes: &[u8]) {
-    buf.extend_from_slice(&bytes[bytes.len().saturating_sub(2 * TAIL_BYTES)..]);
-    if buf.len() > 2 * TAIL_BYTES {
-        buf.drain(..buf.len() - (TAIL_BYTES + 1));
+    const MOST: usize = TAIL_BYTES + 1 + TAIL_SLACK;
+    let bytes = &bytes[bytes.len().saturating_sub(MOST)..];
+    if buf.len() + bytes.len() > MOST {
+        buf.drain(..(buf.len() + bytes.len() - (TAIL_BYTES + 1)).min(buf.len()));
     }
+    if buf.capacity() < MOST {
+        buf.reserve_exact(MOST - buf.len());
+    }
+    buf.extend_from_slice(bytes);
 }
+
+/// How much a kept tail may grow past [`TAIL_BYTES`] before its start is let go (a trade of
+/// memory against the bytes moved each time).
+const TAIL_SLACK: usize = 4 * 1024;
+
+/// What is kept of a line past the limit: enough for the field name and the head of its value;
+/// the rest of it goes to the kept tail.
+const LINE_KEPT_PAST_LIMIT: usize = HEAD_BYTES + 16;
 
 /// Frees a buffer that grew for one large event, so it is not held for the rest of the stream.
 fn give_back(buf: &mut Vec<u8>) {
@@ -183,11 +196,20 @@ impl SseParser {
         let max = (self.limit + 16)
             .saturating_sub(self.data.len())
             .max(EVENT_NAME_LIMIT + 16);
-        if self.line.len() + bytes.len() > max {
+        if self.line_overflow {
+            keep_tail(&mut self.line_excess, bytes);
+        } else if self.line.len() + bytes.len() > max {
             let room = max.saturating_sub(self.line.len()).min(bytes.len());
             self.line.extend_from_slice(&bytes[..room]);
-            keep_tail(&mut self.line_excess, &bytes[room..]);
             self.line_overflow = true;
+            // The line is past the limit: its event is oversized, and only the head and the
+            // tail of its value matter. Keep those, and give the rest of the buffer back.
+            if self.line.len() > LINE_KEPT_PAST_LIMIT + TAIL_BYTES {
+                keep_tail(&mut self.line_excess, &self.line[LINE_KEPT_PAST_LIMIT..]);
+                self.line.truncate(LINE_KEPT_PAST_LIMIT);
+                self.line.shrink_to_fit();
+            }
+            keep_tail(&mut self.line_excess, &bytes[room..]);
         } else {
             self.line.extend_from_slice(bytes);
         }
@@ -230,6 +252,8 @@ impl SseParser {
                     keep_tail(&mut self.tail, &self.line_excess);
                     keep_tail(&mut self.tail, b"\n");
                 } else {
+                    // Room for the line end too, or pushing it would double the buffer.
+                    self.data.reserve(value.len() + 1);
                     self.data.extend_from_slice(value);
                     self.data.push(b'\n');
                 }

@@ -160,8 +160,23 @@ impl JsonLinesFile {
     }
 
     /// Flushes buffered lines to the file.
+    ///
+    /// It never waits for a write in progress on another thread (a writer stuck on a hung
+    /// mount or a full pipe would hold it forever): then it returns an error of kind
+    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock) at once. A write flushes its own batch
+    /// when it ends, so nothing is left unflushed once it returns.
     pub fn flush(&self) -> std::io::Result<()> {
-        match self.state().file.as_mut() {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "a write to the log file is in progress on another thread (it flushes when it ends)",
+                ))
+            }
+        };
+        match state.file.as_mut() {
             Some(f) => f.flush(),
             None => Ok(()),
         }
