@@ -76,7 +76,16 @@ fn main() {
         let config = caps_for(size);
         let mut bare = upstream("application/json", make.clone());
         let mut layered = LlmLogLayer::new(sink())
-            .with_config(config)
+            .with_config(config.clone())
+            .layer(upstream("application/json", make.clone()));
+        let no_read_ahead = LogConfig::builder()
+            .prompt_bytes(config.prompt_bytes())
+            .completion_bytes(config.completion_bytes())
+            .request_read_ahead(0)
+            .build()
+            .unwrap();
+        let mut layered_no_ra = LlmLogLayer::new(sink())
+            .with_config(no_read_ahead)
             .layer(upstream("application/json", make.clone()));
         let mut baseline = buffering::BufferingLayer::new(|m, r| {
             black_box((m, r));
@@ -91,6 +100,16 @@ fn main() {
         let h = count(|| {
             one_exchange(&mut baseline, &req);
         });
+        let n = count(|| {
+            one_exchange(&mut layered_no_ra, &req);
+        });
+        println!(
+            "| {name}, read-ahead off | | {} allocs, {} B | | {} allocs, {} B |",
+            n.0,
+            n.1,
+            n.0 - b.0,
+            n.1 - b.1
+        );
         println!(
             "| {name} | {} allocs, {} B | {} allocs, {} B | {} allocs, {} B | {} allocs, {} B |",
             b.0,
@@ -109,7 +128,7 @@ fn main() {
         use tower_llm_log::scan::sse::SseParser;
         let frames = sse_events(200);
         let parser_only = count(|| {
-            let mut p = SseParser::new(256 * 1024);
+            let mut p = SseParser::new(64 * 1024);
             for f in &frames {
                 p.feed(f, &mut |e| {
                     black_box(e.data.len());
@@ -118,7 +137,7 @@ fn main() {
         });
         let route = Route::new(tower_llm_log::ApiFamily::ChatCompletions, "openai");
         let with_reader = count(|| {
-            let mut p = SseParser::new(256 * 1024);
+            let mut p = SseParser::new(64 * 1024);
             let mut reader = ChatCompletionsApi.stream_reader(&route, 64 * 1024);
             for f in &frames {
                 p.feed(f, &mut |e| reader.event(&e));

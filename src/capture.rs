@@ -3,11 +3,14 @@
 //! What it holds stays within the cap plus a small constant whatever the framing, counting the
 //! buffers its slices pin and its own bookkeeping:
 //!
-//! - A large slice ([`ZERO_COPY_MIN`] bytes or more) that is nearly all of its frame is kept
-//!   without copying: it shares the frame's memory, and pins little beyond itself.
-//! - Everything else (small frames, small slices of large frames) is copied into blocks of
-//!   [`COPY_BLOCK`] bytes, each sized to what the cap still allows: a body sent one byte at a
-//!   time costs its cap, not a million one-byte slices each pinning a read buffer.
+//! - A slice that is nearly all of its frame (at most [`ZERO_COPY_SLACK`] bytes of the frame
+//!   beyond it) is kept without copying when it is large ([`ZERO_COPY_MIN`] bytes or more), or
+//!   when it is a message's first piece (a request that came in one frame): it shares the
+//!   frame's memory and pins little beyond itself.
+//! - Everything else (the many small frames of a body sent a byte at a time, small slices of
+//!   large frames) is copied into blocks that grow to [`COPY_BLOCK`] bytes, never past what the
+//!   cap still allows: such a body costs its cap, not a million one-byte slices each pinning a
+//!   read buffer.
 //!
 //! Each retained byte is copied at most once.
 //!
@@ -27,13 +30,17 @@
 
 use bytes::{Bytes, BytesMut};
 
-/// The smallest slice kept without copying.
-pub(crate) const ZERO_COPY_MIN: usize = 16 * 1024;
-/// How many bytes of a frame beyond a slice kept without copying may be pinned with it: at most
-/// an eighth of the slice, and never more than this.
+/// A slice at least this large is kept without copying (if it is nearly all of its frame).
+pub(crate) const ZERO_COPY_MIN: usize = 4096;
+/// How many bytes of a frame beyond a slice kept without copying may be pinned with it. Only a
+/// message's first and last frames are cut, so this is paid at most twice per message.
 pub(crate) const ZERO_COPY_SLACK: usize = 4096;
-/// The largest block small pieces are copied into.
+/// How many small slices a message keeps without copying before it copies them: the first,
+/// so that a message in one small frame costs no copy.
+const SMALL_ZERO_COPY: u8 = 1;
+/// The largest block small pieces are copied into; blocks start at [`FIRST_BLOCK`] and double.
 pub(crate) const COPY_BLOCK: usize = 16 * 1024;
+const FIRST_BLOCK: usize = 256;
 
 /// Retains the first bytes of a message, up to a cap, and counts all of them.
 #[derive(Debug, Default)]
@@ -42,6 +49,10 @@ pub struct MessageCapture {
     /// The block small pieces are being copied into; its spare room is never more than the cap
     /// still allows.
     copied: BytesMut,
+    /// The capacity of the last block allocated, to double from.
+    last_block: usize,
+    /// Small slices kept without copying so far.
+    small_zero_copy: u8,
     limit: usize,
     retained: usize,
     total: u64,
@@ -68,8 +79,12 @@ impl MessageCapture {
         if take == 0 {
             return;
         }
-        let pinned_beyond = frame.len() - take;
-        if take >= ZERO_COPY_MIN && pinned_beyond <= (take / 8).min(ZERO_COPY_SLACK) {
+        let nearly_all = frame.len() - take <= ZERO_COPY_SLACK;
+        let small_allowed = self.small_zero_copy < SMALL_ZERO_COPY;
+        if nearly_all && (take >= ZERO_COPY_MIN || small_allowed) {
+            if take < ZERO_COPY_MIN {
+                self.small_zero_copy += 1;
+            }
             self.end_block();
             self.segments.push(frame.slice(start..start + take));
             self.retained += take;
@@ -79,9 +94,14 @@ impl MessageCapture {
         while !piece.is_empty() {
             if self.copied.capacity() == self.copied.len() {
                 self.end_block();
-                // What is left of the cap, so the blocks never hold more than the cap.
-                let room = (self.limit - self.retained).min(COPY_BLOCK);
+                // Doubling from the last block (or the piece's size), up to COPY_BLOCK, and
+                // never past what is left of the cap: the blocks never hold more than the cap.
+                let grown = (self.last_block * 2)
+                    .max(piece.len())
+                    .clamp(FIRST_BLOCK, COPY_BLOCK);
+                let room = grown.min(self.limit - self.retained);
                 self.copied = BytesMut::with_capacity(room);
+                self.last_block = room;
             }
             let n = piece.len().min(self.copied.capacity() - self.copied.len());
             self.copied.extend_from_slice(&piece[..n]);
@@ -310,16 +330,17 @@ mod tests {
             assert_eq!(done.to_bytes(), buffer.slice(..kept), "cap {cap}");
             assert_eq!(done.total, 100_000);
             assert!(
-                done.segments.len() <= kept / COPY_BLOCK + 1,
+                done.segments.len() <= kept / COPY_BLOCK + 8 + SMALL_ZERO_COPY as usize,
                 "cap {cap}: {} segments",
                 done.segments.len()
             );
+            let pinning = done.segments.iter().filter(|s| {
+                let (p, b) = (s.as_ptr() as usize, buffer.as_ptr() as usize);
+                p >= b && p < b + buffer.len()
+            });
             assert!(
-                done.segments.iter().all(|s| {
-                    let (p, b) = (s.as_ptr() as usize, buffer.as_ptr() as usize);
-                    p < b || p >= b + buffer.len()
-                }),
-                "nothing pins the traffic's buffer"
+                pinning.count() <= SMALL_ZERO_COPY as usize,
+                "only the first piece shares the traffic's buffer"
             );
         }
     }
@@ -328,6 +349,7 @@ mod tests {
     fn copied_blocks_and_zero_copy_slices_keep_their_order() {
         let big = Bytes::from(vec![b'B'; ZERO_COPY_MIN]);
         let mut c = MessageCapture::new(1 << 20);
+        c.small_zero_copy = SMALL_ZERO_COPY;
         let mut expected = Vec::new();
         for i in 0..50u8 {
             let small = Bytes::from(vec![b'a' + i % 26; 1 + i as usize * 37]);

@@ -8,8 +8,11 @@
 //! joined by a correlation id, model, deployment and token usage, streamed completions included.
 //!
 //! The traffic is never in the logger's hands: frames pass through unchanged and at once, bodies
-//! are parsed as they stream with memory bounded by the caps, and nothing the logger fails to
-//! read, nor a panicking sink, affects a request.
+//! are parsed as they stream with memory bounded by the caps whatever their framing, and nothing
+//! the logger fails to read, nor a panicking sink, affects a request. A recognised request's body
+//! is read ahead of the inner service (up to
+//! [`LogConfigBuilder::request_read_ahead`]), so requests it rejects or never reads are logged
+//! with their prompt too.
 //!
 //! ## Quick start
 //!
@@ -28,7 +31,7 @@
 //! })
 //! .with_config(config);
 //! let app: Router = Router::new()
-//!     .route("/v1/chat/completions", post(|| async { "..." }))
+//!     .route("/v1/chat/completions", post(|body: String| async move { body }))
 //!     .layer(layer);
 //! # Ok(())
 //! # }

@@ -43,7 +43,9 @@ async fn cutting_upstream(n: usize, reset: bool) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 // The request: headers and a small body, read until its end.
                 let mut request = Vec::new();
@@ -119,7 +121,10 @@ async fn a_stream_cut_cleanly_reaches_the_client_whole_on_both_paths() {
         assert_eq!(got, sent.as_bytes(), "logged: {logged}");
         if logged {
             let records = wait_records(&sink, 2).await;
-            let rs: Vec<_> = records.iter().filter(|r| r.kind == RecordKind::Response).collect();
+            let rs: Vec<_> = records
+                .iter()
+                .filter(|r| r.kind == RecordKind::Response)
+                .collect();
             let last = rs.iter().find(|r| r.is_last).unwrap();
             assert_eq!(last.outcome, Outcome::BodyError, "{:?}", last.error);
             assert!(last.message_bytes > 0);
