@@ -1,7 +1,9 @@
 //! [`LlmLogBody`]: the body wrapper that taps frames as they pass.
 //!
-//! Every frame is returned to the caller exactly as the inner body produced it, in the same poll:
-//! the tap only borrows a data frame's `Bytes` (slicing it is a reference count, not a copy).
+//! Every frame of a body the layer did not read ahead (every response body, and request bodies
+//! with read-ahead off or past its bound) is returned to the caller exactly as the inner body
+//! produced it, in the same poll: the tap only borrows a data frame's `Bytes` (slicing it is a
+//! reference count, not a copy).
 //! The end of the body is seen either as `None` or as `is_end_stream()` turning true after a
 //! frame, which is when hyper stops polling. In the second case records go out when the body is
 //! dropped, so the last frame is not held up by logging.

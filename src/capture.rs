@@ -5,8 +5,8 @@
 //!
 //! - A slice that is nearly all of its frame (at most [`ZERO_COPY_SLACK`] bytes of the frame
 //!   beyond it) is kept without copying when it is large ([`ZERO_COPY_MIN`] bytes or more), or
-//!   when it is a message's first piece (a request that came in one frame): it shares the
-//!   frame's memory and pins little beyond itself.
+//!   when it is the first small slice of the message (so a request that came in one small frame
+//!   costs no copy): it shares the frame's memory and pins little beyond itself.
 //! - Everything else (the many small frames of a body sent a byte at a time, small slices of
 //!   large frames) is copied into blocks that grow to [`COPY_BLOCK`] bytes, never past what the
 //!   cap still allows: such a body costs its cap, not a million one-byte slices each pinning a

@@ -7,12 +7,12 @@
 //! configured size, messages cut into 32 KiB chunks with sequence numbers, request and response
 //! joined by a correlation id, model, deployment and token usage, streamed completions included.
 //!
-//! The traffic is never in the logger's hands: frames pass through unchanged and at once, bodies
-//! are parsed as they stream with memory bounded by the caps whatever their framing, and nothing
-//! the logger fails to read, nor a panicking sink, affects a request. A recognised request's body
-//! is read ahead of the inner service (up to
+//! The traffic is never in the logger's hands: response frames pass through unchanged and at
+//! once, bodies are parsed as they stream with memory bounded by the caps whatever their
+//! framing, and nothing the logger fails to read, nor a panicking sink, affects a request. A
+//! recognised request's body is read before the inner service is called (up to
 //! [`LogConfigBuilder::request_read_ahead`]), so requests it rejects or never reads are logged
-//! with their prompt too.
+//! with their prompt too; the service then receives the same bytes.
 //!
 //! ## Quick start
 //!

@@ -10,9 +10,9 @@
 //! of many small events, of a thousand parts, or with one event far past the parse limit. The
 //! 9/8 is what an assembled stream's text buffers may grow to when many parts grow at once (one
 //! part stays within the cap: `assemble.rs`). The 128 KiB covers the SSE parser's event buffer
-//! (at most 64 KiB while an event is being read), the bookkeeping of at most 128 parts (about
-//! 25 KiB with every field at its longest), the scanner's scalars (at most 16 KiB) and the
-//! exchange's own state (a few KiB); measured, the worst case here is about 100 KiB.
+//! (at most 64 KiB while an event is being read), the bookkeeping of at most 256 parts (about
+//! 50 KiB with every field at its longest), the scanner's scalars (at most 16 KiB) and the
+//! exchange's own state (a few KiB); measured, the worst case here is about 120 KiB.
 //!
 //! Frames are cut from 64 KiB buffers that the body allocates as it goes, as a server's read
 //! buffer is cut, so a slice the logger keeps pins its whole buffer, and is counted: with

@@ -291,8 +291,8 @@ impl MessageStream {
                     }
                     return;
                 };
-                self.blocks[at].id = start.id.map(|s| self.budget.field(&s));
-                self.blocks[at].name = start.name.map(|s| self.budget.field(&s));
+                self.blocks[at].id = start.id.and_then(|s| self.budget.field(&s));
+                self.blocks[at].name = start.name.and_then(|s| self.budget.field(&s));
                 for (field, text) in [
                     (Field::Text, start.text),
                     (Field::Thinking, start.thinking),

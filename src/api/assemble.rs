@@ -15,10 +15,11 @@ use serde::Serialize;
 use super::BodyFacts;
 use crate::capture::LoggedMessage;
 
-/// The most parts (choices, output items, content blocks, tool calls) assembled per stream; more
-/// are reported, not kept. (OpenAI allows at most 128 choices; a part costs about 200 bytes of
-/// bookkeeping, so this bounds it at about 25 KiB.)
-pub(crate) const MAX_PARTS: usize = 128;
+/// The most parts (choices, output items and their content parts, content blocks, tool calls)
+/// assembled per stream; more are reported, not kept. An agent's Responses stream can carry a
+/// hundred tool-call items and their parts before its final message; a part costs about 200
+/// bytes of bookkeeping beyond the text it keeps, so this bounds that at about 50 KiB.
+pub(crate) const MAX_PARTS: usize = 256;
 /// Ids, types, roles and finish reasons are short; longer ones are clipped to this many bytes.
 const SMALL_FIELD: usize = 256;
 /// The least a part's text buffer grows by.
@@ -82,16 +83,16 @@ impl TextBudget {
         }
     }
 
-    /// A short per-part field (an id, a name, a type, a role), clipped and paid for from the
-    /// budget: once the budget is spent, fields are counted, not kept.
-    pub(crate) fn field(&mut self, text: &str) -> String {
+    /// A short per-part field (an id, a name), clipped and paid for from the budget: once the
+    /// budget is spent, fields are counted, not kept (`None`).
+    pub(crate) fn field(&mut self, text: &str) -> Option<String> {
         let clipped = clip(text);
         if clipped.len() <= self.left {
             self.left -= clipped.len();
-            clipped
+            Some(clipped)
         } else {
             self.dropped_escaped += escaped_len(text);
-            String::new()
+            None
         }
     }
 
@@ -351,11 +352,15 @@ mod tests {
     #[test]
     fn fields_are_paid_for_from_the_budget() {
         let mut budget = TextBudget::new(10);
-        assert_eq!(budget.field("call_1"), "call_1");
-        assert_eq!(budget.field("function"), "", "over the budget: counted, not kept");
+        assert_eq!(budget.field("call_1").as_deref(), Some("call_1"));
+        assert_eq!(
+            budget.field("function"),
+            None,
+            "over the budget: counted, not kept"
+        );
         assert_eq!(budget.dropped_escaped, 8);
         let long = "n".repeat(1000);
         let mut budget = TextBudget::new(1 << 20);
-        assert_eq!(budget.field(&long).len(), SMALL_FIELD);
+        assert_eq!(budget.field(&long).map(|f| f.len()), Some(SMALL_FIELD));
     }
 }

@@ -344,8 +344,9 @@ impl ChatStreamAssembler {
                     continue;
                 };
                 let t = &mut self.choices[at].message.tool_calls[slot];
-                if let Some(id) = call.id {
-                    t.id = Some(self.budget.field(&id));
+                // Some servers repeat the id on every delta: it is paid for once.
+                if let Some(id) = call.id.filter(|_| t.id.is_none()) {
+                    t.id = self.budget.field(&id);
                 }
                 if let Some(kind) = call.kind {
                     t.kind = clip_word(&kind);

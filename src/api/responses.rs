@@ -455,8 +455,9 @@ impl ResponseStream {
             return false;
         };
         self.tally.events += 1;
-        // The response's id and model come early in its object (before its instructions, tools
-        // and output), so the start of the event still has them.
+        // The response's id comes first in its object, and its model after the instructions
+        // but before the output and tools: the start of the event has the id, and the model
+        // unless the instructions fill the head (the request's model stands in then).
         if let Some(id) = head.id {
             self.facts.request_id = Some(id);
         }
@@ -516,9 +517,9 @@ impl ResponseStream {
                 let out = &mut self.items[at];
                 out.kind = clip_word(kind);
                 out.role = item.role.map(|s| clip_word(&s));
-                out.id = item.id.map(|s| self.budget.field(&s));
-                out.call_id = item.call_id.map(|s| self.budget.field(&s));
-                out.name = item.name.map(|s| self.budget.field(&s));
+                out.id = item.id.and_then(|s| self.budget.field(&s));
+                out.call_id = item.call_id.and_then(|s| self.budget.field(&s));
+                out.name = item.name.and_then(|s| self.budget.field(&s));
                 if kind == "function_call" || item.arguments.is_some() {
                     let mut args = String::new();
                     self.budget

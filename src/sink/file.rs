@@ -161,20 +161,16 @@ impl JsonLinesFile {
 
     /// Flushes buffered lines to the file.
     ///
-    /// It never waits for a write in progress on another thread (a writer stuck on a hung
-    /// mount or a full pipe would hold it forever): then it returns an error of kind
-    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock) at once. A write flushes its own batch
-    /// when it ends, so nothing is left unflushed once it returns.
+    /// It waits at most [`FLUSH_WAIT`](super::FLUSH_WAIT) for a write in progress on another
+    /// thread (a writer stuck on a hung mount or a full pipe would hold the file forever): then
+    /// it returns an error of kind [`WouldBlock`](std::io::ErrorKind::WouldBlock). A write
+    /// flushes its own batch when it ends, so nothing is left unflushed once it returns.
     pub fn flush(&self) -> std::io::Result<()> {
-        let mut state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WouldBlock,
-                    "a write to the log file is in progress on another thread (it flushes when it ends)",
-                ))
-            }
+        let Some(mut state) = super::lock_within(&self.state, super::FLUSH_WAIT) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "a write to the log file has been in progress on another thread for too long",
+            ));
         };
         match state.file.as_mut() {
             Some(f) => f.flush(),

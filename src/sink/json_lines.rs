@@ -47,16 +47,15 @@ impl<W: Write + Send + 'static> JsonLinesSink<W> {
 
     /// Flushes the writer.
     ///
-    /// It never waits for a write in progress on another thread (a writer stuck on a full pipe
-    /// would hold it forever): then it returns an error of kind
-    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock) at once. Each write flushes when it ends.
+    /// It waits at most [`FLUSH_WAIT`](super::FLUSH_WAIT) for a write in progress on another
+    /// thread (a writer stuck on a full pipe would hold it forever): then it returns an error of
+    /// kind [`WouldBlock`](std::io::ErrorKind::WouldBlock). Each write flushes when it ends.
     pub fn flush(&self) -> std::io::Result<()> {
-        match self.writer.try_lock() {
-            Ok(mut w) => w.flush(),
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().flush(),
-            Err(std::sync::TryLockError::WouldBlock) => Err(std::io::Error::new(
+        match super::lock_within(&self.writer, super::FLUSH_WAIT) {
+            Some(mut w) => w.flush(),
+            None => Err(std::io::Error::new(
                 std::io::ErrorKind::WouldBlock,
-                "a write is in progress on another thread (it flushes when it ends)",
+                "a write has been in progress on another thread for too long",
             )),
         }
     }

@@ -34,6 +34,29 @@ mod otlp;
 mod tracing;
 
 pub use self::tracing::{TracingSink, TRACING_TARGET};
+
+/// The longest `flush` of a file or writer sink waits for a write in progress on another
+/// thread before it gives up with [`WouldBlock`](std::io::ErrorKind::WouldBlock): an ordinary
+/// write ends well within it; one stuck on a hung mount never does.
+pub const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Locks `mutex`, waiting at most `wait` for another holder (a poisoned lock is taken as it is).
+fn lock_within<T>(
+    mutex: &std::sync::Mutex<T>,
+    wait: std::time::Duration,
+) -> Option<std::sync::MutexGuard<'_, T>> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match mutex.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
+    }
+}
 pub use compose::{FanOut, Filtered};
 pub use file::{JsonLinesFile, JsonLinesFileBuilder};
 pub use json_lines::JsonLinesSink;

@@ -324,7 +324,14 @@ fn run(sink: impl LlmLogSink, rx: Receiver<Message>, batch_size: usize, shared: 
         if worked {
             let records = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
             let count = records.len() as u64;
-            match catch_unwind(AssertUnwindSafe(|| sink.emit_batch(records))) {
+            let result = catch_unwind(AssertUnwindSafe(|| sink.emit_batch(records)));
+            if shared.stopped.load(Ordering::Acquire) {
+                // A shutdown gave up on this worker while the sink was stuck, and reported
+                // everything not delivered by then as dropped: the counters stay as reported,
+                // and the worker stops here.
+                break;
+            }
+            match result {
                 Ok(()) => shared.emitted.fetch_add(count, Ordering::Relaxed),
                 Err(_) => shared.failed.fetch_add(count, Ordering::Relaxed),
             };
