@@ -66,7 +66,40 @@ fn count(mut f: impl FnMut()) -> (u64, u64) {
     runs[runs.len() / 2]
 }
 
+/// For counting instructions under `valgrind --tool=callgrind` (which a busy machine does not
+/// change): `INSTRUCTIONS_CASE=read_ahead_on|read_ahead_off|bare INSTRUCTIONS_N=1000` runs only
+/// that many 4K/4K exchanges. Run it with two counts; the difference over the difference in
+/// exchanges is the cost of one (`scripts/instructions.sh`).
+fn instructions_only() -> bool {
+    let Ok(case) = std::env::var("INSTRUCTIONS_CASE") else {
+        return false;
+    };
+    let n: usize = std::env::var("INSTRUCTIONS_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let req = chat_request(4096);
+    let res = chat_response(4096);
+    let make = move || Full::new(res.clone());
+    let read_ahead = if case == "read_ahead_off" { 0 } else { 4 << 20 };
+    let config = LogConfig::builder().request_read_ahead(read_ahead).build().unwrap();
+    let mut bare = upstream("application/json", make.clone());
+    let mut layered = LlmLogLayer::new(sink())
+        .with_config(config)
+        .layer(upstream("application/json", make));
+    for _ in 0..n {
+        match case.as_str() {
+            "bare" => black_box(one_exchange(&mut bare, &req)),
+            _ => black_box(one_exchange(&mut layered, &req)),
+        };
+    }
+    true
+}
+
 fn main() {
+    if instructions_only() {
+        return;
+    }
     println!("| case | bare | layer | buffering baseline | added by the layer |");
     println!("|---|---|---|---|---|");
     for (name, size) in [("4K/4K exchange", 4096usize), ("256K/256K exchange", 256 * 1024)] {

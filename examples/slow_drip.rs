@@ -123,14 +123,16 @@ async fn main() {
         })
         .collect();
     all_sent.wait().await;
-    // Everything is written; let the gateway read what is in its sockets before measuring.
+    // Everything is written; let the gateway read what is in its sockets (and forward it, when
+    // it forwards as bodies arrive) before measuring: until its memory holds still for a
+    // second, two minutes at most.
+    let settle_by = Instant::now() + Duration::from_secs(120);
     let mut last = 0;
-    loop {
+    let mut still = 0;
+    while still < 2 && Instant::now() < settle_by {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (rss, _) = memory_kib(args.pid);
-        if rss == last {
-            break;
-        }
+        still = if rss == last { still + 1 } else { 0 };
         last = rss;
     }
     let (rss_open, hwm_open) = memory_kib(args.pid);

@@ -92,6 +92,10 @@ struct Args {
     /// never answers still logs its prompt (0: forward at once, as the body arrives).
     #[arg(long, default_value_t = tower_llm_log::DEFAULT_REQUEST_READ_AHEAD)]
     request_read_ahead: usize,
+    /// Forward without logging (the layer passes every request untouched): the baseline for
+    /// measuring what logging costs.
+    #[arg(long)]
+    no_log: bool,
     /// Seconds to wait at shutdown, first for open requests to finish, then for queued records
     /// to be written. A second Ctrl-C exits at once.
     #[arg(long, default_value_t = 10)]
@@ -115,6 +119,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match LogConfig::builder()
+        .enabled(!args.no_log)
         .prompt_bytes(args.prompt_bytes)
         .completion_bytes(args.completion_bytes)
         .request_read_ahead(args.request_read_ahead)
