@@ -82,7 +82,10 @@ fn instructions_only() -> bool {
     let res = chat_response(4096);
     let make = move || Full::new(res.clone());
     let read_ahead = if case == "read_ahead_off" { 0 } else { 4 << 20 };
-    let config = LogConfig::builder().request_read_ahead(read_ahead).build().unwrap();
+    let config = LogConfig::builder()
+        .request_read_ahead(read_ahead)
+        .build()
+        .unwrap();
     let mut bare = upstream("application/json", make.clone());
     let mut layered = LlmLogLayer::new(sink())
         .with_config(config)

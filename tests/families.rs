@@ -682,7 +682,7 @@ async fn a_streaming_request_answered_by_an_error_body_is_still_a_stream_complet
         let req = Request::post("/v1/chat/completions")
             .body(Frames::new([Bytes::from_static(request.as_bytes())]))
             .unwrap();
-        let res = layer.layer(inner.clone()).oneshot(req).await.unwrap();
+        let res = layer.layer(inner).oneshot(req).await.unwrap();
         assert_eq!(res.status(), 429);
         let _ = res.into_body().collect().await;
         let records = sink.take();

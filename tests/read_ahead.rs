@@ -278,7 +278,7 @@ async fn large_frames_reach_the_inner_service_as_the_same_bytes_with_trailers() 
 
 #[tokio::test]
 async fn small_frames_are_joined_but_the_bytes_are_the_same() {
-    let body = CHAT_REQUEST.repeat(1).into_bytes();
+    let body = CHAT_REQUEST.as_bytes().to_vec();
     for size in [1usize, 7, 100] {
         let frames: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
         let (got, records) = through_the_layer(

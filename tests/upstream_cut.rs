@@ -18,7 +18,6 @@ mod common;
 mod app;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -63,7 +62,7 @@ async fn cutting_upstream(n: usize, reset: bool) -> SocketAddr {
                 let _ = socket.write_all(&out).await;
                 let _ = socket.flush().await;
                 if reset {
-                    let _ = socket.set_linger(Some(Duration::ZERO));
+                    let _ = socket.set_zero_linger();
                 } else {
                     // Let the peer read it all before the close; a clean close keeps it anyway.
                     let _ = socket.shutdown().await;

@@ -3,7 +3,7 @@
 //!
 //! What to find is a static tree of [`Node`]s: at each path, a value is either captured whole
 //! (its raw bytes retained up to a cap, as zero-copy slices of the frames), or recorded as a small
-//! scalar (raw bytes, at most [`SCALAR_LIMIT`]), or only walked through to reach its children.
+//! scalar (raw bytes, at most 4 KiB), or only walked through to reach its children.
 //! Anything not in the tree is skipped quickly: inside strings the scanner jumps between quotes
 //! and backslashes with `memchr`, and outside them it only counts brackets, with no memory per
 //! nesting level. Structure is checked where the scanner walks (keys, colons, commas, matching
