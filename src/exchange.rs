@@ -158,12 +158,16 @@ impl Exchange {
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }
 
-    /// The request's model and whether it asked for a stream, once its side has reported.
-    fn request_model_and_stream(&self) -> (Option<String>, bool) {
+    /// The request's model, once its side has reported.
+    fn request_model(&self) -> Option<String> {
         let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
-        facts
-            .as_ref()
-            .map_or((None, false), |f| (f.model.clone(), f.stream))
+        facts.as_ref().and_then(|f| f.model.clone())
+    }
+
+    /// Whether the request asked for a stream, once its side has reported.
+    fn request_stream(&self) -> bool {
+        let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
+        facts.as_ref().is_some_and(|f| f.stream)
     }
 
     /// Turns one side's report into records and hands them to the sink.
@@ -184,9 +188,8 @@ impl Exchange {
         let model = match kind {
             RecordKind::Request => side.model.or_else(|| self.route.model.clone()),
             RecordKind::Response => {
-                let (request_model, request_stream) = self.request_model_and_stream();
-                side.is_stream |= request_stream;
-                side.model.or(request_model)
+                side.is_stream = side.is_stream || self.request_stream();
+                side.model.or_else(|| self.request_model())
             }
         };
         let mut chunks = chunked.chunks;

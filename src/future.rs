@@ -59,7 +59,9 @@ pub(crate) struct ReadingAhead<S, B: Body> {
     /// Boxed, so the body can be polled here and then moved into the request.
     body: Pin<Box<B>>,
     held: HeldFrames,
-    tap: Box<Tap>,
+    /// Inline, not boxed: most bodies end during read-ahead, and then the tap has reported and
+    /// goes no further (boxed only when the rest of the body streams past the bound).
+    tap: Tap,
     limit: usize,
 }
 
@@ -79,7 +81,7 @@ where
     B: Body<Data = Bytes>,
     B::Error: Display,
 {
-    pub(crate) fn new(service: S, parts: request::Parts, body: B, mut tap: Box<Tap>, limit: usize) -> Self {
+    pub(crate) fn new(service: S, parts: request::Parts, body: B, mut tap: Tap, limit: usize) -> Self {
         tap.set_reading_ahead(true);
         ReadingAhead {
             service,
@@ -134,7 +136,7 @@ where
             Stop::Failed(e) => LlmLogBody::read_ahead(held, Rest::Failed { error: Some(e), body }, None),
             Stop::Bound => {
                 tap.set_reading_ahead(false);
-                LlmLogBody::read_ahead(held, Rest::Open(body), Some(tap))
+                LlmLogBody::read_ahead(held, Rest::Open(body), Some(Box::new(tap)))
             }
         };
         service.call(Request::from_parts(parts, body))

@@ -94,11 +94,11 @@ where
         parts.extensions.insert(id.clone());
         let trace = crate::correlation::trace_parent(&parts.headers);
         let exchange = Arc::new(Exchange::new(self.shared.clone(), route, api, id, trace));
-        let tap = Box::new(Tap::Request(RequestTap::new(exchange.clone(), &parts.headers)));
+        let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
         let pending = Some(PendingResponse::new(exchange));
         let read_ahead = self.shared.config.request_read_ahead;
         if read_ahead == 0 || body.is_end_stream() {
-            let req = Request::from_parts(parts, LlmLogBody::tapped(body, tap));
+            let req = Request::from_parts(parts, LlmLogBody::tapped(body, Box::new(tap)));
             return ResponseFuture::called(self.inner.call(req), pending);
         }
         // tower's readiness contract: the instance `poll_ready` made ready serves this request

@@ -3,12 +3,12 @@
 //! response half streamed). It must stay within
 //!
 //! ```text
-//! prompt cap + completion cap × 9/8 + 128 KiB
+//! prompt cap + completion cap × 5/4 + 128 KiB
 //! ```
 //!
 //! whatever the framing: bodies sent 1 byte, 7 bytes or 64 KiB at a time, or whole; SSE streams
 //! of many small events, of a thousand parts, or with one event far past the parse limit. The
-//! 9/8 is what an assembled stream's text buffers may grow to when many parts grow at once (one
+//! 5/4 is what an assembled stream's text buffers may grow to when many parts grow at once (one
 //! part stays within the cap: `assemble.rs`). The 128 KiB covers the SSE parser's event buffer
 //! (at most 64 KiB while an event is being read), the bookkeeping of at most 256 parts (about
 //! 50 KiB with every field at its longest), the scanner's scalars (at most 16 KiB) and the
@@ -302,7 +302,7 @@ fn held_by_one_exchange(
 }
 
 fn allowed(caps: usize) -> i64 {
-    (caps + caps * 9 / 8 + 128 * KIB) as i64
+    (caps + caps * 5 / 4 + 128 * KIB) as i64
 }
 
 fn check(

@@ -1,10 +1,10 @@
 //! What the stream assemblers of every family share: a text budget (the completion cap), short
 //! fields clipped, a bound on the parts kept, and the tally of events that could not be read.
 //!
-//! What an assembled stream holds stays within its cap plus a few KiB: the text and every
-//! per-part field (ids, names, types, roles) are paid for from the one budget, strings never
-//! grow their buffers past what the budget still allows, and at most [`MAX_PARTS`] parts are
-//! kept.
+//! What an assembled stream holds stays within its cap plus a quarter plus a few KiB: the text
+//! and every per-part field (ids, names) are paid for from the one budget, buffers never grow
+//! past what the budget still allows (so one part's text stays within the cap), the room they
+//! hold beyond their text is bounded, and at most [`MAX_PARTS`] parts are kept.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,6 +24,9 @@ pub(crate) const MAX_PARTS: usize = 256;
 const SMALL_FIELD: usize = 256;
 /// The least a part's text buffer grows by.
 const GROWTH_MIN: usize = 16;
+/// Room beyond the text that buffers may hold while growing by doubling, besides an eighth of
+/// the cap.
+const SPARE_SLACK: usize = 4096;
 /// Types, roles and finish reasons kept per part are clipped shorter still (they are words like
 /// `text`, `assistant`, `stop`).
 const WORD_FIELD: usize = 64;
@@ -51,6 +54,10 @@ fn clip_to(s: &str, max: usize) -> String {
 pub(crate) struct TextBudget {
     left: usize,
     dropped_escaped: u64,
+    /// The room the parts' text buffers hold beyond their text, all together.
+    spare: usize,
+    /// How much room may be held beyond the text while buffers still grow by doubling.
+    spare_slack: usize,
 }
 
 impl TextBudget {
@@ -58,6 +65,8 @@ impl TextBudget {
         TextBudget {
             left: cap,
             dropped_escaped: 0,
+            spare: 0,
+            spare_slack: cap / 8 + SPARE_SLACK,
         }
     }
 
@@ -68,15 +77,23 @@ impl TextBudget {
             keep -= 1;
         }
         let kept = &text[..keep];
-        if target.capacity() - target.len() < kept.len() {
-            // Grow by an eighth (not the doubling a `String` does), and never past what the
+        let spare_before = target.capacity() - target.len();
+        if spare_before < kept.len() {
+            // Grow by doubling, as a `String` does, while the room all buffers hold beyond their
+            // text stays within `spare_slack`; past that, by an eighth. And never past what the
             // budget still allows: one part's buffer stays within the cap, and the buffers of
-            // many parts within 9/8 of it, plus GROWTH_MIN each. An eighth still copies each
-            // byte only a few times on average as a long completion grows.
-            let spare = (target.len() / 8).max(GROWTH_MIN).min(self.left - keep);
-            target.reserve_exact(kept.len() + spare);
+            // many parts within the cap + `spare_slack` + an eighth of the cap.
+            let others = self.spare.saturating_sub(spare_before);
+            let doubling = target.len().max(GROWTH_MIN);
+            let spare = if others + doubling <= self.spare_slack {
+                doubling
+            } else {
+                (target.len() / 8).max(GROWTH_MIN)
+            };
+            target.reserve_exact(kept.len() + spare.min(self.left - keep));
         }
         target.push_str(kept);
+        self.spare = self.spare.saturating_sub(spare_before) + (target.capacity() - target.len());
         self.left -= keep;
         if keep < text.len() {
             self.dropped_escaped += escaped_len(&text[keep..]);
@@ -330,7 +347,7 @@ mod tests {
             let len: usize = parts.iter().map(String::len).sum();
             assert_eq!(len, cap);
             assert!(
-                capacity <= cap + cap / 8 + 100 * GROWTH_MIN,
+                capacity <= cap + cap / 4 + SPARE_SLACK + 100 * GROWTH_MIN,
                 "cap {cap}: buffers hold {capacity} bytes"
             );
         }
