@@ -469,3 +469,26 @@ async fn an_exchange_dropped_while_its_body_is_still_arriving_is_request_incompl
     assert_eq!(response_record(&records).outcome, Outcome::ClientDisconnected);
     drop(tx);
 }
+
+#[tokio::test]
+async fn the_gateway_answer_for_an_unreachable_upstream_does_not_echo_the_url() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let sink = MemorySink::new();
+    let upstream = app::Upstream::new(&format!("http://{closed}")).unwrap();
+    let addr = serve(app::router(upstream, LlmLogLayer::new(sink.clone()))).await;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::post(format!(
+        "http://{addr}/openai/deployments/d/chat/completions?api-version=2024-10-21&api-key=s3cr3t-key-value"
+    ))
+    .header(CONTENT_TYPE, "application/json")
+    .body(Full::new(Bytes::from_static(CHAT_REQUEST.as_bytes())))
+    .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("upstream unreachable"), "{text}");
+    assert!(!text.contains("s3cr3t") && !text.contains("api-key"), "{text}");
+    let records = wait_records(&sink, 2).await;
+    assert!(records.iter().all(|r| !r.messages_str().contains("s3cr3t")));
+}

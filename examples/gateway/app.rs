@@ -87,7 +87,9 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
                 .body(Body::from_stream(answer.bytes_stream()))
                 .unwrap_or_else(|e| bad_gateway(&e.to_string()))
         }
-        Err(e) => bad_gateway(&error_chain(&e)),
+        // Without the URL: its query may carry a credential (`?api-key=...`), and this answer
+        // is logged.
+        Err(e) => bad_gateway(&error_chain(&e.without_url())),
     }
 }
 
