@@ -62,12 +62,12 @@ async fn write_log(dir: &Path) -> PathBuf {
             .await
             .unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while file.written() < 4 * 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Wait for every chunk: the last response record of each of the 4 exchanges.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let lasts = text

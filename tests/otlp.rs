@@ -122,7 +122,7 @@ fn attr(log: &LogRecord, key: &str) -> Option<Value> {
 }
 
 async fn wait_for(received: &Received, n: usize) -> Vec<(Vec<(String, String)>, LogRecord)> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while received.lock().unwrap().len() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

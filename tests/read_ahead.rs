@@ -472,7 +472,10 @@ async fn an_exchange_dropped_while_its_body_is_still_arriving_is_request_incompl
 
 #[tokio::test]
 async fn the_gateway_answer_for_an_unreachable_upstream_does_not_echo_the_url() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let sink = MemorySink::new();
     let upstream = app::Upstream::new(&format!("http://{closed}")).unwrap();
     let addr = serve(app::router(upstream, LlmLogLayer::new(sink.clone()))).await;

@@ -37,9 +37,8 @@ async fn gateway(layer: LlmLogLayer) -> SocketAddr {
 }
 
 /// Sends `n` chat requests, `concurrency` at a time; returns how long it took.
-async fn load(addr: SocketAddr, n: usize, concurrency: usize) -> Duration {
+async fn load(addr: SocketAddr, n: usize, concurrency: usize) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..concurrency {
         let client = client.clone();
@@ -61,7 +60,6 @@ async fn load(addr: SocketAddr, n: usize, concurrency: usize) -> Duration {
     while let Some(r) = tasks.join_next().await {
         r.unwrap();
     }
-    start.elapsed()
 }
 
 /// A sink that blocks until released.
@@ -86,11 +84,6 @@ impl LlmLogSink for Gate {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_sink_behind_non_blocking_costs_records_not_requests() {
-    // Baseline: the same load with a sink that returns at once.
-    let (fast, fast_guard) = NonBlocking::new(|_r: LlmLogRecord| {});
-    let baseline = load(gateway(LlmLogLayer::new(fast)).await, 200, 8).await;
-    drop(fast_guard);
-
     let gate = Gate::default();
     let (sink, guard) = NonBlocking::builder()
         .capacity(16)
@@ -98,12 +91,9 @@ async fn a_stuck_sink_behind_non_blocking_costs_records_not_requests() {
         .shutdown_timeout(Duration::from_millis(100))
         .build(gate.clone());
     let layer = LlmLogLayer::new(sink.clone());
-    let stuck = load(gateway(layer.clone()).await, 200, 8).await;
-    // Every request completed; time is about the same (generous bound for a noisy machine).
-    assert!(
-        stuck < baseline * 5 + Duration::from_secs(1),
-        "stuck {stuck:?} vs baseline {baseline:?}"
-    );
+    // The sink stays blocked until every request has been answered: that they all are proves
+    // the traffic never waits for it (no timing involved).
+    load(gateway(layer.clone()).await, 200, 8).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while layer.stats().records_emitted < 400 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -82,7 +82,7 @@ impl Body for Frames {
 /// Waits for `n` records, failing the test after a few seconds.
 pub async fn wait_records(sink: &MemorySink, n: usize) -> Vec<LlmLogRecord> {
     let s = sink.clone();
-    let ok = tokio::task::spawn_blocking(move || s.wait_for(n, Duration::from_secs(10)))
+    let ok = tokio::task::spawn_blocking(move || s.wait_for(n, Duration::from_secs(60)))
         .await
         .expect("join");
     let records = sink.records();
