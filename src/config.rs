@@ -82,6 +82,7 @@ pub struct LogConfig {
     pub(crate) decoded_bytes: u64,
     pub(crate) estimate_tokens: bool,
     pub(crate) request_read_ahead: usize,
+    pub(crate) redact_secrets: bool,
 }
 
 /// The default bound on bytes decoded from one compressed body.
@@ -104,6 +105,7 @@ impl Default for LogConfig {
             decoded_bytes: DEFAULT_DECODED_BYTES,
             estimate_tokens: true,
             request_read_ahead: DEFAULT_REQUEST_READ_AHEAD,
+            redact_secrets: true,
         }
     }
 }
@@ -123,6 +125,11 @@ impl LogConfig {
     /// called (0: none).
     pub fn request_read_ahead(&self) -> usize {
         self.request_read_ahead
+    }
+
+    /// Whether credentials in logged text are replaced by `[REDACTED:<kind>]` (default on).
+    pub fn redact_secrets(&self) -> bool {
+        self.redact_secrets
     }
 
     /// A builder starting from the defaults.
@@ -261,6 +268,15 @@ impl LogConfigBuilder {
     /// never reads is logged as `RequestNotRead` with no prompt.
     pub fn request_read_ahead(mut self, bytes: usize) -> Self {
         self.config.request_read_ahead = bytes;
+        self
+    }
+
+    /// Whether credentials found in logged text (API keys, tokens, JWTs, `Bearer` tokens, PEM
+    /// private keys, credentials in URL queries; see [`privacy`](crate::privacy)) are replaced
+    /// by `[REDACTED:<kind>]` before records are made (default on). Turn it off only where the
+    /// log is as protected as the credentials themselves.
+    pub fn redact_secrets(mut self, redact: bool) -> Self {
+        self.config.redact_secrets = redact;
         self
     }
 

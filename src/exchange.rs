@@ -4,6 +4,7 @@
 //! Each side (request, response) reports once, when its body ends, fails or is dropped; the
 //! report is chunked and handed to the sink right there, on that task, under no lock.
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use crate::api::{ApiRef, Apis, BodyFacts, Route, TokenUsage};
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
 use crate::correlation::CorrelationId;
+use crate::privacy;
 use crate::{LlmLogRecord, LlmLogSink, LogConfig, Outcome, RecordKind};
 
 /// What a layer and all its services share.
@@ -178,6 +180,10 @@ impl Exchange {
             RecordKind::Response => self.config().completion_bytes,
         };
         let estimated = kind == RecordKind::Response && self.estimate_tokens(outcome, &mut side);
+        let redactions = match self.config().redact_secrets {
+            true => redact_secrets(&mut side),
+            false => BTreeMap::new(),
+        };
         let chunked = chunk_captured(&side.message, self.config().chunk_bytes, cap);
         if let Some(at) = chunked.invalid_utf8_at {
             side.errors.push(format!(
@@ -233,6 +239,7 @@ impl Exchange {
                 finish_reasons: side.finish_reasons.clone(),
                 outcome,
                 error: error.clone(),
+                redactions: redactions.clone(),
                 region: self.shared.config.region.clone(),
                 trace_id: self.trace.as_ref().map(|t| t.0.clone()),
                 span_id: self.trace.as_ref().map(|t| t.1.clone()),
@@ -276,6 +283,38 @@ impl Exchange {
             Err(_) => self.shared.stats.sink_panics.fetch_add(1, Ordering::Relaxed),
         };
     }
+}
+
+/// Replaces the credentials in a side's logged message and error texts (see
+/// [`privacy`](crate::privacy)); what was replaced, by kind. The message keeps its full size
+/// (`MessageBytes` is the size as it passed) and whether it was cut.
+fn redact_secrets(side: &mut SideReport) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    let segments = side.message.segments();
+    // An anchor split across two segments is found in the 32 bytes around their boundary.
+    let across = segments.windows(2).any(|pair| {
+        let (a, b) = (&pair[0], &pair[1]);
+        let mut joint = a[a.len().saturating_sub(16)..].to_vec();
+        joint.extend_from_slice(&b[..b.len().min(16)]);
+        privacy::may_hold_secrets(&joint)
+    });
+    if across || segments.iter().any(|s| privacy::may_hold_secrets(s)) {
+        let whole = side.message.to_bytes();
+        if let Some((text, found)) = privacy::redact_secrets(&whole) {
+            counts = found;
+            side.message = LoggedMessage {
+                segments: vec![Bytes::from(text)],
+                total: side.message.total,
+                truncated: side.message.truncated,
+            };
+        }
+    }
+    for error in &mut side.errors {
+        if let Some(redacted) = privacy::redact_secrets_in(error, &mut counts) {
+            *error = redacted;
+        }
+    }
+    counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 impl Drop for Exchange {

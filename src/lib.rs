@@ -64,6 +64,7 @@ mod estimate;
 mod exchange;
 mod future;
 mod layer;
+pub mod privacy;
 mod read_ahead;
 pub mod reassemble;
 mod record;

@@ -19,6 +19,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -215,6 +216,10 @@ pub struct LlmLogRecord {
     pub outcome: Outcome,
     /// What went wrong reading or parsing this side, if anything.
     pub error: Option<String>,
+    /// What was replaced in this side's logged message (and error text) before it was logged,
+    /// by kind (`openai_key`, `private_key`, ...), with how many (`Redactions`). `MessageBytes`
+    /// stays the size of the message as it passed.
+    pub redactions: BTreeMap<String, u32>,
     /// The region from the configuration (`Region`).
     pub region: Option<String>,
     /// The W3C trace id (32 hex digits) from the request's `traceparent` header, if any.
@@ -283,6 +288,8 @@ struct Wire<'a> {
     outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    redactions: BTreeMap<Cow<'a, str>, u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     region: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,6 +360,11 @@ impl Serialize for LlmLogRecord {
                 .collect(),
             outcome: self.outcome,
             error: opt_str(&self.error),
+            redactions: self
+                .redactions
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), *v))
+                .collect(),
             region: opt_str(&self.region),
             trace_id: opt_str(&self.trace_id),
             span_id: opt_str(&self.span_id),
@@ -401,6 +413,11 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
             finish_reasons: w.finish_reasons.into_iter().map(Cow::into_owned).collect(),
             outcome: w.outcome,
             error: own(w.error),
+            redactions: w
+                .redactions
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v))
+                .collect(),
             region: own(w.region),
             trace_id: own(w.trace_id),
             span_id: own(w.span_id),
@@ -443,6 +460,7 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         region: Some("westeurope".into()),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         span_id: Some("00f067aa0ba902b7".into()),
+        redactions: BTreeMap::new(),
     }
 }
 

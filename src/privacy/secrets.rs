@@ -1,0 +1,281 @@
+//! Credentials in logged text, replaced by `[REDACTED:<kind>]` before the text is chunked into
+//! records: API keys (OpenAI, Anthropic, Google), AWS access key ids, GitHub and Slack tokens,
+//! JWTs, `Bearer` tokens, PEM private keys, and credentials in URL queries (`api-key=`, `key=`,
+//! `sig=`, `token=`, `access_token=`, `password=`, `code=`).
+//!
+//! It works on the logged message as the record will carry it (JSON text): a credential is made
+//! of characters that never need escaping, so a replacement never crosses a quote or an escape
+//! and the message stays valid JSON, with the same structure. One pass of a multi-literal search
+//! (the prefixes every detector needs) decides whether there is anything to look at; only text
+//! with a candidate runs the detectors.
+//!
+//! ```
+//! use tower_llm_log::privacy::redact_secrets;
+//!
+//! let text = br#"[{"role":"user","content":"my key is sk-proj-abcdefghijklmnopqrstuvwx0123, keep it"}]"#;
+//! let (redacted, counts) = redact_secrets(text).expect("a key was found");
+//! assert_eq!(
+//!     std::str::from_utf8(&redacted).unwrap(),
+//!     r#"[{"role":"user","content":"my key is [REDACTED:openai_key], keep it"}]"#
+//! );
+//! assert_eq!(counts.get("openai_key"), Some(&1));
+//! assert!(redact_secrets(b"no secrets here, just sk-learn and a task-list").is_none());
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+use regex::bytes::Regex;
+
+/// One kind of credential: how to find it, and which part of a match is the secret (the whole
+/// match, or the value after a name such as `Bearer ` or `key=`).
+struct Detector {
+    kind: &'static str,
+    regex: Regex,
+    /// 0: the whole match; 1: the first group.
+    group: usize,
+}
+
+/// The detectors, most specific first (an Anthropic key also looks like an OpenAI one).
+const DETECTORS: &[(&str, &str, usize)] = &[
+    (
+        "private_key",
+        // To its END line, or (cut short by a cap) to the end of the JSON string.
+        r"-----BEGIN[A-Z ]{0,32}PRIVATE KEY-----(?:[^\x22]*?-----END[A-Z ]{0,32}PRIVATE KEY-----|[^\x22]*)",
+        0,
+    ),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", 0),
+    (
+        "openai_key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        0,
+    ),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}", 0),
+    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", 0),
+    (
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
+        0,
+    ),
+    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", 0),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        0,
+    ),
+    ("bearer_token", r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)", 1),
+    (
+        "url_credential",
+        r"(?i)[?&](?:api-key|api_key|key|sig|token|access_token|password|code)=([^&\s\x22#\\]+)",
+        1,
+    ),
+];
+
+/// What every detector's match contains: no text without one of these holds a credential.
+const ANCHORS: &[&str] = &[
+    "-----BEGIN",
+    "sk-",
+    "AIza",
+    "AKIA",
+    "ASIA",
+    "gh",
+    "github_pat_",
+    "xox",
+    "eyJ",
+    "bearer",
+    "key=",
+    "sig=",
+    "token=",
+    "password=",
+    "code=",
+];
+
+struct Scanner {
+    anchors: AhoCorasick,
+    detectors: Vec<Detector>,
+}
+
+fn scanner() -> &'static Scanner {
+    static SCANNER: OnceLock<Scanner> = OnceLock::new();
+    SCANNER.get_or_init(|| Scanner {
+        anchors: AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(ANCHORS)
+            .expect("the anchors are valid literals"),
+        detectors: DETECTORS
+            .iter()
+            .map(|&(kind, pattern, group)| Detector {
+                kind,
+                regex: Regex::new(pattern).expect("the detectors are valid patterns"),
+                group,
+            })
+            .collect(),
+    })
+}
+
+/// Whether `text` may hold a credential: it contains one of the detectors' anchors.
+pub(crate) fn may_hold_secrets(text: &[u8]) -> bool {
+    scanner().anchors.is_match(text)
+}
+
+/// The text with every credential found replaced by `[REDACTED:<kind>]`, and how many of each
+/// kind were replaced; `None` when there are none (the text stays as it is).
+pub fn redact_secrets(text: &[u8]) -> Option<(Vec<u8>, BTreeMap<&'static str, u32>)> {
+    if !may_hold_secrets(text) {
+        return None;
+    }
+    let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
+    for d in &scanner().detectors {
+        if d.group == 0 {
+            spans.extend(d.regex.find_iter(text).map(|m| (m.start(), m.end(), d.kind)));
+        } else {
+            spans.extend(
+                d.regex
+                    .captures_iter(text)
+                    .filter_map(|c| c.get(d.group))
+                    .map(|m| (m.start(), m.end(), d.kind)),
+            );
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    // Earliest first; of two starting together, the longer (a JWT that is also a bearer token
+    // is replaced once).
+    spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut out = Vec::with_capacity(text.len());
+    let mut counts = BTreeMap::new();
+    let mut at = 0;
+    for (start, end, kind) in spans {
+        if start < at {
+            continue; // inside one already replaced
+        }
+        out.extend_from_slice(&text[at..start]);
+        out.extend_from_slice(b"[REDACTED:");
+        out.extend_from_slice(kind.as_bytes());
+        out.push(b']');
+        *counts.entry(kind).or_insert(0) += 1;
+        at = end;
+    }
+    out.extend_from_slice(&text[at..]);
+    Some((out, counts))
+}
+
+/// [`redact_secrets`] on a string, for error texts.
+pub(crate) fn redact_secrets_in(text: &str, counts: &mut BTreeMap<&'static str, u32>) -> Option<String> {
+    let (redacted, found) = redact_secrets(text.as_bytes())?;
+    for (kind, n) in found {
+        *counts.entry(kind).or_insert(0) += n;
+    }
+    // Only ASCII was replaced by ASCII, at ASCII boundaries: still UTF-8.
+    String::from_utf8(redacted).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redacted(text: &str) -> String {
+        match redact_secrets(text.as_bytes()) {
+            Some((out, _)) => String::from_utf8(out).unwrap(),
+            None => text.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_kind_is_found_and_replaced() {
+        let cases = [
+            ("key sk-abcdefghijklmnopqrstuvwxyz0123456789 end", "openai_key"),
+            ("key sk-proj-Ab_cd-EFghijklmnopqrstuvwxyz0123456789 end", "openai_key"),
+            ("key sk-ant-api03-abcdefghijklmnopqrstuvwxyz_0123 end", "anthropic_key"),
+            ("key AIzaSyA1234567890abcdefghijklmnopqrstuv end", "google_api_key"),
+            ("id AKIAIOSFODNN7EXAMPLE end", "aws_access_key_id"),
+            ("tok ghp_abcdefghijklmnopqrstuvwxyz0123456789 end", "github_token"),
+            ("tok github_pat_11ABCDEFG0123456789_abcdefghijklmnop end", "github_token"),
+            ("tok xoxb-1234567890-abcdefghij end", "slack_token"),
+            (
+                "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
+                "jwt",
+            ),
+            ("Authorization: Bearer abcdef0123456789ABCDEF.xyz end", "bearer_token"),
+            ("https://x.openai.azure.com/openai?api-version=1&api-key=0123abcd end", "url_credential"),
+            ("https://blob/x?sv=2022&sig=AbC%2Fdef%3D end", "url_credential"),
+        ];
+        for (text, kind) in cases {
+            let (out, counts) = redact_secrets(text.as_bytes()).unwrap_or_else(|| panic!("{text}"));
+            let out = String::from_utf8(out).unwrap();
+            assert!(out.contains(&format!("[REDACTED:{kind}]")), "{text} -> {out}");
+            assert!(out.ends_with(" end"), "only the secret is replaced: {out}");
+            assert_eq!(counts.get(kind), Some(&1), "{text}");
+        }
+        assert_eq!(
+            redacted("Authorization: Bearer abcdef0123456789ABCDEF.xyz"),
+            "Authorization: Bearer [REDACTED:bearer_token]"
+        );
+        assert_eq!(
+            redacted("GET /x?api-version=2024-10-21&api-key=s3cr3t&y=1"),
+            "GET /x?api-version=2024-10-21&api-key=[REDACTED:url_credential]&y=1"
+        );
+    }
+
+    #[test]
+    fn near_misses_are_left_alone() {
+        for text in [
+            "scikit-learn is imported as sk-learn; a task-list; risk-averse",
+            "sk-short",
+            "AKIA in prose, AKIAlowercase0000000",
+            "the gh CLI, ghp_short, xoxo hugs",
+            "eyJ alone, eyJabc.def",
+            "a bearer of good news",
+            "key: value, a monkey=business without a query, password: hunter2",
+        ] {
+            assert!(redact_secrets(text.as_bytes()).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_private_key_is_replaced_whole_even_when_cut_short() {
+        let json = r#"{"content":"here: -----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\nabc\n-----END RSA PRIVATE KEY-----\n done"}"#;
+        let out = redacted(json);
+        assert_eq!(out, r#"{"content":"here: [REDACTED:private_key]\n done"}"#);
+        let cut = r#"{"content":"here: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"#;
+        assert_eq!(redacted(cut), r#"{"content":"here: [REDACTED:private_key]"#);
+    }
+
+    #[test]
+    fn json_stays_valid_and_only_strings_change() {
+        let value = serde_json::json!([
+            {"role": "system", "content": "Use key sk-abcdefghijklmnopqrstuvwxyz0123456789 and \"quotes\"\nand AKIAIOSFODNN7EXAMPLE"},
+            {"role": "user", "content": "token ghp_abcdefghijklmnopqrstuvwxyz0123456789, caf\u{e9}"},
+        ]);
+        let text = serde_json::to_string(&value).unwrap();
+        let (out, counts) = redact_secrets(text.as_bytes()).unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(&out).expect("still JSON");
+        assert_eq!(parsed[0]["role"], "system");
+        assert_eq!(
+            parsed[0]["content"],
+            "Use key [REDACTED:openai_key] and \"quotes\"\nand [REDACTED:aws_access_key_id]"
+        );
+        assert_eq!(parsed[1]["content"], "token [REDACTED:github_token], caf\u{e9}");
+        assert_eq!(counts.values().sum::<u32>(), 3);
+    }
+
+    #[test]
+    fn a_jwt_that_is_also_a_bearer_token_is_replaced_once() {
+        let text = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        let (out, counts) = redact_secrets(text.as_bytes()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.matches("[REDACTED:").count(), 1, "{out}");
+        assert_eq!(counts.values().sum::<u32>(), 1);
+    }
+
+    #[test]
+    fn pathological_text_costs_linear_time() {
+        // Anchors everywhere and nothing to replace: the detectors run, each in linear time
+        // (the regex crate guarantees it); this only checks the result, not the time.
+        let text =
+            "sk- ".repeat(100_000) + &"key=".repeat(100_000) + &"eyJ.".repeat(100_000) + &"@".repeat(100_000);
+        assert!(redact_secrets(text.as_bytes()).is_none());
+    }
+}
