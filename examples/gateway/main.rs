@@ -92,6 +92,10 @@ struct Args {
     /// never answers still logs its prompt (0: forward at once, as the body arrives).
     #[arg(long, default_value_t = tower_llm_log::DEFAULT_REQUEST_READ_AHEAD)]
     request_read_ahead: usize,
+    /// Log credentials found in prompts and completions as they are (by default they are
+    /// replaced by `[REDACTED:<kind>]`).
+    #[arg(long)]
+    no_redact_secrets: bool,
     /// Forward without logging (the layer passes every request untouched): the baseline for
     /// measuring what logging costs.
     #[arg(long)]
@@ -123,6 +127,7 @@ async fn main() -> ExitCode {
         .prompt_bytes(args.prompt_bytes)
         .completion_bytes(args.completion_bytes)
         .request_read_ahead(args.request_read_ahead)
+        .redact_secrets(!args.no_redact_secrets)
         .build()
     {
         Ok(c) => c,
