@@ -54,6 +54,20 @@ fn exchange(c: &mut Criterion, name: &str, size: usize) {
     group.bench_function("layer_read_ahead_off", |b| {
         b.iter(|| one_exchange(&mut layered_no_ra, &req))
     });
+    // Secret redaction (on by default) against none: the scan of both messages that finds
+    // nothing to replace.
+    let no_redaction = LogConfig::builder()
+        .prompt_bytes(config.prompt_bytes())
+        .completion_bytes(config.completion_bytes())
+        .redact_secrets(false)
+        .build()
+        .expect("valid");
+    let mut layered_no_redaction = LlmLogLayer::new(sink())
+        .with_config(no_redaction)
+        .layer(upstream("application/json", make.clone()));
+    group.bench_function("layer_redaction_off", |b| {
+        b.iter(|| one_exchange(&mut layered_no_redaction, &req))
+    });
     // The same with the records going through NonBlocking, as in production.
     let (queued, guard) = tower_llm_log::NonBlocking::new(sink());
     let mut layered_nb = LlmLogLayer::new(queued)
@@ -198,6 +212,27 @@ fn chunk_2mib(c: &mut Criterion) {
     group.finish();
 }
 
+/// Secret redaction alone on 2 MiB of logged text: prose with nothing to replace (the common
+/// case: one multi-literal pass), prose with a key every 4 KiB, and code dense in `key=` and
+/// `token=` that are not credentials (the detectors run and find little).
+fn redact_2mib(c: &mut Criterion) {
+    let prose = "lorem ipsum dolor sit amet, consectetur adipiscing elit ".repeat((2 << 20) / 56);
+    let mut with_keys = String::new();
+    while with_keys.len() < 2 << 20 {
+        with_keys.push_str(&prose[..4000]);
+        with_keys.push_str(" sk-proj-Zx9aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 ");
+    }
+    let code = "let key = map.get(k); let token = next(); if a == b { code += 1 } ".repeat((2 << 20) / 66);
+    let mut group = c.benchmark_group("redact_2mib");
+    for (name, text) in [("prose", &prose), ("a_key_every_4k", &with_keys), ("code", &code)] {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| tower_llm_log::privacy::redact_secrets(black_box(text.as_bytes())).map(|r| r.0.len()))
+        });
+    }
+    group.finish();
+}
+
 fn scan_2mib(c: &mut Criterion) {
     let body = chat_request(2 << 20);
     let frames: Vec<Bytes> = body.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
@@ -257,5 +292,5 @@ fn estimate_4k(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib, estimate_4k }
+criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib, estimate_4k, redact_2mib }
 criterion_main!(benches);

@@ -73,22 +73,39 @@ const DETECTORS: &[(&str, &str, usize)] = &[
 ];
 
 /// What every detector's match contains: no text without one of these holds a credential.
+/// Case-sensitive literals of three bytes or more, so that the search runs on SIMD (a
+/// case-insensitive or two-byte set measured 0.5 GB/s; this one several GB/s): `Bearer`
+/// and query names are listed in the cases they are written in.
 const ANCHORS: &[&str] = &[
     "-----BEGIN",
     "sk-",
     "AIza",
     "AKIA",
     "ASIA",
-    "gh",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
     "github_pat_",
     "xox",
     "eyJ",
-    "bearer",
+    "earer",
+    "EARER",
     "key=",
+    "KEY=",
+    "Key=",
     "sig=",
+    "SIG=",
     "token=",
+    "TOKEN=",
+    "Token=",
     "password=",
+    "PASSWORD=",
+    "Password=",
     "code=",
+    "CODE=",
+    "Code=",
 ];
 
 struct Scanner {
@@ -100,7 +117,9 @@ fn scanner() -> &'static Scanner {
     static SCANNER: OnceLock<Scanner> = OnceLock::new();
     SCANNER.get_or_init(|| Scanner {
         anchors: AhoCorasick::builder()
-            .ascii_case_insensitive(true)
+            // Leftmost-first lets the search use its SIMD packed searcher (standard match
+            // semantics do not); only whether there is a match matters here.
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
             .build(ANCHORS)
             .expect("the anchors are valid literals"),
         detectors: DETECTORS
