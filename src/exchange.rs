@@ -293,7 +293,10 @@ fn redact_secrets(side: &mut SideReport) -> BTreeMap<String, u32> {
     let segments = side.message.segments();
     // An anchor split across two segments is found in the 32 bytes around their boundary.
     let across = segments.windows(2).any(|pair| {
-        let (a, b) = (&pair[0][pair[0].len().saturating_sub(16)..], &pair[1][..pair[1].len().min(16)]);
+        let (a, b) = (
+            &pair[0][pair[0].len().saturating_sub(16)..],
+            &pair[1][..pair[1].len().min(16)],
+        );
         let mut joint = [0u8; 32];
         joint[..a.len()].copy_from_slice(a);
         joint[a.len()..a.len() + b.len()].copy_from_slice(b);

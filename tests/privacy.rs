@@ -134,16 +134,14 @@ async fn the_traffic_keeps_its_secrets_only_the_log_loses_them() {
 
 #[tokio::test]
 async fn secrets_in_a_stream_and_in_an_error_body_are_replaced() {
-    let stream = format!(
-        "data: {{\"id\":\"c\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"the token is ghp_abcdefghij\"}},\"finish_reason\":null}}]}}\n\ndata: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"klmnopqrstuvwxyz0123456789 ok\"}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n"
-    );
+    let stream = "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"the token is ghp_abcdefghij\"},\"finish_reason\":null}]}\n\ndata: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"klmnopqrstuvwxyz0123456789 ok\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
     let (_, records) = exchange(
         LogConfig::default(),
         r#"{"model":"m","stream":true,"messages":[]}"#,
         &[],
         200,
         "text/event-stream",
-        &stream,
+        stream,
     )
     .await;
     let (text, last) = side(&records, RecordKind::Response);

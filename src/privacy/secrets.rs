@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use aho_corasick::AhoCorasick;
 use regex::bytes::Regex;
 
 /// One kind of credential: how to find it, and which part of a match is the secret (the whole
@@ -74,8 +73,8 @@ const DETECTORS: &[(&str, &str, usize)] = &[
 
 /// What every detector's match contains: no text without one of these holds a credential.
 /// Case-sensitive literals of three bytes or more, so that the search runs on SIMD (a
-/// case-insensitive or two-byte set measured 0.5 GB/s; this one several GB/s): `Bearer`
-/// and query names are listed in the cases they are written in.
+/// case-insensitive set measured 0.5 GB/s, one with a two-byte literal 1.4 GB/s, this one
+/// 3.1 GB/s): `Bearer` and query names are listed in the cases they are written in.
 const ANCHORS: &[&str] = &[
     "-----BEGIN",
     "sk-",
@@ -108,20 +107,35 @@ const ANCHORS: &[&str] = &[
     "Code=",
 ];
 
+/// The search for the anchors: the SIMD packed searcher where it can be built (it measured
+/// 3.1 GB/s against 2.9 for a general automaton with a prefilter, and 0.5 for a case-insensitive
+/// one), else the general automaton.
+enum Anchors {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(aho_corasick::AhoCorasick),
+}
+
 struct Scanner {
-    anchors: AhoCorasick,
+    anchors: Anchors,
     detectors: Vec<Detector>,
 }
 
 fn scanner() -> &'static Scanner {
     static SCANNER: OnceLock<Scanner> = OnceLock::new();
     SCANNER.get_or_init(|| Scanner {
-        anchors: AhoCorasick::builder()
-            // Leftmost-first lets the search use its SIMD packed searcher (standard match
-            // semantics do not); only whether there is a match matters here.
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(ANCHORS)
-            .expect("the anchors are valid literals"),
+        anchors: match aho_corasick::packed::Config::new()
+            .builder()
+            .extend(ANCHORS)
+            .build()
+        {
+            Some(packed) => Anchors::Packed(packed),
+            None => Anchors::Automaton(
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                    .build(ANCHORS)
+                    .expect("the anchors are valid literals"),
+            ),
+        },
         detectors: DETECTORS
             .iter()
             .map(|&(kind, pattern, group)| Detector {
@@ -135,7 +149,10 @@ fn scanner() -> &'static Scanner {
 
 /// Whether `text` may hold a credential: it contains one of the detectors' anchors.
 pub(crate) fn may_hold_secrets(text: &[u8]) -> bool {
-    scanner().anchors.is_match(text)
+    match &scanner().anchors {
+        Anchors::Packed(searcher) => searcher.find(text).is_some(),
+        Anchors::Automaton(automaton) => automaton.is_match(text),
+    }
 }
 
 /// The text with every credential found replaced by `[REDACTED:<kind>]`, and how many of each
