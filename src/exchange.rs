@@ -181,7 +181,7 @@ impl Exchange {
         };
         let estimated = kind == RecordKind::Response && self.estimate_tokens(outcome, &mut side);
         let redactions = match self.config().redact_secrets {
-            true => redact_secrets(&mut side),
+            true => redact_secrets(&mut side, cap),
             false => BTreeMap::new(),
         };
         let chunked = chunk_captured(&side.message, self.config().chunk_bytes, cap);
@@ -287,29 +287,68 @@ impl Exchange {
 
 /// Replaces the credentials in a side's logged message and error texts (see
 /// [`privacy`](crate::privacy)); what was replaced, by kind. The message keeps its full size
-/// (`MessageBytes` is the size as it passed) and whether it was cut.
-fn redact_secrets(side: &mut SideReport) -> BTreeMap<String, u32> {
+/// (`MessageBytes` is the size as it passed), stays within `cap` (a replacement can be longer
+/// than what it replaces), and a credential the cap cut short at its end is replaced too.
+fn redact_secrets(side: &mut SideReport, cap: usize) -> BTreeMap<String, u32> {
     let mut counts = BTreeMap::new();
     let segments = side.message.segments();
-    // An anchor split across two segments is found in the 32 bytes around their boundary.
-    let across = segments.windows(2).any(|pair| {
-        let (a, b) = (
-            &pair[0][pair[0].len().saturating_sub(16)..],
-            &pair[1][..pair[1].len().min(16)],
-        );
-        let mut joint = [0u8; 32];
-        joint[..a.len()].copy_from_slice(a);
-        joint[a.len()..a.len() + b.len()].copy_from_slice(b);
-        privacy::may_hold_secrets(&joint[..a.len() + b.len()])
-    });
-    if across || segments.iter().any(|s| privacy::may_hold_secrets(s)) {
+    // An anchor split across segments is found in a window of the last 16 bytes before each
+    // boundary (however many small segments they came from) and the first 16 after it.
+    let mut candidate = false;
+    let mut window = [0u8; 32];
+    let mut carried = 0; // bytes of the text before this segment, at the start of `window`
+    for segment in segments {
+        let head = &segment[..segment.len().min(16)];
+        window[carried..carried + head.len()].copy_from_slice(head);
+        candidate = candidate
+            || privacy::may_hold_secrets(segment)
+            || (carried > 0 && privacy::may_hold_secrets(&window[..carried + head.len()]));
+        // The last 16 bytes so far: of this segment, or of the window when it is short.
+        let joined = carried + head.len();
+        let mut tail = [0u8; 16];
+        let kept = if segment.len() >= 16 {
+            tail.copy_from_slice(&segment[segment.len() - 16..]);
+            16
+        } else {
+            let from = joined.saturating_sub(16);
+            tail[..joined - from].copy_from_slice(&window[from..joined]);
+            joined - from
+        };
+        window[..kept].copy_from_slice(&tail[..kept]);
+        carried = kept;
+    }
+    let cut_short = side.message.truncated;
+    if candidate {
         let whole = side.message.to_bytes();
-        if let Some((text, found)) = privacy::redact_secrets(&whole) {
-            counts = found;
+        let mut text = match privacy::redact_secrets(&whole) {
+            Some((text, found)) => {
+                counts = found;
+                text
+            }
+            None => whole.to_vec(),
+        };
+        let mut truncated = side.message.truncated;
+        if cut_short {
+            if let Some(at) = privacy::secret_cut_at_the_end(&text) {
+                text.truncate(at);
+                text.extend_from_slice(b"[REDACTED:cut_short]");
+                *counts.entry("cut_short").or_insert(0) += 1;
+            }
+        }
+        if text.len() > cap {
+            // Longer than the cap after replacements: cut at the cap, at a character start.
+            let mut end = cap;
+            while end > 0 && (text[end] & 0xC0) == 0x80 {
+                end -= 1;
+            }
+            text.truncate(end);
+            truncated = true;
+        }
+        if !counts.is_empty() {
             side.message = LoggedMessage {
                 segments: vec![Bytes::from(text)],
                 total: side.message.total,
-                truncated: side.message.truncated,
+                truncated,
             };
         }
     }

@@ -189,3 +189,63 @@ async fn turned_off_the_text_is_logged_as_it_passed() {
     assert!(text.contains(OPENAI_KEY));
     assert!(last.redactions.is_empty());
 }
+
+#[tokio::test]
+async fn replacements_never_take_a_message_past_its_cap() {
+    // `&key=a` (6 bytes) becomes `&key=[REDACTED:url_credential]` (30 bytes).
+    let content = "https://x.example/?a=1&key=a ".repeat(200);
+    let request =
+        serde_json::json!({"model": "m", "messages": [{"role": "user", "content": content}]}).to_string();
+    let config = LogConfig::builder()
+        .prompt_bytes(4096)
+        .chunk_bytes(1024)
+        .build()
+        .unwrap();
+    let (_, records) = exchange(config, &request, &[], 200, "application/json", CHAT_RESPONSE).await;
+    let (text, last) = side(&records, RecordKind::Request);
+    assert!(text.len() <= 4096, "{} bytes logged", text.len());
+    assert!(last.truncated);
+    assert!(!text.contains("&key=a "));
+    assert!(of_kind(&records, RecordKind::Request)
+        .iter()
+        .all(|r| r.messages.len() <= 1024));
+}
+
+#[tokio::test]
+async fn a_credential_the_cap_cuts_short_is_replaced() {
+    let request = r#"{"model":"m","messages":[{"role":"user","content":"token ghp_abcdefghijklmnopqrstuvwxyz0123456789 and more"}]}"#;
+    // The cap falls inside the token: 35 of its 40 characters would be kept.
+    let cut = request.find("ghp_").unwrap() - request.find("[{").unwrap() + 35;
+    let config = LogConfig::builder().prompt_bytes(cut).build().unwrap();
+    let (_, records) = exchange(config, request, &[], 200, "application/json", CHAT_RESPONSE).await;
+    let (text, last) = side(&records, RecordKind::Request);
+    assert!(text.ends_with("token [REDACTED:cut_short]"), "{text}");
+    assert!(!text.contains("ghp_abc"));
+    assert_eq!(last.redactions.get("cut_short"), Some(&1));
+    assert!(last.truncated);
+}
+
+#[tokio::test]
+async fn a_key_split_over_three_frames_of_a_long_message_is_found() {
+    // Large frames around a one-byte frame: the message is kept in three pieces, and the key's
+    // `sk-` prefix is split across all three.
+    let before = "b".repeat(5000);
+    let after = "a".repeat(5000);
+    let request = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"{before} sk-proj-Zx9aBcDeFgHiJkLmNoPqRsTuVwXyZ0123 {after}"}}]}}"#
+    );
+    let s = request.find(" sk-").unwrap() + 1;
+    let config = LogConfig::builder().prompt_bytes(1 << 20).build().unwrap();
+    let (_, records) = exchange(
+        config,
+        &request,
+        &[s + 1, s + 2],
+        200,
+        "application/json",
+        CHAT_RESPONSE,
+    )
+    .await;
+    let (text, last) = side(&records, RecordKind::Request);
+    assert!(!text.contains("Zx9aBc"), "the key was logged");
+    assert_eq!(last.redactions.get("openai_key"), Some(&1));
+}

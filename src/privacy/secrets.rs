@@ -27,49 +27,65 @@ use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 
-/// One kind of credential: how to find it, and which part of a match is the secret (the whole
-/// match, or the value after a name such as `Bearer ` or `key=`).
+/// One kind of credential: how to find it (its first group is the credential).
 struct Detector {
     kind: &'static str,
     regex: Regex,
-    /// 0: the whole match; 1: the first group.
-    group: usize,
 }
 
-/// The detectors, most specific first (an Anthropic key also looks like an OpenAI one).
-const DETECTORS: &[(&str, &str, usize)] = &[
+/// Where a credential may start: the start of the text, a character that cannot be part of
+/// it, or a JSON escape (`\n`, `\t`, ...: in the logged text a key on its own line follows the
+/// two characters `\n`, and `\b` sees no boundary between `n` and the key).
+macro_rules! at_start {
+    ($secret:literal) => {
+        concat!(r"(?:^|[^A-Za-z0-9_\-]|\\[nrtbf/])(", $secret, ")")
+    };
+}
+
+/// The detectors, most specific first (an Anthropic key also looks like an OpenAI one). The
+/// first group of each is the credential, the part replaced.
+const DETECTORS: &[(&str, &str)] = &[
     (
         "private_key",
-        // To its END line, or (cut short by a cap) to the end of the JSON string.
-        r"-----BEGIN[A-Z ]{0,32}PRIVATE KEY-----(?:[^\x22]*?-----END[A-Z ]{0,32}PRIVATE KEY-----|[^\x22]*)",
-        0,
+        // To its END line, or (cut short by a cap) to the end of the JSON string; never across
+        // an escaped quote, so the string stays whole.
+        r#"(-----BEGIN[A-Z ]{0,32}PRIVATE KEY(?: BLOCK)?-----(?:(?:[^"\\]|\\[^"])*?-----END[A-Z ]{0,32}PRIVATE KEY(?: BLOCK)?-----|(?:[^"\\]|\\[^"])*))"#,
     ),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", 0),
+    ("anthropic_key", at_start!(r"sk-ant-[A-Za-z0-9_\-]{20,}")),
     (
         "openai_key",
-        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
-        0,
+        at_start!(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
     ),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}", 0),
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", 0),
+    ("google_api_key", at_start!(r"AIza[0-9A-Za-z_\-]{35}")),
+    ("aws_access_key_id", at_start!(r"(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
     (
         "github_token",
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-        0,
+        at_start!(r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"),
     ),
-    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", 0),
+    ("slack_token", at_start!(r"xox[abprs]-[A-Za-z0-9\-]{10,}")),
     (
         "jwt",
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-        0,
+        at_start!(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     ),
-    ("bearer_token", r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)", 1),
+    (
+        "bearer_token",
+        r"(?i)(?:^|[^A-Za-z0-9_]|\\[nrt])bearer\s+((?:[A-Za-z0-9\-._~+]|\\?/){16,}=*)",
+    ),
     (
         "url_credential",
-        r"(?i)[?&](?:api-key|api_key|key|sig|token|access_token|password|code)=([^&\s\x22#\\]+)",
-        1,
+        // After `?` or `&`, as written, escaped by a JSON encoder (`\u0026`) or in HTML
+        // (`&amp;`); the value runs to the next parameter, space, quote or fragment.
+        r##"(?i)(?:[?&]|\\u0026|&amp;)(?:api-key|api_key|key|sig|token|access_token|password|code)=((?:[^&\s"#\\]|\\/)+)"##,
     ),
 ];
+
+/// A credential the cap cut short, at the very end of a cut message: too short for its
+/// detector, but its start is enough to guess or to narrow a search.
+const CUT_AT_THE_END: &str = concat!(
+    r"(?:^|[^A-Za-z0-9_\-]|\\[nrtbf/])(",
+    r"(?:sk-|AIza|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abprs]-|eyJ)[A-Za-z0-9_\-.]*",
+    r")$"
+);
 
 /// What every detector's match contains: no text without one of these holds a credential.
 /// Case-sensitive literals of three bytes or more, so that the search runs on SIMD (a
@@ -96,6 +112,7 @@ const ANCHORS: &[&str] = &[
     "Key=",
     "sig=",
     "SIG=",
+    "Sig=",
     "token=",
     "TOKEN=",
     "Token=",
@@ -118,6 +135,7 @@ enum Anchors {
 struct Scanner {
     anchors: Anchors,
     detectors: Vec<Detector>,
+    cut_at_the_end: Regex,
 }
 
 fn scanner() -> &'static Scanner {
@@ -138,12 +156,12 @@ fn scanner() -> &'static Scanner {
         },
         detectors: DETECTORS
             .iter()
-            .map(|&(kind, pattern, group)| Detector {
+            .map(|&(kind, pattern)| Detector {
                 kind,
                 regex: Regex::new(pattern).expect("the detectors are valid patterns"),
-                group,
             })
             .collect(),
+        cut_at_the_end: Regex::new(CUT_AT_THE_END).expect("a valid pattern"),
     })
 }
 
@@ -163,16 +181,12 @@ pub fn redact_secrets(text: &[u8]) -> Option<(Vec<u8>, BTreeMap<&'static str, u3
     }
     let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
     for d in &scanner().detectors {
-        if d.group == 0 {
-            spans.extend(d.regex.find_iter(text).map(|m| (m.start(), m.end(), d.kind)));
-        } else {
-            spans.extend(
-                d.regex
-                    .captures_iter(text)
-                    .filter_map(|c| c.get(d.group))
-                    .map(|m| (m.start(), m.end(), d.kind)),
-            );
-        }
+        spans.extend(
+            d.regex
+                .captures_iter(text)
+                .filter_map(|c| c.get(1))
+                .map(|m| (m.start(), m.end(), d.kind)),
+        );
     }
     if spans.is_empty() {
         return None;
@@ -196,6 +210,18 @@ pub fn redact_secrets(text: &[u8]) -> Option<(Vec<u8>, BTreeMap<&'static str, u3
     }
     out.extend_from_slice(&text[at..]);
     Some((out, counts))
+}
+
+/// A credential cut short at the end of `text` (a message cut at its cap): where it starts.
+pub(crate) fn secret_cut_at_the_end(text: &[u8]) -> Option<usize> {
+    // A credential is short: the last 256 bytes hold any start worth replacing.
+    let from = text.len().saturating_sub(256);
+    let tail = &text[from..];
+    if !may_hold_secrets(tail) {
+        return None;
+    }
+    let found = scanner().cut_at_the_end.captures(tail)?.get(1)?;
+    Some(from + found.start())
 }
 
 /// [`redact_secrets`] on a string, for error texts.
@@ -295,6 +321,69 @@ mod tests {
         );
         assert_eq!(parsed[1]["content"], "token [REDACTED:github_token], caf\u{e9}");
         assert_eq!(counts.values().sum::<u32>(), 3);
+    }
+
+    #[test]
+    fn a_credential_on_its_own_line_of_a_json_string_is_found() {
+        for (text, kind) in [
+            (
+                r#"{"c":"my key:\nsk-proj-Zx9aBcDeFgHiJkLmNoPqRsTuVwXyZ012\nbye"}"#,
+                "openai_key",
+            ),
+            (
+                r#"{"c":"Access key ID,Secret\nAKIAIOSFODNN7EXAMPLE,abc"}"#,
+                "aws_access_key_id",
+            ),
+            (
+                r#"{"c":"\tghp_abcdefghijklmnopqrstuvwxyz0123456789"}"#,
+                "github_token",
+            ),
+            (
+                r#"{"c":"Authorization:\nBearer abcdefghijklmnop0123"}"#,
+                "bearer_token",
+            ),
+        ] {
+            let (out, counts) = redact_secrets(text.as_bytes()).unwrap_or_else(|| panic!("{text}"));
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!(counts.get(kind), Some(&1), "{text} -> {out}");
+            serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
+        }
+    }
+
+    #[test]
+    fn a_private_key_header_in_code_never_eats_an_escaped_quote() {
+        let text = r#"{"c":"if line == \"-----BEGIN RSA PRIVATE KEY-----\": ok"}"#;
+        let (out, _) = redact_secrets(text.as_bytes()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out, r#"{"c":"if line == \"[REDACTED:private_key]\": ok"}"#);
+        serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
+        let pgp = "x -----BEGIN PGP PRIVATE KEY BLOCK-----\\nlQOYBF\\n-----END PGP PRIVATE KEY BLOCK----- y";
+        assert_eq!(redacted(pgp), "x [REDACTED:private_key] y");
+    }
+
+    #[test]
+    fn query_credentials_escaped_by_json_or_html_are_found() {
+        for text in [
+            r#"https://a.blob.core.windows.net/c?sv=2022\u0026sig=AbC%2Fdef%3D\u0026se=1"#,
+            "https://a.blob.core.windows.net/c?sv=2022&amp;sig=AbC%2Fdef%3D&amp;se=1",
+            r#"https://x.example/cb?code=abc\/def\/ghi&state=1"#,
+        ] {
+            let out = redacted(text);
+            assert!(out.contains("[REDACTED:url_credential]"), "{out}");
+            assert!(
+                !out.contains("AbC") && !out.contains("def") && !out.contains("ghi"),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_credential_cut_short_at_the_end_is_found() {
+        let text = r#"[{"content":"token ghp_abcdefghijklmnopqrstuvwxyz01234"#;
+        let at = secret_cut_at_the_end(text.as_bytes()).expect("found");
+        assert_eq!(&text[at..], "ghp_abcdefghijklmnopqrstuvwxyz01234");
+        assert!(secret_cut_at_the_end(b"a message that ends well").is_none());
+        assert!(secret_cut_at_the_end(b"ends with a task-sk-").is_none());
     }
 
     #[test]
