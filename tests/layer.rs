@@ -581,10 +581,11 @@ async fn body_errors_pass_through_and_are_logged() {
     assert_eq!(rs.messages_str(), "[");
 }
 
-#[tokio::test]
-async fn inner_service_errors_pass_through_and_are_logged_with_the_prompt() {
+/// One exchange with an inner service that fails without reading the request; returns the
+/// records.
+async fn inner_service_failing(config: LogConfig) -> Vec<LlmLogRecord> {
     let sink = MemorySink::new();
-    let layer = LlmLogLayer::new(sink.clone());
+    let layer = LlmLogLayer::new(sink.clone()).with_config(config);
     let inner = service_fn(|_req: Inner| async move {
         Err::<Response<Frames>, _>(std::io::Error::other("upstream refused"))
     });
@@ -594,7 +595,13 @@ async fn inner_service_errors_pass_through_and_are_logged_with_the_prompt() {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "upstream refused");
-    let records = sink.take();
+    assert_eq!(layer.stats().exchanges_open(), 0);
+    sink.take()
+}
+
+#[tokio::test]
+async fn inner_service_errors_pass_through_and_are_logged_with_the_prompt() {
+    let records = inner_service_failing(LogConfig::default()).await;
     assert_eq!(records.len(), 2);
     let rq = &of_kind(&records, RecordKind::Request)[0];
     assert_eq!(
@@ -613,24 +620,12 @@ async fn inner_service_errors_pass_through_and_are_logged_with_the_prompt() {
         Some("the inner service failed: upstream refused")
     );
     assert_eq!(rs.status_code, None);
-    assert_eq!(layer.stats().exchanges_open(), 0);
 }
 
 #[tokio::test]
 async fn without_read_ahead_an_inner_service_error_loses_the_unread_prompt() {
-    let sink = MemorySink::new();
     let config = LogConfig::builder().request_read_ahead(0).build().unwrap();
-    let layer = LlmLogLayer::new(sink.clone()).with_config(config);
-    let inner = service_fn(|_req: Inner| async move {
-        Err::<Response<Frames>, _>(std::io::Error::other("upstream refused"))
-    });
-    let err = layer
-        .layer(inner)
-        .oneshot(post("/v1/chat/completions", json_frames(CHAT_REQUEST)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.to_string(), "upstream refused");
-    let records = sink.take();
+    let records = inner_service_failing(config).await;
     let rq = &of_kind(&records, RecordKind::Request)[0];
     assert_eq!(rq.outcome, Outcome::RequestNotRead);
     assert_eq!(

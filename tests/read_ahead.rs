@@ -80,16 +80,21 @@ async fn a_handler_that_never_reads_the_body_logs_the_prompt_and_model() {
     assert_eq!(rs.model_name.as_deref(), Some("gpt-4o-mini"));
 }
 
-#[tokio::test]
-async fn an_unreachable_upstream_still_logs_the_prompt_of_the_failed_call() {
-    // A port nothing listens on: bind one, note it, and close it.
+/// The gateway example in front of an upstream that is not there: a port nothing listens on
+/// (bound, noted and closed).
+async fn gateway_to_nowhere(sink: &MemorySink) -> std::net::SocketAddr {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let sink = MemorySink::new();
     let upstream = app::Upstream::new(&format!("http://{closed}")).unwrap();
-    let addr = serve(app::router(upstream, LlmLogLayer::new(sink.clone()))).await;
+    serve(app::router(upstream, LlmLogLayer::new(sink.clone()))).await
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_still_logs_the_prompt_of_the_failed_call() {
+    let sink = MemorySink::new();
+    let addr = gateway_to_nowhere(&sink).await;
     let (status, _) = post_in_pieces(addr, STREAM_REQUEST).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     let records = wait_records(&sink, 2).await;
@@ -472,13 +477,8 @@ async fn an_exchange_dropped_while_its_body_is_still_arriving_is_request_incompl
 
 #[tokio::test]
 async fn the_gateway_answer_for_an_unreachable_upstream_does_not_echo_the_url() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let sink = MemorySink::new();
-    let upstream = app::Upstream::new(&format!("http://{closed}")).unwrap();
-    let addr = serve(app::router(upstream, LlmLogLayer::new(sink.clone()))).await;
+    let addr = gateway_to_nowhere(&sink).await;
     let client = Client::builder(TokioExecutor::new()).build_http();
     let req = Request::post(format!(
         "http://{addr}/openai/deployments/d/chat/completions?api-version=2024-10-21&api-key=s3cr3t-key-value"
