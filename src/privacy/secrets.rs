@@ -27,65 +27,80 @@ use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 
-/// One kind of credential: how to find it (its first group is the credential).
+/// One kind of credential: how to find it.
 struct Detector {
     kind: &'static str,
     regex: Regex,
+    /// The pattern has a group: the credential (the rest, such as `Bearer `, stays).
+    grouped: bool,
+    /// The match must start at a boundary.
+    boundary: bool,
 }
 
-/// Where a credential may start: the start of the text, a character that cannot be part of
-/// it, or a JSON escape (`\n`, `\t`, ...: in the logged text a key on its own line follows the
-/// two characters `\n`, and `\b` sees no boundary between `n` and the key).
-macro_rules! at_start {
-    ($secret:literal) => {
-        concat!(r"(?:^|[^A-Za-z0-9_\-]|\\[nrtbf/])(", $secret, ")")
-    };
-}
-
-/// The detectors, most specific first (an Anthropic key also looks like an OpenAI one). The
-/// first group of each is the credential, the part replaced.
-const DETECTORS: &[(&str, &str)] = &[
+/// The detectors, most specific first (an Anthropic key also looks like an OpenAI one): the
+/// kind, the pattern (where it has a group, the group is the credential, else the whole
+/// match), and whether the match must start at a boundary (see [`at_a_boundary`]). Patterns
+/// start with a literal, so the search jumps from candidate to candidate.
+const DETECTORS: &[(&str, &str, bool)] = &[
     (
         "private_key",
         // To its END line, or (cut short by a cap) to the end of the JSON string; never across
         // an escaped quote, so the string stays whole.
-        r#"(-----BEGIN[A-Z ]{0,32}PRIVATE KEY(?: BLOCK)?-----(?:(?:[^"\\]|\\[^"])*?-----END[A-Z ]{0,32}PRIVATE KEY(?: BLOCK)?-----|(?:[^"\\]|\\[^"])*))"#,
+        r#"-----BEGIN[A-Z ]{0,32}PRIVATE KEY(?: BLOCK)?-----(?:(?:[^"\\]|\\[^"])*?-----END[A-Z ]{0,32}PRIVATE KEY(?: BLOCK)?-----|(?:[^"\\]|\\[^"])*)"#,
+        false,
     ),
-    ("anthropic_key", at_start!(r"sk-ant-[A-Za-z0-9_\-]{20,}")),
+    ("anthropic_key", r"sk-ant-[A-Za-z0-9_\-]{20,}", true),
     (
         "openai_key",
-        at_start!(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+        r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        true,
     ),
-    ("google_api_key", at_start!(r"AIza[0-9A-Za-z_\-]{35}")),
-    ("aws_access_key_id", at_start!(r"(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("google_api_key", r"AIza[0-9A-Za-z_\-]{35}", true),
+    ("aws_access_key_id", r"(?:AKIA|ASIA)[0-9A-Z]{16}\b", true),
     (
         "github_token",
-        at_start!(r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}"),
+        r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}",
+        true,
     ),
-    ("slack_token", at_start!(r"xox[abprs]-[A-Za-z0-9\-]{10,}")),
+    ("slack_token", r"xox[abprs]-[A-Za-z0-9\-]{10,}", true),
     (
         "jwt",
-        at_start!(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+        r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        true,
     ),
     (
         "bearer_token",
-        r"(?i)(?:^|[^A-Za-z0-9_]|\\[nrt])bearer\s+((?:[A-Za-z0-9\-._~+]|\\?/){16,}=*)",
+        r"(?i)bearer\s+((?:[A-Za-z0-9\-._~+]|\\?/){16,}=*)",
+        true,
     ),
     (
         "url_credential",
         // After `?` or `&`, as written, escaped by a JSON encoder (`\u0026`) or in HTML
         // (`&amp;`); the value runs to the next parameter, space, quote or fragment.
         r##"(?i)(?:[?&]|\\u0026|&amp;)(?:api-key|api_key|key|sig|token|access_token|password|code)=((?:[^&\s"#\\]|\\/)+)"##,
+        false,
     ),
 ];
 
+/// Whether a credential may start at `at`: at the start of the text, after a character that
+/// cannot be part of it, or after a JSON escape (`\n`, `\t`, ...: in the logged text a key on
+/// its own line follows the two characters `\n`, where a word boundary is not seen).
+fn at_a_boundary(text: &[u8], at: usize) -> bool {
+    match at {
+        0 => true,
+        _ => {
+            let before = text[at - 1];
+            let escaped =
+                at >= 2 && text[at - 2] == b'\\' && matches!(before, b'n' | b'r' | b't' | b'b' | b'f' | b'/');
+            escaped || !(before.is_ascii_alphanumeric() || before == b'_' || before == b'-')
+        }
+    }
+}
+
 /// A credential the cap cut short, at the very end of a cut message: too short for its
 /// detector, but its start is enough to guess or to narrow a search.
-const CUT_AT_THE_END: &str = concat!(
-    r"(?:^|[^A-Za-z0-9_\-]|\\[nrtbf/])(",
-    r"(?:sk-|AIza|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abprs]-|eyJ)[A-Za-z0-9_\-.]*",
-    r")$"
-);
+const CUT_AT_THE_END: &str =
+    r"(?:sk-|AIza|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abprs]-|eyJ)[A-Za-z0-9_\-.]*$";
 
 /// What every detector's match contains: no text without one of these holds a credential.
 /// Case-sensitive literals of three bytes or more, so that the search runs on SIMD (a
@@ -156,9 +171,14 @@ fn scanner() -> &'static Scanner {
         },
         detectors: DETECTORS
             .iter()
-            .map(|&(kind, pattern)| Detector {
-                kind,
-                regex: Regex::new(pattern).expect("the detectors are valid patterns"),
+            .map(|&(kind, pattern, boundary)| {
+                let regex = Regex::new(pattern).expect("the detectors are valid patterns");
+                Detector {
+                    kind,
+                    grouped: regex.captures_len() > 1,
+                    regex,
+                    boundary,
+                }
             })
             .collect(),
         cut_at_the_end: Regex::new(CUT_AT_THE_END).expect("a valid pattern"),
@@ -181,12 +201,21 @@ pub fn redact_secrets(text: &[u8]) -> Option<(Vec<u8>, BTreeMap<&'static str, u3
     }
     let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
     for d in &scanner().detectors {
-        spans.extend(
-            d.regex
-                .captures_iter(text)
-                .filter_map(|c| c.get(1))
-                .map(|m| (m.start(), m.end(), d.kind)),
-        );
+        let starts_well = |start: usize| !d.boundary || at_a_boundary(text, start);
+        if d.grouped {
+            spans.extend(d.regex.captures_iter(text).filter_map(|c| {
+                let whole = c.get(0)?;
+                let secret = c.get(1)?;
+                starts_well(whole.start()).then(|| (secret.start(), secret.end(), d.kind))
+            }));
+        } else {
+            spans.extend(
+                d.regex
+                    .find_iter(text)
+                    .filter(|m| starts_well(m.start()))
+                    .map(|m| (m.start(), m.end(), d.kind)),
+            );
+        }
     }
     if spans.is_empty() {
         return None;
@@ -220,8 +249,9 @@ pub(crate) fn secret_cut_at_the_end(text: &[u8]) -> Option<usize> {
     if !may_hold_secrets(tail) {
         return None;
     }
-    let found = scanner().cut_at_the_end.captures(tail)?.get(1)?;
-    Some(from + found.start())
+    let found = scanner().cut_at_the_end.find(tail)?;
+    let at = from + found.start();
+    at_a_boundary(text, at).then_some(at)
 }
 
 /// [`redact_secrets`] on a string, for error texts.
