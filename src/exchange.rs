@@ -160,18 +160,6 @@ impl Exchange {
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }
 
-    /// The request's model, once its side has reported.
-    fn request_model(&self) -> Option<String> {
-        let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
-        facts.as_ref().and_then(|f| f.model.clone())
-    }
-
-    /// Whether the request asked for a stream, once its side has reported.
-    fn request_stream(&self) -> bool {
-        let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
-        facts.as_ref().is_some_and(|f| f.stream)
-    }
-
     /// Turns one side's report into records and hands them to the sink.
     pub(crate) fn report(&self, kind: RecordKind, outcome: Outcome, mut side: SideReport) {
         let duration = self.started.elapsed();
@@ -194,8 +182,12 @@ impl Exchange {
         let model = match kind {
             RecordKind::Request => side.model.or_else(|| self.route.model.clone()),
             RecordKind::Response => {
-                side.is_stream = side.is_stream || self.request_stream();
-                side.model.or_else(|| self.request_model())
+                // What the request said, once its side has reported: whether it asked for a
+                // stream, and its model where the response names none (cloned only then).
+                let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
+                let request = facts.as_ref();
+                side.is_stream |= request.is_some_and(|f| f.stream);
+                side.model.or_else(|| request.and_then(|f| f.model.clone()))
             }
         };
         let mut chunks = chunked.chunks;
@@ -291,34 +283,7 @@ impl Exchange {
 /// than what it replaces), and a credential the cap cut short at its end is replaced too.
 fn redact_secrets(side: &mut SideReport, cap: usize) -> BTreeMap<String, u32> {
     let mut counts = BTreeMap::new();
-    let segments = side.message.segments();
-    // An anchor split across segments is found in a window of the last 16 bytes before each
-    // boundary (however many small segments they came from) and the first 16 after it.
-    let mut candidate = false;
-    let mut window = [0u8; 32];
-    let mut carried = 0; // bytes of the text before this segment, at the start of `window`
-    for segment in segments {
-        let head = &segment[..segment.len().min(16)];
-        window[carried..carried + head.len()].copy_from_slice(head);
-        candidate = candidate
-            || privacy::may_hold_secrets(segment)
-            || (carried > 0 && privacy::may_hold_secrets(&window[..carried + head.len()]));
-        // The last 16 bytes so far: of this segment, or of the window when it is short.
-        let joined = carried + head.len();
-        let mut tail = [0u8; 16];
-        let kept = if segment.len() >= 16 {
-            tail.copy_from_slice(&segment[segment.len() - 16..]);
-            16
-        } else {
-            let from = joined.saturating_sub(16);
-            tail[..joined - from].copy_from_slice(&window[from..joined]);
-            joined - from
-        };
-        window[..kept].copy_from_slice(&tail[..kept]);
-        carried = kept;
-    }
-    let cut_short = side.message.truncated;
-    if candidate {
+    if privacy::segments_may_hold_secrets(side.message.segments()) {
         let whole = side.message.to_bytes();
         let mut text = match privacy::redact_secrets(&whole) {
             Some((text, found)) => {
@@ -328,7 +293,7 @@ fn redact_secrets(side: &mut SideReport, cap: usize) -> BTreeMap<String, u32> {
             None => whole.to_vec(),
         };
         let mut truncated = side.message.truncated;
-        if cut_short {
+        if truncated {
             if let Some(at) = privacy::secret_cut_at_the_end(&text) {
                 text.truncate(at);
                 text.extend_from_slice(b"[REDACTED:cut_short]");

@@ -5,4 +5,4 @@
 mod secrets;
 
 pub use secrets::redact_secrets;
-pub(crate) use secrets::{may_hold_secrets, redact_secrets_in, secret_cut_at_the_end};
+pub(crate) use secrets::{redact_secrets_in, secret_cut_at_the_end, segments_may_hold_secrets};

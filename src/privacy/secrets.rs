@@ -193,6 +193,35 @@ pub(crate) fn may_hold_secrets(text: &[u8]) -> bool {
     }
 }
 
+/// Whether text held in `segments` (a logged message, in the pieces it was kept in) may hold a
+/// credential: an anchor within a segment, or split across segments, found in a window of the
+/// last 16 bytes before each boundary (however many small segments they came from) and the
+/// first 16 after it. No anchor is longer than 16 bytes.
+pub(crate) fn segments_may_hold_secrets(segments: &[bytes::Bytes]) -> bool {
+    let mut window = [0u8; 32];
+    let mut carried = 0; // the last bytes before this segment, at the start of `window`
+    for segment in segments {
+        let head = &segment[..segment.len().min(16)];
+        let joined = carried + head.len();
+        window[carried..joined].copy_from_slice(head);
+        if may_hold_secrets(segment) || (carried > 0 && may_hold_secrets(&window[..joined])) {
+            return true;
+        }
+        // The last 16 bytes so far: of this segment, or of the window when it is short.
+        let mut tail = [0u8; 16];
+        carried = if segment.len() >= 16 {
+            tail.copy_from_slice(&segment[segment.len() - 16..]);
+            16
+        } else {
+            let from = joined.saturating_sub(16);
+            tail[..joined - from].copy_from_slice(&window[from..joined]);
+            joined - from
+        };
+        window[..carried].copy_from_slice(&tail[..carried]);
+    }
+    false
+}
+
 /// The text with every credential found replaced by `[REDACTED:<kind>]`, and how many of each
 /// kind were replaced; `None` when there are none (the text stays as it is).
 pub fn redact_secrets(text: &[u8]) -> Option<(Vec<u8>, BTreeMap<&'static str, u32>)> {
