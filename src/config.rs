@@ -30,8 +30,11 @@ pub const DEFAULT_CORRELATION_HEADER: &str = "x-request-id";
 /// The response header the correlation id is echoed in by default.
 pub const DEFAULT_CORRELATION_RESPONSE_HEADER: &str = "x-correlation-id";
 
+/// The request header a client may control logging with, when the operator allows it.
+pub const DEFAULT_LOG_CONTROL_HEADER: &str = "x-llm-log";
+
 /// A configuration value out of range. Returned by [`LogConfigBuilder::build`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// `prompt_bytes` is above [`MAX_MESSAGE_BYTES`].
@@ -58,6 +61,26 @@ pub enum ConfigError {
         /// The ceiling.
         max: usize,
     },
+    /// `media_inline_bytes` is above [`MAX_MESSAGE_BYTES`].
+    #[error("media_inline_bytes = {value} is above the ceiling of {max} bytes (2 MiB); use at most {max}, or turn media elision off")]
+    MediaInlineBytesTooLarge {
+        /// The value given.
+        value: usize,
+        /// The ceiling.
+        max: usize,
+    },
+    /// `content_sample_rate` is not between 0.0 and 1.0 (or is NaN).
+    #[error("content_sample_rate = {value} is out of range; it must be between 0.0 and 1.0")]
+    SampleRateOutOfRange {
+        /// The value given.
+        value: f64,
+    },
+    /// `pii_hash_key` is shorter than 16 bytes: tags would be easy to reverse by guessing.
+    #[error("pii_hash_key is {len} bytes long; give a secret key of at least 16 bytes")]
+    PiiHashKeyTooShort {
+        /// Its length.
+        len: usize,
+    },
     /// A header name is not a valid HTTP header name.
     #[error("{setting} = {name:?} is not a valid HTTP header name")]
     InvalidHeaderName {
@@ -83,6 +106,12 @@ pub struct LogConfig {
     pub(crate) estimate_tokens: bool,
     pub(crate) request_read_ahead: usize,
     pub(crate) redact_secrets: bool,
+    pub(crate) media_inline_bytes: Option<usize>,
+    pub(crate) redact_pii: bool,
+    pub(crate) pii_hash_key: Option<crate::privacy::HashKey>,
+    pub(crate) allow_client_log_control: bool,
+    pub(crate) log_control_header: HeaderName,
+    pub(crate) content_sample_rate: f64,
 }
 
 /// The default bound on bytes decoded from one compressed body.
@@ -106,6 +135,12 @@ impl Default for LogConfig {
             estimate_tokens: true,
             request_read_ahead: DEFAULT_REQUEST_READ_AHEAD,
             redact_secrets: true,
+            media_inline_bytes: Some(crate::privacy::DEFAULT_MEDIA_INLINE_BYTES),
+            redact_pii: false,
+            pii_hash_key: None,
+            allow_client_log_control: false,
+            log_control_header: HeaderName::from_static(DEFAULT_LOG_CONTROL_HEADER),
+            content_sample_rate: 1.0,
         }
     }
 }
@@ -130,6 +165,34 @@ impl LogConfig {
     /// Whether credentials in logged text are replaced by `[REDACTED:<kind>]` (default on).
     pub fn redact_secrets(&self) -> bool {
         self.redact_secrets
+    }
+
+    /// The longest base64 payload logged as it is; longer ones are replaced by a placeholder
+    /// (`None`: media elision is off).
+    pub fn media_inline_bytes(&self) -> Option<usize> {
+        self.media_inline_bytes
+    }
+
+    /// Whether personal data (e-mail addresses, phone numbers, card numbers, IBANs, IP
+    /// addresses, US social security numbers) is redacted (default off).
+    pub fn redact_pii(&self) -> bool {
+        self.redact_pii
+    }
+
+    /// Whether clients may control logging with the [`log_control_header`](Self::log_control_header).
+    pub fn allow_client_log_control(&self) -> bool {
+        self.allow_client_log_control
+    }
+
+    /// The request header a client may control logging with (default `x-llm-log`); it is
+    /// removed from every logged request, allowed or not.
+    pub fn log_control_header(&self) -> &HeaderName {
+        &self.log_control_header
+    }
+
+    /// The share of exchanges whose content is logged (default 1.0).
+    pub fn content_sample_rate(&self) -> f64 {
+        self.content_sample_rate
     }
 
     /// A builder starting from the defaults.
@@ -179,6 +242,7 @@ pub struct LogConfigBuilder {
     config: LogConfig,
     correlation_header: Option<String>,
     correlation_response_header: Option<Option<String>>,
+    log_control_header: Option<String>,
 }
 
 impl LogConfigBuilder {
@@ -280,6 +344,68 @@ impl LogConfigBuilder {
         self
     }
 
+    /// The longest base64 payload (image, audio, file; see [`privacy`](crate::privacy)) logged
+    /// as it is (default [`DEFAULT_MEDIA_INLINE_BYTES`](crate::privacy::DEFAULT_MEDIA_INLINE_BYTES),
+    /// 1 KiB, at most 2 MiB). Longer ones are replaced, as the body streams past, by
+    /// `[media <type> <bytes> bytes sha256:<hex>]`: they are hashed and counted, never kept,
+    /// so they cost neither memory nor cap.
+    pub fn media_inline_bytes(mut self, bytes: usize) -> Self {
+        self.config.media_inline_bytes = Some(bytes);
+        self
+    }
+
+    /// Turns media elision off: base64 payloads are logged as they are, within the caps.
+    pub fn no_media_elision(mut self) -> Self {
+        self.config.media_inline_bytes = None;
+        self
+    }
+
+    /// Whether personal data found in string values of logged messages is replaced (default
+    /// off): e-mail addresses, phone numbers, payment card numbers (Luhn-checked), IBANs
+    /// (checksum-checked), IPv4 and IPv6 addresses and US social security numbers, by
+    /// `[REDACTED:email]`, `[REDACTED:phone]`, `[REDACTED:card]`, `[REDACTED:iban]`,
+    /// `[REDACTED:ip_address]`, `[REDACTED:ssn]`. See [`privacy::find_pii`](crate::privacy::find_pii).
+    pub fn redact_pii(mut self, redact: bool) -> Self {
+        self.config.redact_pii = redact;
+        self
+    }
+
+    /// Tags personal data with a keyed hash instead of a plain tag: `[email:3f9a1c0b2d4e5f60]`,
+    /// the first 16 hex digits of HMAC-SHA256(key, value), the value normalised (e-mail in
+    /// lower case, numbers by their digits), so the same person's data correlates across
+    /// records without being stored. Turns PII redaction on. Keep the key secret: anyone
+    /// with it can test guesses.
+    pub fn pii_hash_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.config.redact_pii = true;
+        self.config.pii_hash_key = Some(crate::privacy::HashKey::new(key.into()));
+        self
+    }
+
+    /// Lets clients control logging with the `x-llm-log` header (`metadata`, `no-prompt`,
+    /// `no-completion`, `off`; default not allowed: a client must not be able to hide its
+    /// usage from the operator). See [`LogControl`](crate::LogControl).
+    pub fn allow_client_log_control(mut self, allow: bool) -> Self {
+        self.config.allow_client_log_control = allow;
+        self
+    }
+
+    /// The name of the client's log control header (default `x-llm-log`).
+    pub fn log_control_header(mut self, name: impl Into<String>) -> Self {
+        self.log_control_header = Some(name.into());
+        self
+    }
+
+    /// The share of exchanges whose content (prompt and completion) is logged, from 0.0 to 1.0
+    /// (default 1.0). The choice is a hash of the correlation id, so both sides and every
+    /// replica agree; exchanges that did not complete or had an error keep their content
+    /// whatever the rate; the others log metadata and tokens with `ContentOmitted: sampled`.
+    /// The request record of an exchange left out waits for its response (so that a failure
+    /// can still keep it), holding at most the prompt cap.
+    pub fn content_sample_rate(mut self, rate: f64) -> Self {
+        self.config.content_sample_rate = rate;
+        self
+    }
+
     /// Checks the values and returns the configuration.
     pub fn build(self) -> Result<LogConfig, ConfigError> {
         let mut config = self.config;
@@ -300,6 +426,23 @@ impl LogConfigBuilder {
                 value: config.chunk_bytes,
                 max: MAX_MESSAGE_BYTES,
             });
+        }
+        if let Some(bytes) = config.media_inline_bytes.filter(|&b| b > MAX_MESSAGE_BYTES) {
+            return Err(ConfigError::MediaInlineBytesTooLarge {
+                value: bytes,
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        if !(0.0..=1.0).contains(&config.content_sample_rate) {
+            return Err(ConfigError::SampleRateOutOfRange {
+                value: config.content_sample_rate,
+            });
+        }
+        if let Some(len) = config.pii_hash_key.as_ref().map(|k| k.len()).filter(|&l| l < 16) {
+            return Err(ConfigError::PiiHashKeyTooShort { len });
+        }
+        if let Some(name) = self.log_control_header {
+            config.log_control_header = parse_header_name("log_control_header", name)?;
         }
         if let Some(name) = self.correlation_header {
             config.correlation_header = parse_header_name("correlation_header", name)?;

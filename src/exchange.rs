@@ -16,7 +16,8 @@ use crate::api::{ApiRef, Apis, BodyFacts, Route, TokenUsage};
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
 use crate::correlation::CorrelationId;
-use crate::privacy;
+use crate::control::{ContentOmitted, ContentPlan};
+use crate::privacy::{self, Edit, Redactor};
 use crate::{LlmLogRecord, LlmLogSink, LogConfig, Outcome, RecordKind};
 
 /// What a layer and all its services share.
@@ -25,6 +26,7 @@ pub(crate) struct Shared {
     pub(crate) config: LogConfig,
     pub(crate) stats: Arc<Counters>,
     pub(crate) apis: Apis,
+    pub(crate) redactor: Option<Arc<dyn Redactor>>,
 }
 
 /// Counters kept by a layer; read them with [`LlmLogLayer::stats`](crate::LlmLogLayer::stats).
@@ -34,6 +36,8 @@ pub(crate) struct Counters {
     pub(crate) exchanges_finished: AtomicU64,
     pub(crate) records_emitted: AtomicU64,
     pub(crate) sink_panics: AtomicU64,
+    pub(crate) exchanges_not_logged: AtomicU64,
+    pub(crate) redactor_failures: AtomicU64,
 }
 
 /// A snapshot of a layer's counters.
@@ -48,6 +52,12 @@ pub struct LogStats {
     pub records_emitted: u64,
     /// Records whose `emit` panicked (each such record is lost).
     pub sink_panics: u64,
+    /// Recognised exchanges not logged because a [`LogControl`](crate::LogControl) (or the
+    /// client's header, where allowed) said `Off`.
+    pub exchanges_not_logged: u64,
+    /// Messages whose content was withheld because the [`Redactor`] panicked or asked for an
+    /// edit that would break the message.
+    pub redactor_failures: u64,
 }
 
 impl LogStats {
@@ -64,6 +74,8 @@ impl Counters {
             exchanges_finished: self.exchanges_finished.load(Ordering::Relaxed),
             records_emitted: self.records_emitted.load(Ordering::Relaxed),
             sink_panics: self.sink_panics.load(Ordering::Relaxed),
+            exchanges_not_logged: self.exchanges_not_logged.load(Ordering::Relaxed),
+            redactor_failures: self.redactor_failures.load(Ordering::Relaxed),
         }
     }
 }
@@ -80,6 +92,11 @@ pub(crate) struct Exchange {
     /// Set when the request side reports; read by the response side for the model fallback
     /// (and the token estimate).
     pub(crate) request_facts: Mutex<Option<RequestFacts>>,
+    /// What to log of this exchange's content.
+    pub(crate) plan: ContentPlan,
+    /// With content sampled out: the side that reported first, until the other says whether
+    /// the exchange failed (and so keeps its content).
+    waiting: Mutex<Option<(RecordKind, Outcome, SideReport)>>,
 }
 
 /// What the response side needs to know of the request.
@@ -106,6 +123,7 @@ pub(crate) struct SideReport {
     pub(crate) usage: TokenUsage,
     pub(crate) first_token_at: Option<Instant>,
     pub(crate) finish_reasons: Vec<String>,
+    pub(crate) media_elided: u32,
 }
 
 impl SideReport {
@@ -122,6 +140,7 @@ impl SideReport {
             usage: facts.usage,
             first_token_at: facts.first_token_at,
             finish_reasons: facts.finish_reasons,
+            media_elided: facts.media_elided,
         }
     }
 }
@@ -133,6 +152,7 @@ impl Exchange {
         api: ApiRef,
         correlation_id: CorrelationId,
         trace: Option<(String, String)>,
+        plan: ContentPlan,
     ) -> Self {
         shared.stats.exchanges_started.fetch_add(1, Ordering::Relaxed);
         Exchange {
@@ -144,6 +164,17 @@ impl Exchange {
             started: Instant::now(),
             trace,
             request_facts: Mutex::new(None),
+            plan,
+            waiting: Mutex::new(None),
+        }
+    }
+
+    /// The cap of a side's reader: 0 when its content is omitted anyway.
+    pub(crate) fn cap(&self, kind: RecordKind) -> usize {
+        match kind {
+            RecordKind::Request if self.plan.prompt.is_none() => self.config().prompt_bytes,
+            RecordKind::Response if self.plan.completion.is_none() => self.config().completion_bytes,
+            _ => 0,
         }
     }
 
@@ -160,17 +191,66 @@ impl Exchange {
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }
 
-    /// Turns one side's report into records and hands them to the sink.
-    pub(crate) fn report(&self, kind: RecordKind, outcome: Outcome, mut side: SideReport) {
+    /// Turns one side's report into records and hands them to the sink; with content sampled
+    /// out, once both sides have reported (see [`ContentPlan::sampled_out`]).
+    pub(crate) fn report(&self, kind: RecordKind, outcome: Outcome, side: SideReport) {
+        if !self.plan.sampled_out {
+            return self.emit(kind, outcome, side, None);
+        }
+        let first = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            match waiting.take() {
+                None => {
+                    *waiting = Some((kind, outcome, side));
+                    return;
+                }
+                Some(first) => first,
+            }
+        };
+        let failed = |outcome: Outcome, side: &SideReport| {
+            outcome != Outcome::Completed || !side.errors.is_empty() || side.status.is_some_and(|s| s >= 400)
+        };
+        let keep = failed(first.1, &first.2) || failed(outcome, &side);
+        let omitted = (!keep).then_some(ContentOmitted::Sampled);
+        let (request, response) = match first.0 {
+            RecordKind::Request => (first, (kind, outcome, side)),
+            RecordKind::Response => ((kind, outcome, side), first),
+        };
+        self.emit(request.0, request.1, request.2, omitted);
+        self.emit(response.0, response.1, response.2, omitted);
+    }
+
+    fn emit(&self, kind: RecordKind, outcome: Outcome, mut side: SideReport, sampled: Option<ContentOmitted>) {
         let duration = self.started.elapsed();
         let cap = match kind {
             RecordKind::Request => self.config().prompt_bytes,
             RecordKind::Response => self.config().completion_bytes,
         };
+        let planned = match kind {
+            RecordKind::Request => self.plan.prompt,
+            RecordKind::Response => self.plan.completion,
+        };
+        if kind == RecordKind::Request {
+            side.errors.splice(0..0, self.plan.note.iter().cloned());
+        }
         let estimated = kind == RecordKind::Response && self.estimate_tokens(outcome, &mut side);
-        let redactions = match self.config().redact_secrets {
-            true => redact_secrets(&mut side, cap),
-            false => BTreeMap::new(),
+        let mut content_omitted = planned.or(sampled);
+        if content_omitted.is_some() {
+            side.message = LoggedMessage::not_kept(side.message.total);
+        } else if kind == RecordKind::Response && side.is_stream {
+            if let Some(threshold) = self.config().media_inline_bytes {
+                elide_stream_media(&mut side, threshold);
+            }
+        }
+        let redactions = match self.redact(&mut side, cap) {
+            Ok(redactions) => redactions,
+            Err(problem) => {
+                self.shared.stats.redactor_failures.fetch_add(1, Ordering::Relaxed);
+                side.errors.push(format!("redactor: {problem}; the content is withheld"));
+                side.message = LoggedMessage::not_kept(side.message.total);
+                content_omitted = Some(ContentOmitted::RedactorFailed);
+                BTreeMap::new()
+            }
         };
         let chunked = chunk_captured(&side.message, self.config().chunk_bytes, cap);
         if let Some(at) = chunked.invalid_utf8_at {
@@ -232,6 +312,8 @@ impl Exchange {
                 outcome,
                 error: error.clone(),
                 redactions: redactions.clone(),
+                media_elided: side.media_elided,
+                content_omitted,
                 region: self.shared.config.region.clone(),
                 trace_id: self.trace.as_ref().map(|t| t.0.clone()),
                 span_id: self.trace.as_ref().map(|t| t.1.clone()),
@@ -277,56 +359,153 @@ impl Exchange {
     }
 }
 
+impl Exchange {
+    /// Runs the redaction that is on over a side's logged message and error texts: secrets,
+    /// then personal data, then the user's redactor (see [`privacy`](crate::privacy)); what
+    /// was replaced, by kind. The message keeps its full size (`MessageBytes` is the size as it
+    /// passed) and stays within `cap` (a replacement can be longer than what it replaces). An
+    /// error when the user's redactor failed: the caller withholds the content.
+    fn redact(&self, side: &mut SideReport, cap: usize) -> Result<BTreeMap<String, u32>, String> {
+        let config = self.config();
+        let mut counts = BTreeMap::new();
+        if config.redact_secrets {
+            redact_secrets(side, cap, &mut counts);
+        }
+        if config.redact_pii {
+            for error in &mut side.errors {
+                let found = privacy::find_pii(error);
+                if !found.is_empty() {
+                    let edits = self.pii_edits(error, found);
+                    *error = String::from_utf8_lossy(&privacy::apply_edits(error.as_bytes(), &edits, &mut counts)).into_owned();
+                }
+            }
+        }
+        let redactor = self.shared.redactor.as_ref();
+        if (!config.redact_pii && redactor.is_none()) || side.message.segments().is_empty() {
+            return Ok(counts);
+        }
+        let whole = side.message.to_bytes();
+        let mut text = String::from_utf8_lossy(&whole).into_owned();
+        let mut changed = false;
+        if config.redact_pii {
+            let found = privacy::find_pii(&text);
+            if !found.is_empty() {
+                let edits = self.pii_edits(&text, found);
+                text = String::from_utf8_lossy(&privacy::apply_edits(text.as_bytes(), &edits, &mut counts)).into_owned();
+                changed = true;
+            }
+        }
+        if let Some(redactor) = redactor {
+            let mut edits = catch_unwind(AssertUnwindSafe(|| redactor.redact(&text)))
+                .map_err(|_| "the redactor panicked".to_string())?;
+            if !edits.is_empty() {
+                privacy::check_edits(&text, &mut edits)?;
+                text = String::from_utf8_lossy(&privacy::apply_edits(text.as_bytes(), &edits, &mut counts)).into_owned();
+                changed = true;
+            }
+        }
+        if changed {
+            set_text(side, text.into_bytes(), cap);
+        }
+        Ok(counts)
+    }
+
+    /// The edits for personal data found in `text`: plain tags, or keyed ones.
+    fn pii_edits(&self, text: &str, found: Vec<privacy::PiiFound>) -> Vec<Edit> {
+        let key = self.config().pii_hash_key.as_ref();
+        found
+            .into_iter()
+            .map(|f| {
+                let tag = key.map(|k| k.tag(f.kind, &text[f.range.clone()]));
+                let edit = Edit::new(f.range, f.kind);
+                match tag {
+                    Some(tag) => edit.with_replacement(tag),
+                    None => edit,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Replaces a side's message by `text`, cut at `cap` (at a character start) if the edits
+/// made it longer; the full size stays the size as it passed.
+fn set_text(side: &mut SideReport, mut text: Vec<u8>, cap: usize) {
+    let mut truncated = side.message.truncated;
+    if text.len() > cap {
+        let mut end = cap;
+        while end > 0 && (text[end] & 0xC0) == 0x80 {
+            end -= 1;
+        }
+        text.truncate(end);
+        truncated = true;
+    }
+    side.message = LoggedMessage {
+        segments: vec![Bytes::from(text)],
+        total: side.message.total,
+        truncated,
+    };
+}
+
+/// Elides media in a stream's assembled completion (a JSON body's media never reached it).
+fn elide_stream_media(side: &mut SideReport, threshold: usize) {
+    let mut elider = privacy::MediaElider::new(threshold);
+    let mut out = Vec::new();
+    for segment in side.message.segments() {
+        elider.feed(segment, &mut |b| out.extend_from_slice(b));
+    }
+    elider.finish(&mut |b| out.extend_from_slice(b));
+    if elider.elided() > 0 {
+        side.media_elided += elider.elided();
+        side.message = LoggedMessage {
+            segments: vec![Bytes::from(out)],
+            total: side.message.total,
+            truncated: side.message.truncated,
+        };
+    }
+}
+
 /// Replaces the credentials in a side's logged message and error texts (see
-/// [`privacy`](crate::privacy)); what was replaced, by kind. The message keeps its full size
-/// (`MessageBytes` is the size as it passed), stays within `cap` (a replacement can be longer
-/// than what it replaces), and a credential the cap cut short at its end is replaced too.
-fn redact_secrets(side: &mut SideReport, cap: usize) -> BTreeMap<String, u32> {
-    let mut counts = BTreeMap::new();
+/// [`privacy`](crate::privacy)), counting them in `counts`; a credential the cap cut short at
+/// the message's end is replaced too.
+fn redact_secrets(side: &mut SideReport, cap: usize, counts: &mut BTreeMap<String, u32>) {
+    let mut found = BTreeMap::new();
     if privacy::segments_may_hold_secrets(side.message.segments()) {
         let whole = side.message.to_bytes();
         let mut text = match privacy::redact_secrets(&whole) {
-            Some((text, found)) => {
-                counts = found;
+            Some((text, kinds)) => {
+                found = kinds;
                 text
             }
             None => whole.to_vec(),
         };
-        let mut truncated = side.message.truncated;
-        if truncated {
+        if side.message.truncated {
             if let Some(at) = privacy::secret_cut_at_the_end(&text) {
                 text.truncate(at);
                 text.extend_from_slice(b"[REDACTED:cut_short]");
-                *counts.entry("cut_short").or_insert(0) += 1;
+                *found.entry("cut_short").or_insert(0) += 1;
             }
         }
-        if text.len() > cap {
-            // Longer than the cap after replacements: cut at the cap, at a character start.
-            let mut end = cap;
-            while end > 0 && (text[end] & 0xC0) == 0x80 {
-                end -= 1;
-            }
-            text.truncate(end);
-            truncated = true;
-        }
-        if !counts.is_empty() {
-            side.message = LoggedMessage {
-                segments: vec![Bytes::from(text)],
-                total: side.message.total,
-                truncated,
-            };
+        if !found.is_empty() {
+            set_text(side, text, cap);
         }
     }
     for error in &mut side.errors {
-        if let Some(redacted) = privacy::redact_secrets_in(error, &mut counts) {
+        if let Some(redacted) = privacy::redact_secrets_in(error, &mut found) {
             *error = redacted;
         }
     }
-    counts.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    for (kind, n) in found {
+        *counts.entry(kind.to_string()).or_insert(0) += n;
+    }
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
+        // A side still waiting for the other (which never reported): logged with its content.
+        let waiting = self.waiting.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((kind, outcome, side)) = waiting {
+            self.emit(kind, outcome, side, None);
+        }
         self.shared
             .stats
             .exchanges_finished

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tower::Layer;
 
+use crate::privacy::Redactor;
 use crate::api::{LlmApi, RequestHead, Route};
 use crate::exchange::{Counters, Shared};
 use crate::{LlmLog, LlmLogSink, LogConfig, LogStats};
@@ -37,6 +38,7 @@ impl LlmLogLayer {
                 config: LogConfig::default(),
                 stats: Arc::new(Counters::default()),
                 apis: Default::default(),
+                redactor: None,
             }),
         }
     }
@@ -47,6 +49,7 @@ impl LlmLogLayer {
             config: self.shared.config.clone(),
             stats: self.shared.stats.clone(),
             apis: self.shared.apis.clone(),
+            redactor: self.shared.redactor.clone(),
         };
         change(&mut shared);
         LlmLogLayer {
@@ -57,6 +60,13 @@ impl LlmLogLayer {
     /// The same layer with another configuration. Counters are kept.
     pub fn with_config(self, config: LogConfig) -> Self {
         self.rebuild(|s| s.config = config)
+    }
+
+    /// The same layer, also redacting with `redactor`: it sees each logged message (after the
+    /// built-in redaction) and returns the edits to make. See [`Redactor`] for what happens
+    /// when it fails. A second call replaces the first.
+    pub fn with_redactor(self, redactor: impl Redactor) -> Self {
+        self.rebuild(|s| s.redactor = Some(Arc::new(redactor)))
     }
 
     /// The same layer, also logging an API family of one's own. Added families are asked

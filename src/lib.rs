@@ -57,6 +57,7 @@ mod body;
 mod capture;
 pub mod chunk;
 mod config;
+mod control;
 mod correlation;
 mod decode;
 #[cfg(feature = "tokenizer")]
@@ -77,8 +78,9 @@ pub use body::LlmLogBody;
 pub use config::{
     ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER,
     DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_DECODED_BYTES, DEFAULT_MESSAGE_BYTES,
-    DEFAULT_REQUEST_READ_AHEAD, MAX_MESSAGE_BYTES,
+    DEFAULT_LOG_CONTROL_HEADER, DEFAULT_REQUEST_READ_AHEAD, MAX_MESSAGE_BYTES,
 };
+pub use control::{sampled_in, ContentOmitted, LogControl};
 pub use correlation::CorrelationId;
 pub use exchange::LogStats;
 pub use future::ResponseFuture;

@@ -18,6 +18,7 @@
 //! assert_eq!(record.duration.as_micros(), 1500);
 //! ```
 
+use crate::control::ContentOmitted;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -220,6 +221,12 @@ pub struct LlmLogRecord {
     /// by kind (`openai_key`, `private_key`, ...), with how many (`Redactions`). `MessageBytes`
     /// stays the size of the message as it passed.
     pub redactions: BTreeMap<String, u32>,
+    /// How many media payloads (base64 images, audio, files) were replaced by a placeholder in
+    /// this side's message (`MediaElided`).
+    pub media_elided: u32,
+    /// Why this record carries no content, when it was left out on purpose
+    /// (`ContentOmitted`: `metadata`, `client`, `sampled`, `cap_zero`, `redactor_failed`).
+    pub content_omitted: Option<ContentOmitted>,
     /// The region from the configuration (`Region`).
     pub region: Option<String>,
     /// The W3C trace id (32 hex digits) from the request's `traceparent` header, if any.
@@ -290,12 +297,20 @@ struct Wire<'a> {
     error: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     redactions: BTreeMap<Cow<'a, str>, u32>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    media_elided: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_omitted: Option<ContentOmitted>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     region: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trace_id: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     span_id: Option<Cow<'a, str>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_false(b: &bool) -> bool {
@@ -365,6 +380,8 @@ impl Serialize for LlmLogRecord {
                 .iter()
                 .map(|(k, v)| (Cow::Borrowed(k.as_str()), *v))
                 .collect(),
+            media_elided: self.media_elided,
+            content_omitted: self.content_omitted,
             region: opt_str(&self.region),
             trace_id: opt_str(&self.trace_id),
             span_id: opt_str(&self.span_id),
@@ -418,6 +435,8 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
                 .into_iter()
                 .map(|(k, v)| (k.into_owned(), v))
                 .collect(),
+            media_elided: w.media_elided,
+            content_omitted: w.content_omitted,
             region: own(w.region),
             trace_id: own(w.trace_id),
             span_id: own(w.span_id),
@@ -461,6 +480,8 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         span_id: Some("00f067aa0ba902b7".into()),
         redactions: BTreeMap::new(),
+        media_elided: 0,
+        content_omitted: None,
     }
 }
 

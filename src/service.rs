@@ -1,6 +1,7 @@
 //! [`LlmLog`]: the service the layer wraps around an inner service.
 
 use std::fmt::Display;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,6 +12,7 @@ use tower::Service;
 
 use crate::api::RequestHead;
 use crate::body::LlmLogBody;
+use crate::control::{self, LogControl};
 use crate::correlation::CorrelationId;
 use crate::exchange::{Exchange, Shared};
 use crate::future::{ReadingAhead, ResponseFuture};
@@ -92,8 +94,14 @@ where
         let (mut parts, body) = req.into_parts();
         let id = CorrelationId::from_headers(&parts.headers, &self.shared.config.correlation_header);
         parts.extensions.insert(id.clone());
+        let control = parts.extensions.get::<LogControl>().copied();
+        let Some(plan) = control::plan(&self.shared.config, &mut parts.headers, control, id.as_str()) else {
+            self.shared.stats.exchanges_not_logged.fetch_add(1, Ordering::Relaxed);
+            let req = Request::from_parts(parts, LlmLogBody::passthrough(body));
+            return ResponseFuture::called(self.inner.call(req), None);
+        };
         let trace = crate::correlation::trace_parent(&parts.headers);
-        let exchange = Arc::new(Exchange::new(self.shared.clone(), route, api, id, trace));
+        let exchange = Arc::new(Exchange::new(self.shared.clone(), route, api, id, trace, plan));
         let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
         let pending = Some(PendingResponse::new(exchange));
         let read_ahead = self.shared.config.request_read_ahead;

@@ -10,8 +10,9 @@ use http::HeaderMap;
 use crate::api::{BodyFacts, BodyReader, LoggedMessage, RawReader, StreamReader};
 use crate::decode::{self, Decoder};
 use crate::exchange::{Exchange, SideReport};
+use crate::privacy::MediaElider;
 use crate::scan::sse::SseParser;
-use crate::{Outcome, RecordKind};
+use crate::{LogConfig, Outcome, RecordKind};
 
 /// The limit on one SSE event's data. Events of every family are small (a delta, a usage
 /// object); the large ones (a Responses API final event carrying the whole response) are read
@@ -153,7 +154,8 @@ impl Tap {
 
 /// What reads one side's body: a body reader, or an SSE parser feeding a stream reader.
 enum Target {
-    Body(Box<dyn BodyReader>),
+    /// A body reader, behind the media elider when media is elided.
+    Body(Box<dyn BodyReader>, Option<Box<MediaElider>>),
     Stream {
         sse: SseParser,
         reader: Box<dyn StreamReader>,
@@ -161,16 +163,32 @@ enum Target {
 }
 
 impl Target {
+    fn body(reader: Box<dyn BodyReader>, config: &LogConfig) -> Self {
+        let media = config.media_inline_bytes.map(|n| Box::new(MediaElider::new(n)));
+        Target::Body(reader, media)
+    }
+
     fn feed(&mut self, data: &Bytes) {
         match self {
-            Target::Body(reader) => reader.feed(data),
+            Target::Body(reader, None) => reader.feed(data),
+            Target::Body(reader, Some(media)) => media.feed(data, &mut |b| reader.feed(b)),
             Target::Stream { sse, reader } => sse.feed(data, &mut |e| reader.event(&e)),
         }
     }
 
     fn finish(self, ended: bool) -> BodyFacts {
         match self {
-            Target::Body(reader) => reader.finish(ended),
+            Target::Body(reader, None) => reader.finish(ended),
+            Target::Body(mut reader, Some(mut media)) => {
+                media.finish(&mut |b| reader.feed(b));
+                let mut facts = reader.finish(ended);
+                facts.media_elided = media.elided();
+                if facts.message.total > 0 {
+                    // `MessageBytes` is the size as it passed, media included.
+                    facts.message.total += media.saved();
+                }
+                facts
+            }
             Target::Stream { mut sse, mut reader } => {
                 if ended {
                     // A last event without its blank line counts only when the stream ended;
@@ -245,8 +263,8 @@ pub(crate) struct RequestTap {
 impl RequestTap {
     pub(crate) fn new(exchange: Arc<Exchange>, headers: &HeaderMap) -> Self {
         let config = exchange.config();
-        let reader = exchange.api.request_reader(&exchange.route, config.prompt_bytes);
-        let reading = Reading::new(Target::Body(reader), headers, config.decoded_bytes);
+        let reader = exchange.api.request_reader(&exchange.route, exchange.cap(RecordKind::Request));
+        let reading = Reading::new(Target::body(reader, config), headers, config.decoded_bytes);
         RequestTap {
             exchange,
             reading: Some(reading),
@@ -298,7 +316,7 @@ pub(crate) struct ResponseTap {
 impl ResponseTap {
     pub(crate) fn new(exchange: Arc<Exchange>, status: u16, headers: &HeaderMap) -> Self {
         let config = exchange.config();
-        let cap = config.completion_bytes;
+        let cap = exchange.cap(RecordKind::Response);
         let is_sse = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -309,14 +327,14 @@ impl ResponseTap {
             });
         let route = &exchange.route;
         let target = if status >= 400 {
-            Target::Body(Box::new(RawReader::new(cap)))
+            Target::body(Box::new(RawReader::new(cap)), config)
         } else if is_sse {
             Target::Stream {
                 sse: SseParser::new(SSE_EVENT_LIMIT),
                 reader: exchange.api.stream_reader(route, cap),
             }
         } else {
-            Target::Body(exchange.api.response_reader(route, cap))
+            Target::body(exchange.api.response_reader(route, cap), config)
         };
         let reading = Reading::new(target, headers, config.decoded_bytes);
         ResponseTap {

@@ -227,6 +227,8 @@ pub struct BodyFacts {
     pub first_token_at: Option<Instant>,
     /// What was wrong with the body, each a sentence.
     pub errors: Vec<String>,
+    /// Media payloads the layer elided before the reader saw the body.
+    pub(crate) media_elided: u32,
 }
 
 /// Reads one JSON (or other non-stream) body, frame by frame, keeping at most its cap.
