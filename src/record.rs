@@ -222,7 +222,7 @@ pub struct LlmLogRecord {
     /// stays the size of the message as it passed.
     pub redactions: BTreeMap<String, u32>,
     /// How many media payloads (base64 images, audio, files) were replaced by a placeholder in
-    /// this side's message (`MediaElided`).
+    /// this side's body (`MediaElided`), whether or not the logged message includes them.
     pub media_elided: u32,
     /// Why this record carries no content, when it was left out on purpose
     /// (`ContentOmitted`: `metadata`, `client`, `sampled`, `cap_zero`, `redactor_failed`).
