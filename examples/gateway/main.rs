@@ -96,6 +96,31 @@ struct Args {
     /// replaced by `[REDACTED:<kind>]`).
     #[arg(long)]
     no_redact_secrets: bool,
+    /// Replace personal data (e-mail addresses, phone numbers, card numbers, IBANs, IP
+    /// addresses, US social security numbers) in logged text by `[REDACTED:<kind>]`.
+    #[arg(long)]
+    redact_pii: bool,
+    /// Tag personal data with a keyed hash (`[email:3f9a1c0b2d4e5f60]`) instead, the key read
+    /// from this file (at least 16 bytes; implies --redact-pii).
+    #[arg(long, value_name = "FILE")]
+    pii_hash_key_file: Option<std::path::PathBuf>,
+    /// Base64 payloads (images, audio, files) longer than this are logged as
+    /// `[media <type> <bytes> bytes sha256:<hex>]` (at most 2097152).
+    #[arg(long, default_value_t = tower_llm_log::privacy::DEFAULT_MEDIA_INLINE_BYTES)]
+    media_inline_bytes: usize,
+    /// Log base64 media as it is, within the caps.
+    #[arg(long)]
+    no_elide_media: bool,
+    /// Let clients choose what is logged of their requests with the `x-llm-log` header
+    /// (`metadata`, `no-prompt`, `no-completion`, `off`). Off by default: clients cannot hide
+    /// their usage. The header is never forwarded.
+    #[arg(long)]
+    allow_client_log_control: bool,
+    /// The share of exchanges whose prompt and completion are logged (0.0 to 1.0), chosen by
+    /// a hash of the correlation id; failed exchanges keep theirs, and every exchange logs
+    /// its metadata and tokens.
+    #[arg(long, default_value_t = 1.0)]
+    content_sample_rate: f64,
     /// Forward without logging (the layer passes every request untouched): the baseline for
     /// measuring what logging costs.
     #[arg(long)]
@@ -122,14 +147,25 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = match LogConfig::builder()
+    let builder = LogConfig::builder()
         .enabled(!args.no_log)
         .prompt_bytes(args.prompt_bytes)
         .completion_bytes(args.completion_bytes)
         .request_read_ahead(args.request_read_ahead)
         .redact_secrets(!args.no_redact_secrets)
-        .build()
-    {
+        .redact_pii(args.redact_pii)
+        .media_inline_bytes(args.media_inline_bytes)
+        .allow_client_log_control(args.allow_client_log_control)
+        .content_sample_rate(args.content_sample_rate);
+    let builder = if args.no_elide_media { builder.no_media_elision() } else { builder };
+    let builder = match &args.pii_hash_key_file {
+        Some(path) => match std::fs::read(path) {
+            Ok(key) => builder.pii_hash_key(key.trim_ascii().to_vec()),
+            Err(e) => return usage_error(&format!("--pii-hash-key-file {}: {e}", path.display())),
+        },
+        None => builder,
+    };
+    let config = match builder.build() {
         Ok(c) => c,
         Err(e) => return usage_error(&e.to_string()),
     };
