@@ -90,6 +90,20 @@ pub enum ContentOmitted {
     RedactorFailed,
 }
 
+impl ContentOmitted {
+    /// The name written in records (`metadata`, `client`, `sampled`, `cap_zero`,
+    /// `redactor_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentOmitted::Metadata => "metadata",
+            ContentOmitted::Client => "client",
+            ContentOmitted::Sampled => "sampled",
+            ContentOmitted::CapZero => "cap_zero",
+            ContentOmitted::RedactorFailed => "redactor_failed",
+        }
+    }
+}
+
 /// What one exchange logs, decided when its request arrives.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ContentPlan {

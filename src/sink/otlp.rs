@@ -302,9 +302,20 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     put("llm_log.truncated", Some(AnyValue::Boolean(r.truncated)));
     put("llm_log.error", text(&r.error));
     put(
+        "llm_log.media_elided",
+        (r.media_elided > 0).then(|| int(r.media_elided.into())),
+    );
+    put(
+        "llm_log.content_omitted",
+        r.content_omitted.map(|c| AnyValue::from(c.as_str())),
+    );
+    put(
         "error.type",
         (r.outcome != Outcome::Completed).then(|| AnyValue::from(r.outcome.as_str())),
     );
+    for (kind, n) in &r.redactions {
+        a.push((Key::from(format!("llm_log.redactions.{kind}")), int(u64::from(*n))));
+    }
     a
 }
 

@@ -69,6 +69,11 @@ macro_rules! record_event {
             finish_reasons = $r.finish_reasons.join(","),
             outcome = $r.outcome.as_str(),
             error = $r.error.as_deref(),
+            media_elided = ($r.media_elided > 0).then_some($r.media_elided),
+            content_omitted = $r.content_omitted.map(|c| c.as_str()),
+            redactions = (!$r.redactions.is_empty()).then(|| {
+                $r.redactions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            }),
             region = $r.region.as_deref(),
             trace_id = $r.trace_id.as_deref(),
             span_id = $r.span_id.as_deref(),
