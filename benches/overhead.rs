@@ -68,6 +68,25 @@ fn exchange(c: &mut Criterion, name: &str, size: usize) {
     group.bench_function("layer_redaction_off", |b| {
         b.iter(|| one_exchange(&mut layered_no_redaction, &req))
     });
+    // Media elision (on by default) against none, and everything privacy does off: the
+    // secrets-only figure is `layer_media_off` against `layer_privacy_off`.
+    let mut layered_media_off = LlmLogLayer::new(sink())
+        .with_config(rebuild(&config, |b| b.no_media_elision()))
+        .layer(upstream("application/json", make.clone()));
+    group.bench_function("layer_media_off", |b| {
+        b.iter(|| one_exchange(&mut layered_media_off, &req))
+    });
+    let mut layered_privacy_off = LlmLogLayer::new(sink())
+        .with_config(rebuild(&config, |b| b.no_media_elision().redact_secrets(false)))
+        .layer(upstream("application/json", make.clone()));
+    group.bench_function("layer_privacy_off", |b| {
+        b.iter(|| one_exchange(&mut layered_privacy_off, &req))
+    });
+    // PII redaction (opt-in) on top of the defaults.
+    let mut layered_pii = LlmLogLayer::new(sink())
+        .with_config(rebuild(&config, |b| b.redact_pii(true)))
+        .layer(upstream("application/json", make.clone()));
+    group.bench_function("layer_pii", |b| b.iter(|| one_exchange(&mut layered_pii, &req)));
     // The same with the records going through NonBlocking, as in production.
     let (queued, guard) = tower_llm_log::NonBlocking::new(sink());
     let mut layered_nb = LlmLogLayer::new(queued)
@@ -106,6 +125,17 @@ fn exchange(c: &mut Criterion, name: &str, size: usize) {
 }
 
 /// The same caps with request read-ahead off.
+/// `config`'s caps with `change` applied to a fresh builder.
+fn rebuild(config: &LogConfig, change: impl FnOnce(tower_llm_log::LogConfigBuilder) -> tower_llm_log::LogConfigBuilder) -> LogConfig {
+    change(
+        LogConfig::builder()
+            .prompt_bytes(config.prompt_bytes())
+            .completion_bytes(config.completion_bytes()),
+    )
+    .build()
+    .expect("valid")
+}
+
 fn without_read_ahead(config: &LogConfig) -> LogConfig {
     LogConfig::builder()
         .prompt_bytes(config.prompt_bytes())
@@ -233,6 +263,50 @@ fn redact_2mib(c: &mut Criterion) {
     group.finish();
 }
 
+/// PII detection alone on 2 MiB of logged text (a JSON string): prose with nothing to find,
+/// prose with an e-mail address, a phone number and a card number every 4 KiB, and the
+/// pathological cases (all digits, all `@`, digit groups that look like numbers).
+fn pii_2mib(c: &mut Criterion) {
+    let quoted = |s: String| format!("[{{\"content\":\"{s}\"}}]");
+    let prose = "lorem ipsum dolor sit amet, consectetur adipiscing elit ".repeat((2 << 20) / 56);
+    let mut with_pii = String::new();
+    while with_pii.len() < 2 << 20 {
+        with_pii.push_str(&prose[..4000]);
+        with_pii.push_str(" mail jane.doe@example.com, call +1 415-555-2671, card 4111 1111 1111 1111 ");
+    }
+    let digits = "1".repeat(2 << 20);
+    let ats = "@".repeat(2 << 20);
+    let groups = "12 34-56.78 ".repeat((2 << 20) / 12);
+    let mut group = c.benchmark_group("pii_2mib");
+    for (name, text) in [("prose", prose), ("pii_every_4k", with_pii), ("digits", digits), ("at_signs", ats), ("digit_groups", groups)] {
+        let text = quoted(text);
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(name, |b| b.iter(|| tower_llm_log::privacy::find_pii(black_box(&text)).len()));
+    }
+    group.finish();
+}
+
+/// Media elision of a chat request carrying a 20 MB base64 image, in 64 KiB frames as a
+/// client sends them: the elider alone (it hashes and counts the payload).
+fn media_20mb(c: &mut Criterion) {
+    let mut image = String::from("iVBORw0KGgo");
+    while image.len() < 20 << 20 {
+        image.push_str("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0123456789+/ab");
+    }
+    let body = format!(
+        r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":[{{"type":"text","text":"what is it?"}},{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{image}"}}}}]}}]}}"#
+    );
+    let body = Bytes::from(body);
+    let frames: Vec<Bytes> = (0..body.len()).step_by(65536).map(|at| body.slice(at..(at + 65536).min(body.len()))).collect();
+    let mut group = c.benchmark_group("media_20mb");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.sample_size(20);
+    group.bench_function("elide", |b| {
+        b.iter(|| tower_llm_log::bench_support::elide_frames(black_box(&frames), 1024))
+    });
+    group.finish();
+}
+
 fn scan_2mib(c: &mut Criterion) {
     let body = chat_request(2 << 20);
     let frames: Vec<Bytes> = body.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
@@ -292,5 +366,5 @@ fn estimate_4k(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib, estimate_4k, redact_2mib }
+criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib, estimate_4k, redact_2mib, pii_2mib, media_20mb }
 criterion_main!(benches);

@@ -114,4 +114,16 @@ pub mod bench_support {
                 .unwrap_or(0),
         )
     }
+
+    /// Runs the media elider over a body given as frames, as the tap does; returns (payloads
+    /// elided, bytes passed on).
+    pub fn elide_frames(frames: &[Bytes], threshold: usize) -> (u32, usize) {
+        let mut elider = crate::privacy::MediaElider::new(threshold);
+        let mut out = 0;
+        for f in frames {
+            elider.feed(f, &mut |b| out += b.len());
+        }
+        elider.finish(&mut |b| out += b.len());
+        (elider.elided(), out)
+    }
 }

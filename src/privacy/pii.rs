@@ -266,7 +266,8 @@ fn read_token(text: &[u8], span: &Range<usize>, at: usize) -> Option<Token> {
     }
     let mut group = 0u8;
     let mut end = i;
-    while i < span.end && i - at < 40 {
+    // The longest match is a card number of 19 digits in groups: 25 bytes.
+    while i < span.end && i - at < 26 {
         let b = text[i];
         if b.is_ascii_digit() {
             if t.count < t.digits.len() {
@@ -288,6 +289,16 @@ fn read_token(text: &[u8], span: &Range<usize>, at: usize) -> Option<Token> {
             b' ' | b'-' | b'.' if next_is_digit(i + 1) && group > 0 => (1, b),
             _ => break,
         };
+        // Only an E.164 number or one with an area code in parentheses mixes separators; a
+        // token ends where a second kind begins (so text of digit groups costs little).
+        let seen = match kind {
+            b'.' => t.dots,
+            b'-' => t.dashes,
+            _ => t.spaces,
+        };
+        if seen == 0 && t.separators > 0 && !t.plus && !t.parens {
+            break;
+        }
         if t.group_count < t.groups.len() {
             t.groups[t.group_count] = group;
         }
