@@ -67,7 +67,7 @@ fn count(mut f: impl FnMut()) -> (u64, u64) {
 }
 
 /// For counting instructions under `valgrind --tool=callgrind` (which a busy machine does not
-/// change): `INSTRUCTIONS_CASE=read_ahead_on|read_ahead_off|bare INSTRUCTIONS_N=1000` runs only
+/// change): `INSTRUCTIONS_CASE=read_ahead_on|read_ahead_off|bare|privacy_off|secrets_only|pii INSTRUCTIONS_N=1000` runs only
 /// that many 4K/4K exchanges. Run it with two counts; the difference over the difference in
 /// exchanges is the cost of one (`scripts/instructions.sh`).
 fn instructions_only() -> bool {
@@ -82,10 +82,15 @@ fn instructions_only() -> bool {
     let res = chat_response(4096);
     let make = move || Full::new(res.clone());
     let read_ahead = if case == "read_ahead_off" { 0 } else { 4 << 20 };
-    let config = LogConfig::builder()
-        .request_read_ahead(read_ahead)
-        .build()
-        .unwrap();
+    let builder = LogConfig::builder().request_read_ahead(read_ahead);
+    // The privacy cases: everything off, secrets only (media off), PII on top of the defaults.
+    let builder = match case.as_str() {
+        "privacy_off" => builder.no_media_elision().redact_secrets(false),
+        "secrets_only" => builder.no_media_elision(),
+        "pii" => builder.redact_pii(true),
+        _ => builder,
+    };
+    let config = builder.build().unwrap();
     let mut bare = upstream("application/json", make.clone());
     let mut layered = LlmLogLayer::new(sink())
         .with_config(config)

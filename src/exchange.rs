@@ -376,7 +376,7 @@ impl Exchange {
                 let found = privacy::find_pii(error);
                 if !found.is_empty() {
                     let edits = self.pii_edits(error, found);
-                    *error = String::from_utf8_lossy(&privacy::apply_edits(error.as_bytes(), &edits, &mut counts)).into_owned();
+                    *error = utf8(privacy::apply_edits(error.as_bytes(), &edits, &mut counts));
                 }
             }
         }
@@ -385,13 +385,17 @@ impl Exchange {
             return Ok(counts);
         }
         let whole = side.message.to_bytes();
-        let mut text = String::from_utf8_lossy(&whole).into_owned();
+        // Checked the fast way; only text with invalid UTF-8 takes the lossy copy.
+        let mut text = match std::str::from_utf8(&whole) {
+            Ok(text) => text.to_string(),
+            Err(_) => String::from_utf8_lossy(&whole).into_owned(),
+        };
         let mut changed = false;
         if config.redact_pii {
             let found = privacy::find_pii(&text);
             if !found.is_empty() {
                 let edits = self.pii_edits(&text, found);
-                text = String::from_utf8_lossy(&privacy::apply_edits(text.as_bytes(), &edits, &mut counts)).into_owned();
+                text = utf8(privacy::apply_edits(text.as_bytes(), &edits, &mut counts));
                 changed = true;
             }
         }
@@ -400,7 +404,7 @@ impl Exchange {
                 .map_err(|_| "the redactor panicked".to_string())?;
             if !edits.is_empty() {
                 privacy::check_edits(&text, &mut edits)?;
-                text = String::from_utf8_lossy(&privacy::apply_edits(text.as_bytes(), &edits, &mut counts)).into_owned();
+                text = utf8(privacy::apply_edits(text.as_bytes(), &edits, &mut counts));
                 changed = true;
             }
         }
@@ -425,6 +429,11 @@ impl Exchange {
             })
             .collect()
     }
+}
+
+/// Edited text (edits replace whole characters by valid text, so this never replaces).
+fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Replaces a side's message by `text`, cut at `cap` (at a character start) if the edits
