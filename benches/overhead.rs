@@ -126,7 +126,10 @@ fn exchange(c: &mut Criterion, name: &str, size: usize) {
 
 /// The same caps with request read-ahead off.
 /// `config`'s caps with `change` applied to a fresh builder.
-fn rebuild(config: &LogConfig, change: impl FnOnce(tower_llm_log::LogConfigBuilder) -> tower_llm_log::LogConfigBuilder) -> LogConfig {
+fn rebuild(
+    config: &LogConfig,
+    change: impl FnOnce(tower_llm_log::LogConfigBuilder) -> tower_llm_log::LogConfigBuilder,
+) -> LogConfig {
     change(
         LogConfig::builder()
             .prompt_bytes(config.prompt_bytes())
@@ -278,10 +281,18 @@ fn pii_2mib(c: &mut Criterion) {
     let ats = "@".repeat(2 << 20);
     let groups = "12 34-56.78 ".repeat((2 << 20) / 12);
     let mut group = c.benchmark_group("pii_2mib");
-    for (name, text) in [("prose", prose), ("pii_every_4k", with_pii), ("digits", digits), ("at_signs", ats), ("digit_groups", groups)] {
+    for (name, text) in [
+        ("prose", prose),
+        ("pii_every_4k", with_pii),
+        ("digits", digits),
+        ("at_signs", ats),
+        ("digit_groups", groups),
+    ] {
         let text = quoted(text);
         group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_function(name, |b| b.iter(|| tower_llm_log::privacy::find_pii(black_box(&text)).len()));
+        group.bench_function(name, |b| {
+            b.iter(|| tower_llm_log::privacy::find_pii(black_box(&text)).len())
+        });
     }
     group.finish();
 }
@@ -297,7 +308,10 @@ fn media_20mb(c: &mut Criterion) {
         r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":[{{"type":"text","text":"what is it?"}},{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{image}"}}}}]}}]}}"#
     );
     let body = Bytes::from(body);
-    let frames: Vec<Bytes> = (0..body.len()).step_by(65536).map(|at| body.slice(at..(at + 65536).min(body.len()))).collect();
+    let frames: Vec<Bytes> = (0..body.len())
+        .step_by(65536)
+        .map(|at| body.slice(at..(at + 65536).min(body.len())))
+        .collect();
     let mut group = c.benchmark_group("media_20mb");
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.sample_size(20);

@@ -157,7 +157,8 @@ pub(crate) fn plan(
     }
     plan.prompt = prompt.or((config.prompt_bytes == 0).then_some(ContentOmitted::CapZero));
     plan.completion = completion.or((config.completion_bytes == 0).then_some(ContentOmitted::CapZero));
-    plan.sampled_out = config.content_sample_rate < 1.0 && !sampled_in(correlation_id, config.content_sample_rate);
+    plan.sampled_out =
+        config.content_sample_rate < 1.0 && !sampled_in(correlation_id, config.content_sample_rate);
     Some(plan)
 }
 
@@ -200,8 +201,14 @@ mod tests {
     #[test]
     fn header_values() {
         assert_eq!(LogControl::from_header_value(" OFF "), Some(LogControl::Off));
-        assert_eq!(LogControl::from_header_value("metadata"), Some(LogControl::Metadata));
-        assert_eq!(LogControl::from_header_value("no-completion"), Some(LogControl::NoCompletion));
+        assert_eq!(
+            LogControl::from_header_value("metadata"),
+            Some(LogControl::Metadata)
+        );
+        assert_eq!(
+            LogControl::from_header_value("no-completion"),
+            Some(LogControl::NoCompletion)
+        );
         assert_eq!(LogControl::from_header_value("nothing"), None);
     }
 }

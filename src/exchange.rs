@@ -15,8 +15,8 @@ use bytes::Bytes;
 use crate::api::{ApiRef, Apis, BodyFacts, Route, TokenUsage};
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
-use crate::correlation::CorrelationId;
 use crate::control::{ContentOmitted, ContentPlan};
+use crate::correlation::CorrelationId;
 use crate::privacy::{self, Edit, Redactor};
 use crate::{LlmLogRecord, LlmLogSink, LogConfig, Outcome, RecordKind};
 
@@ -220,7 +220,13 @@ impl Exchange {
         self.emit(response.0, response.1, response.2, omitted);
     }
 
-    fn emit(&self, kind: RecordKind, outcome: Outcome, mut side: SideReport, sampled: Option<ContentOmitted>) {
+    fn emit(
+        &self,
+        kind: RecordKind,
+        outcome: Outcome,
+        mut side: SideReport,
+        sampled: Option<ContentOmitted>,
+    ) {
         let duration = self.started.elapsed();
         let cap = match kind {
             RecordKind::Request => self.config().prompt_bytes,
@@ -245,8 +251,12 @@ impl Exchange {
         let redactions = match self.redact(&mut side, cap) {
             Ok(redactions) => redactions,
             Err(problem) => {
-                self.shared.stats.redactor_failures.fetch_add(1, Ordering::Relaxed);
-                side.errors.push(format!("redactor: {problem}; the content is withheld"));
+                self.shared
+                    .stats
+                    .redactor_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                side.errors
+                    .push(format!("redactor: {problem}; the content is withheld"));
                 side.message = LoggedMessage::not_kept(side.message.total);
                 content_omitted = Some(ContentOmitted::RedactorFailed);
                 BTreeMap::new()

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use tower::Layer;
 
-use crate::privacy::Redactor;
 use crate::api::{LlmApi, RequestHead, Route};
 use crate::exchange::{Counters, Shared};
+use crate::privacy::Redactor;
 use crate::{LlmLog, LlmLogSink, LogConfig, LogStats};
 
 /// Logs LLM API traffic to a sink. Add it to an axum router, a hyper server or client stack, or

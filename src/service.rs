@@ -96,7 +96,10 @@ where
         parts.extensions.insert(id.clone());
         let control = parts.extensions.get::<LogControl>().copied();
         let Some(plan) = control::plan(&self.shared.config, &mut parts.headers, control, id.as_str()) else {
-            self.shared.stats.exchanges_not_logged.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .exchanges_not_logged
+                .fetch_add(1, Ordering::Relaxed);
             let req = Request::from_parts(parts, LlmLogBody::passthrough(body));
             return ResponseFuture::called(self.inner.call(req), None);
         };

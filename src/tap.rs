@@ -263,7 +263,9 @@ pub(crate) struct RequestTap {
 impl RequestTap {
     pub(crate) fn new(exchange: Arc<Exchange>, headers: &HeaderMap) -> Self {
         let config = exchange.config();
-        let reader = exchange.api.request_reader(&exchange.route, exchange.cap(RecordKind::Request));
+        let reader = exchange
+            .api
+            .request_reader(&exchange.route, exchange.cap(RecordKind::Request));
         let reading = Reading::new(Target::body(reader, config), headers, config.decoded_bytes);
         RequestTap {
             exchange,

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use anthropic_ai_sdk::client::AnthropicClient;
 use anthropic_ai_sdk::types::message::{
-    ContentBlock, CreateMessageParams, ImageSource, Message, MessageClient, MessageContent, MessageError, RequiredMessageParams,
-    Role,
+    ContentBlock, CreateMessageParams, ImageSource, Message, MessageClient, MessageContent, MessageError,
+    RequiredMessageParams, Role,
 };
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::CreateChatCompletionRequest;
@@ -151,7 +151,9 @@ async fn anthropic_sdk_prompt_with_a_key_an_email_a_card_and_an_image() {
     let records = check_log(&buf, 2, &[KEY, EMAIL, CARD, &image[..64], &image[20_000..20_064]]);
     let rq = &of_kind(&records, RecordKind::Request)[0];
     let logged: serde_json::Value = serde_json::from_str(rq.messages_str()).unwrap();
-    let data = logged["messages"][0]["content"][0]["source"]["data"].as_str().unwrap();
+    let data = logged["messages"][0]["content"][0]["source"]["data"]
+        .as_str()
+        .unwrap();
     assert!(data.starts_with("[media image/png "), "{data}");
     assert_eq!(rq.media_elided, 1);
 }

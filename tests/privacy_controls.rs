@@ -101,7 +101,9 @@ fn png_base64(len: usize) -> String {
     let mut s = "iVBORw0KGgoAAAANSUhEUg".to_string();
     let mut i = 0u32;
     while s.len() < len {
-        s.push(char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i % 64) as usize]));
+        s.push(char::from(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i % 64) as usize],
+        ));
         i = i.wrapping_mul(31).wrapping_add(7);
     }
     s.truncate(len);
@@ -131,7 +133,11 @@ async fn an_image_in_a_prompt_is_elided_however_the_body_is_cut_and_the_traffic_
     for cuts in cuttings {
         let (layer, sink) = layer(LogConfig::default());
         let seen = exchange(layer, &sink, request.as_bytes(), &cuts, ok(), None, &[]).await;
-        assert_eq!(seen.upstream, request.as_bytes(), "the inner service gets the body as sent");
+        assert_eq!(
+            seen.upstream,
+            request.as_bytes(),
+            "the inner service gets the body as sent"
+        );
         assert_eq!(seen.client, COMPLETION.as_bytes());
         let (prompt, record) = side(&seen.records, RecordKind::Request);
         assert_eq!(record.media_elided, 1);
@@ -188,7 +194,8 @@ async fn every_listed_shape_is_elided() {
         serde_json::json!({"inlineData": {"mimeType": "image/png", "data": b64}}),
     ];
     for shape in shapes {
-        let request = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [shape]}]}).to_string();
+        let request =
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [shape]}]}).to_string();
         let (layer, sink) = layer(LogConfig::default());
         let seen = exchange(layer, &sink, request.as_bytes(), &[], ok(), None, &[]).await;
         let (prompt, record) = side(&seen.records, RecordKind::Request);
@@ -204,7 +211,16 @@ async fn every_listed_shape_is_elided() {
     .to_string();
     let (layer, sink) = layer(LogConfig::default());
     let request = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
-    let seen = exchange(layer, &sink, request, &[], (200, "application/json", response.as_bytes()), None, &[]).await;
+    let seen = exchange(
+        layer,
+        &sink,
+        request,
+        &[],
+        (200, "application/json", response.as_bytes()),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(seen.client, response.as_bytes());
     let (completion, record) = side(&seen.records, RecordKind::Response);
     // Both payloads in the body count, the logged `choices` shows the one inside it.
@@ -230,7 +246,16 @@ async fn media_in_a_streamed_completion_and_elision_turned_off() {
     );
     let request = br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"draw"}]}"#;
     let (layer_on, sink) = layer(LogConfig::default());
-    let seen = exchange(layer_on, &sink, request, &[], (200, "text/event-stream", stream.as_bytes()), None, &[]).await;
+    let seen = exchange(
+        layer_on,
+        &sink,
+        request,
+        &[],
+        (200, "text/event-stream", stream.as_bytes()),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(seen.client, stream.as_bytes());
     let (completion, _) = side(&seen.records, RecordKind::Response);
     assert!(completion.contains("see "), "{completion}");
@@ -238,7 +263,13 @@ async fn media_in_a_streamed_completion_and_elision_turned_off() {
 
     let image = png_base64(3000);
     let request = image_prompt(&image, "x");
-    let (layer_off, sink) = layer(LogConfig::builder().no_media_elision().prompt_bytes(1 << 20).build().unwrap());
+    let (layer_off, sink) = layer(
+        LogConfig::builder()
+            .no_media_elision()
+            .prompt_bytes(1 << 20)
+            .build()
+            .unwrap(),
+    );
     let seen = exchange(layer_off, &sink, request.as_bytes(), &[], ok(), None, &[]).await;
     let (prompt, record) = side(&seen.records, RecordKind::Request);
     assert_eq!(record.media_elided, 0);
@@ -276,7 +307,16 @@ async fn personal_data_is_replaced_when_asked_and_not_by_default() {
             "I am [REDACTED:email], phone [REDACTED:phone], card [REDACTED:card], iban [REDACTED:iban], from [REDACTED:ip_address]. Order 4111111111111112 caf\u{e9} \"quoted\""
         );
         let counts: Vec<(&str, u32)> = record.redactions.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        assert_eq!(counts, [("card", 1), ("email", 1), ("iban", 1), ("ip_address", 1), ("phone", 1)]);
+        assert_eq!(
+            counts,
+            [
+                ("card", 1),
+                ("email", 1),
+                ("iban", 1),
+                ("ip_address", 1),
+                ("phone", 1)
+            ]
+        );
         let sent: serde_json::Value = serde_json::from_str(&request).unwrap();
         assert_eq!(record.message_bytes, sent["messages"].to_string().len() as u64);
     }
@@ -284,7 +324,10 @@ async fn personal_data_is_replaced_when_asked_and_not_by_default() {
 
 #[tokio::test]
 async fn keyed_tags_correlate_the_same_value_without_storing_it() {
-    let config = LogConfig::builder().pii_hash_key(*b"a secret key of 32 bytes, random").build().unwrap();
+    let config = LogConfig::builder()
+        .pii_hash_key(*b"a secret key of 32 bytes, random")
+        .build()
+        .unwrap();
     let mut tags = Vec::new();
     for email in ["Jane.Doe@Example.com", "jane.doe@example.com", "john@example.com"] {
         let request = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": format!("mail {email}")}]}).to_string();
@@ -292,8 +335,18 @@ async fn keyed_tags_correlate_the_same_value_without_storing_it() {
         let seen = exchange(on, &sink, request.as_bytes(), &[], ok(), None, &[]).await;
         let (prompt, _) = side(&seen.records, RecordKind::Request);
         assert!(!prompt.to_lowercase().contains("example.com"), "{prompt}");
-        let tag = prompt.split("mail ").nth(1).unwrap().split('"').next().unwrap().to_string();
-        assert!(tag.starts_with("[email:") && tag.len() == "[email:]".len() + 16, "{tag}");
+        let tag = prompt
+            .split("mail ")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            tag.starts_with("[email:") && tag.len() == "[email:]".len() + 16,
+            "{tag}"
+        );
         tags.push(tag);
     }
     assert_eq!(tags[0], tags[1], "the same address in another case");
@@ -321,7 +374,10 @@ async fn a_redactor_of_ones_own_runs_after_the_built_in_ones() {
         });
     let seen = exchange(layer, &sink, request, &[], ok(), None, &[]).await;
     let (prompt, record) = side(&seen.records, RecordKind::Request);
-    assert!(prompt.contains("ticket [REDACTED:order_id] from [REDACTED:email]"), "{prompt}");
+    assert!(
+        prompt.contains("ticket [REDACTED:order_id] from [REDACTED:email]"),
+        "{prompt}"
+    );
     assert_eq!(record.redactions.get("order_id"), Some(&1));
     assert_eq!(calls.load(Ordering::Relaxed), 2, "once per side");
 }
@@ -345,7 +401,11 @@ async fn a_failing_redactor_withholds_the_content_never_the_request() {
         let (prompt, record) = side(&seen.records, RecordKind::Request);
         assert_eq!(prompt, "");
         assert_eq!(record.content_omitted, Some(ContentOmitted::RedactorFailed));
-        assert!(record.error.as_deref().unwrap().contains("redactor"), "{:?}", record.error);
+        assert!(
+            record.error.as_deref().unwrap().contains("redactor"),
+            "{:?}",
+            record.error
+        );
         let (_, response) = side(&seen.records, RecordKind::Response);
         assert_eq!(response.prompt_tokens, Some(900), "usage is still logged");
         assert_eq!(stats.stats().redactor_failures, 2);
@@ -357,9 +417,21 @@ async fn each_control_level_from_server_code() {
     let request = br#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#;
     let cases = [
         (LogControl::Full, Some(None), Some(None)),
-        (LogControl::Metadata, Some(Some(ContentOmitted::Metadata)), Some(Some(ContentOmitted::Metadata))),
-        (LogControl::NoPrompt, Some(Some(ContentOmitted::Metadata)), Some(None)),
-        (LogControl::NoCompletion, Some(None), Some(Some(ContentOmitted::Metadata))),
+        (
+            LogControl::Metadata,
+            Some(Some(ContentOmitted::Metadata)),
+            Some(Some(ContentOmitted::Metadata)),
+        ),
+        (
+            LogControl::NoPrompt,
+            Some(Some(ContentOmitted::Metadata)),
+            Some(None),
+        ),
+        (
+            LogControl::NoCompletion,
+            Some(None),
+            Some(Some(ContentOmitted::Metadata)),
+        ),
         (LogControl::Off, None, None),
     ];
     for (control, prompt_omitted, completion_omitted) in cases {
@@ -375,11 +447,23 @@ async fn each_control_level_from_server_code() {
         }
         let (prompt, request_record) = side(&records, RecordKind::Request);
         let (completion, response_record) = side(&records, RecordKind::Response);
-        assert_eq!(Some(request_record.content_omitted), prompt_omitted, "{control:?}");
-        assert_eq!(Some(response_record.content_omitted), completion_omitted, "{control:?}");
+        assert_eq!(
+            Some(request_record.content_omitted),
+            prompt_omitted,
+            "{control:?}"
+        );
+        assert_eq!(
+            Some(response_record.content_omitted),
+            completion_omitted,
+            "{control:?}"
+        );
         assert_eq!(prompt.is_empty(), request_record.content_omitted.is_some());
         assert_eq!(completion.is_empty(), response_record.content_omitted.is_some());
-        assert_eq!(response_record.total_tokens, Some(905), "usage is logged at every level");
+        assert_eq!(
+            response_record.total_tokens,
+            Some(905),
+            "usage is logged at every level"
+        );
         assert_eq!(request_record.model_name.as_deref(), Some("m"));
     }
 }
@@ -389,13 +473,25 @@ async fn the_client_header_is_honoured_only_when_allowed_and_never_forwarded() {
     let request = br#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#;
     // Not allowed: logged in full, with a note; the header still does not reach upstream.
     let (layer_default, sink) = layer(LogConfig::default());
-    let seen = exchange(layer_default, &sink, request, &[], ok(), None, &[("x-llm-log", "off")]).await;
+    let seen = exchange(
+        layer_default,
+        &sink,
+        request,
+        &[],
+        ok(),
+        None,
+        &[("x-llm-log", "off")],
+    )
+    .await;
     assert!(!seen.upstream_headers.contains_key("x-llm-log"));
     let (prompt, record) = side(&seen.records, RecordKind::Request);
     assert!(prompt.contains("hello"));
     assert!(record.error.unwrap().contains("x-llm-log header was ignored"));
 
-    let allowed = LogConfig::builder().allow_client_log_control(true).build().unwrap();
+    let allowed = LogConfig::builder()
+        .allow_client_log_control(true)
+        .build()
+        .unwrap();
     for (value, prompt_omitted, completion_omitted) in [
         ("metadata", true, true),
         ("no-prompt", true, false),
@@ -406,8 +502,16 @@ async fn the_client_header_is_honoured_only_when_allowed_and_never_forwarded() {
         assert!(!seen.upstream_headers.contains_key("x-llm-log"));
         let (_, req) = side(&seen.records, RecordKind::Request);
         let (_, res) = side(&seen.records, RecordKind::Response);
-        assert_eq!(req.content_omitted == Some(ContentOmitted::Client), prompt_omitted, "{value}");
-        assert_eq!(res.content_omitted == Some(ContentOmitted::Client), completion_omitted, "{value}");
+        assert_eq!(
+            req.content_omitted == Some(ContentOmitted::Client),
+            prompt_omitted,
+            "{value}"
+        );
+        assert_eq!(
+            res.content_omitted == Some(ContentOmitted::Client),
+            completion_omitted,
+            "{value}"
+        );
         assert_eq!(res.total_tokens, Some(905));
     }
     let (l, sink) = layer(allowed.clone());
@@ -417,7 +521,16 @@ async fn the_client_header_is_honoured_only_when_allowed_and_never_forwarded() {
     assert_eq!(stats.stats().exchanges_not_logged, 1);
     // A hostile value: logged in full, with a note.
     let (l, sink) = layer(allowed);
-    let seen = exchange(l, &sink, request, &[], ok(), None, &[("x-llm-log", "off;\tdrop table")]).await;
+    let seen = exchange(
+        l,
+        &sink,
+        request,
+        &[],
+        ok(),
+        None,
+        &[("x-llm-log", "off;\tdrop table")],
+    )
+    .await;
     let (prompt, record) = side(&seen.records, RecordKind::Request);
     assert!(prompt.contains("hello"));
     assert!(record.error.unwrap().contains("not one of"));
@@ -450,7 +563,11 @@ async fn sampling_agrees_across_replicas_and_keeps_failures_and_usage() {
             assert_eq!(seen.records.len(), 2);
             let omitted: Vec<_> = seen.records.iter().map(|r| r.content_omitted).collect();
             assert_eq!(omitted[0], omitted[1], "both sides agree");
-            assert_eq!(seen.records[0].kind, RecordKind::Request, "the request record still comes first");
+            assert_eq!(
+                seen.records[0].kind,
+                RecordKind::Request,
+                "the request record still comes first"
+            );
             let (_, res) = side(&seen.records, RecordKind::Response);
             assert_eq!(res.total_tokens, Some(905), "usage is never sampled away");
             answers.push(omitted[0]);
@@ -462,7 +579,10 @@ async fn sampling_agrees_across_replicas_and_keeps_failures_and_usage() {
     assert!((5..=35).contains(&kept), "{kept} of 40 kept at 0.5");
 
     // An id sampled out that fails keeps its content.
-    let id = (0..).map(|i| format!("fail-{i}")).find(|id| !sampled_in(id, 0.5)).unwrap();
+    let id = (0..)
+        .map(|i| format!("fail-{i}"))
+        .find(|id| !sampled_in(id, 0.5))
+        .unwrap();
     let error = (500, "application/json", &br#"{"error":{"message":"boom"}}"#[..]);
     let (l, sink) = layer(config.clone());
     let seen = exchange(l, &sink, request, &[], error, None, &[("x-request-id", &id)]).await;
@@ -471,5 +591,8 @@ async fn sampling_agrees_across_replicas_and_keeps_failures_and_usage() {
     assert_eq!((req.content_omitted, res.content_omitted), (None, None));
     assert!(prompt.contains("hello") && completion.contains("boom"));
     assert!(LogConfig::builder().content_sample_rate(1.5).build().is_err());
-    assert!(LogConfig::builder().content_sample_rate(f64::NAN).build().is_err());
+    assert!(LogConfig::builder()
+        .content_sample_rate(f64::NAN)
+        .build()
+        .is_err());
 }

@@ -157,7 +157,11 @@ async fn main() -> ExitCode {
         .media_inline_bytes(args.media_inline_bytes)
         .allow_client_log_control(args.allow_client_log_control)
         .content_sample_rate(args.content_sample_rate);
-    let builder = if args.no_elide_media { builder.no_media_elision() } else { builder };
+    let builder = if args.no_elide_media {
+        builder.no_media_elision()
+    } else {
+        builder
+    };
     let builder = match &args.pii_hash_key_file {
         Some(path) => match std::fs::read(path) {
             Ok(key) => builder.pii_hash_key(key.trim_ascii().to_vec()),

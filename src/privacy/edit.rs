@@ -119,7 +119,11 @@ fn inside_escape(text: &[u8], span_start: usize, at: usize) -> bool {
         if at < span_start + d || text[at - d] != b'\\' {
             return false;
         }
-        let run = text[span_start..at - d].iter().rev().take_while(|&&b| b == b'\\').count();
+        let run = text[span_start..at - d]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
         let len = if text.get(at - d + 1) == Some(&b'u') { 6 } else { 2 };
         run % 2 == 0 && d < len
     })
@@ -137,7 +141,10 @@ pub(crate) fn check_edits(text: &str, edits: &mut [Edit]) -> Result<(), EditProb
     for edit in edits.iter() {
         let Range { start, end } = edit.range;
         if start > end || end > text.len() {
-            return Err(format!("an edit's range {start}..{end} is outside the text ({} bytes)", text.len()));
+            return Err(format!(
+                "an edit's range {start}..{end} is outside the text ({} bytes)",
+                text.len()
+            ));
         }
         if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
             return Err(format!("an edit's range {start}..{end} splits a character"));
@@ -146,11 +153,14 @@ pub(crate) fn check_edits(text: &str, edits: &mut [Edit]) -> Result<(), EditProb
             return Err(format!("edits overlap at byte {start}"));
         }
         let span = spans.partition_point(|s| s.end < start);
-        let inside = spans
-            .get(span)
-            .is_some_and(|s| s.start <= start && end <= s.end);
-        if !inside || inside_escape(bytes, spans[span].start, start) || inside_escape(bytes, spans[span].start, end) {
-            return Err(format!("an edit's range {start}..{end} is not inside one JSON string value"));
+        let inside = spans.get(span).is_some_and(|s| s.start <= start && end <= s.end);
+        if !inside
+            || inside_escape(bytes, spans[span].start, start)
+            || inside_escape(bytes, spans[span].start, end)
+        {
+            return Err(format!(
+                "an edit's range {start}..{end} is not inside one JSON string value"
+            ));
         }
         last_end = end;
     }
@@ -171,12 +181,22 @@ pub(crate) fn apply_edits(
         match &edit.replacement {
             Some(r) => {
                 let quoted = serde_json::to_string(r).unwrap_or_default();
-                out.extend_from_slice(quoted.as_bytes().get(1..quoted.len().saturating_sub(1)).unwrap_or_default());
+                out.extend_from_slice(
+                    quoted
+                        .as_bytes()
+                        .get(1..quoted.len().saturating_sub(1))
+                        .unwrap_or_default(),
+                );
             }
             None => {
                 let quoted = serde_json::to_string(&*edit.kind).unwrap_or_default();
                 out.extend_from_slice(b"[REDACTED:");
-                out.extend_from_slice(quoted.as_bytes().get(1..quoted.len().saturating_sub(1)).unwrap_or_default());
+                out.extend_from_slice(
+                    quoted
+                        .as_bytes()
+                        .get(1..quoted.len().saturating_sub(1))
+                        .unwrap_or_default(),
+                );
                 out.push(b']');
             }
         }
@@ -197,8 +217,14 @@ mod tests {
         let text = br#"{"a":"x\"y","b":[1,"z"]}"#;
         let spans: Vec<&[u8]> = string_spans(text).into_iter().map(|r| &text[r]).collect();
         assert_eq!(spans, [&b"a"[..], b"x\\\"y", b"b", b"z"]);
-        assert_eq!(string_spans(b"plain text"), std::iter::once(0..10).collect::<Vec<_>>());
-        assert_eq!(string_spans(br#"["cut"#), std::iter::once(2..5).collect::<Vec<_>>());
+        assert_eq!(
+            string_spans(b"plain text"),
+            std::iter::once(0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            string_spans(br#"["cut"#),
+            std::iter::once(2..5).collect::<Vec<_>>()
+        );
     }
 
     #[test]

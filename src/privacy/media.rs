@@ -388,12 +388,14 @@ impl MediaElider {
         let media_type = media_type
             .or_else(|| {
                 let given = &self.media_type[..self.media_type_len];
-                (!given.is_empty())
-                    .then(|| media_type_named(given))
-                    .flatten()
+                (!given.is_empty()).then(|| media_type_named(given)).flatten()
             })
             .or_else(|| {
-                let head: Vec<u8> = unescaped(&self.held[start..]).flatten().copied().take(16).collect();
+                let head: Vec<u8> = unescaped(&self.held[start..])
+                    .flatten()
+                    .copied()
+                    .take(16)
+                    .collect();
                 sniff(&head).map(str::to_string)
             });
         let mut payload = Box::new(Payload {
@@ -642,7 +644,10 @@ mod tests {
         );
         let (whole, n, _) = run(&[body.as_bytes()], 64);
         assert_eq!(n, 1, "{whole}");
-        assert!(whole.contains(r#""url":"[media image/png 225 bytes sha256:"#), "{whole}");
+        assert!(
+            whole.contains(r#""url":"[media image/png 225 bytes sha256:"#),
+            "{whole}"
+        );
         assert!(whole.contains(&format!(r#""data":"{}""#, png(10))), "{whole}");
         // Not under a media key: left alone.
         assert!(whole.contains(&png(400)));
@@ -680,8 +685,14 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let first = v[0]["source"]["data"].as_str().unwrap();
         let second = v[1]["inline_data"]["data"].as_str().unwrap();
-        assert!(first.starts_with("[media image/jpeg 1500 bytes sha256:"), "{first}");
-        assert!(second.starts_with("[media application/pdf 1500 bytes sha256:"), "{second}");
+        assert!(
+            first.starts_with("[media image/jpeg 1500 bytes sha256:"),
+            "{first}"
+        );
+        assert!(
+            second.starts_with("[media application/pdf 1500 bytes sha256:"),
+            "{second}"
+        );
         // The same base64, escaped or not, has the same digest.
         assert_eq!(first.split("sha256:").nth(1), second.split("sha256:").nth(1));
     }
@@ -691,7 +702,10 @@ mod tests {
         let body = format!(r#"{{"b64_json":"{}"#, png(5000));
         let (out, n, _) = run(&[body.as_bytes()], 1024);
         assert_eq!(n, 1);
-        assert!(out.starts_with(r#"{"b64_json":"[media image/png 3750 bytes sha256:"#), "{out}");
+        assert!(
+            out.starts_with(r#"{"b64_json":"[media image/png 3750 bytes sha256:"#),
+            "{out}"
+        );
         assert!(!out.contains("QUJD"));
     }
 

@@ -20,11 +20,11 @@ mod media;
 mod pii;
 mod secrets;
 
-pub use edit::{Edit, Redactor};
 pub(crate) use edit::{apply_edits, check_edits};
-pub use media::{elide_media, DEFAULT_MEDIA_INLINE_BYTES};
+pub use edit::{Edit, Redactor};
 pub(crate) use media::MediaElider;
-pub use pii::{find_pii, PiiFound};
+pub use media::{elide_media, DEFAULT_MEDIA_INLINE_BYTES};
 pub(crate) use pii::HashKey;
+pub use pii::{find_pii, PiiFound};
 pub use secrets::redact_secrets;
 pub(crate) use secrets::{redact_secrets_in, secret_cut_at_the_end, segments_may_hold_secrets};

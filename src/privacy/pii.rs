@@ -86,11 +86,6 @@ const TRIGGER: [bool; 256] = {
 const ONES: u64 = u64::MAX / 255;
 const HIGHS: u64 = ONES * 128;
 
-/// Whether any byte of `word` is zero.
-fn has_zero(word: u64) -> bool {
-    word.wrapping_sub(ONES) & !word & HIGHS != 0
-}
-
 /// Whether a word of eight bytes may hold a trigger: a digit, `:` or `@` (0x30 to 0x40; a
 /// superset: the bytes are checked one by one then). `+` and `(` are looked at from the digit
 /// after them.
@@ -319,7 +314,11 @@ fn read_token(text: &[u8], span: &Range<usize>, at: usize) -> Option<Token> {
         let next_is_digit = |k: usize| k < span.end && text[k].is_ascii_digit();
         let (skip, kind) = match b {
             b')' if t.parens && t.group_count == 0 && next_is_digit(i + 1) => (1, b'-'),
-            b')' if t.parens && t.group_count == 0 && text.get(i + 1) == Some(&b' ') && next_is_digit(i + 2) => {
+            b')' if t.parens
+                && t.group_count == 0
+                && text.get(i + 1) == Some(&b' ')
+                && next_is_digit(i + 2) =>
+            {
                 (2, b' ')
             }
             b' ' | b'-' | b'.' if next_is_digit(i + 1) && group > 0 => (1, b),
@@ -368,7 +367,10 @@ fn is_ipv4(text: &[u8], t: &Token) -> bool {
     s.split(|&b| b == b'.').all(|part| {
         !part.is_empty()
             && part.len() <= 3
-            && std::str::from_utf8(part).ok().and_then(|p| p.parse::<u16>().ok()).is_some_and(|n| n <= 255)
+            && std::str::from_utf8(part)
+                .ok()
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_some_and(|n| n <= 255)
     })
 }
 
@@ -483,7 +485,11 @@ fn iban_checksum(chars: &[u8]) -> bool {
             b'0'..=b'9' => u32::from(c - b'0'),
             _ => u32::from(c - b'A') + 10,
         };
-        rest = if value >= 10 { (rest * 100 + value) % 97 } else { (rest * 10 + value) % 97 };
+        rest = if value >= 10 {
+            (rest * 100 + value) % 97
+        } else {
+            (rest * 10 + value) % 97
+        };
     }
     rest == 1
 }
@@ -517,7 +523,11 @@ mod tests {
     #[test]
     fn true_positives() {
         let cases = [
-            ("write to jane.doe+x@mail.example.co.uk.", "email", "jane.doe+x@mail.example.co.uk"),
+            (
+                "write to jane.doe+x@mail.example.co.uk.",
+                "email",
+                "jane.doe+x@mail.example.co.uk",
+            ),
             ("call +14155552671 now", "phone", "+14155552671"),
             ("call +44 20 7946 0958", "phone", "+44 20 7946 0958"),
             ("(555) 123-4567", "phone", "(555) 123-4567"),
@@ -527,10 +537,18 @@ mod tests {
             ("card 4111 1111 1111 1111 exp", "card", "4111 1111 1111 1111"),
             ("card 4111-1111-1111-1111", "card", "4111-1111-1111-1111"),
             ("amex 378282246310005", "card", "378282246310005"),
-            ("iban GB82 WEST 1234 5698 7654 32 ok", "iban", "GB82 WEST 1234 5698 7654 32"),
+            (
+                "iban GB82 WEST 1234 5698 7654 32 ok",
+                "iban",
+                "GB82 WEST 1234 5698 7654 32",
+            ),
             ("iban DE89370400440532013000", "iban", "DE89370400440532013000"),
             ("from 192.168.1.20 at", "ip_address", "192.168.1.20"),
-            ("from 2001:db8::8a2e:370:7334 at", "ip_address", "2001:db8::8a2e:370:7334"),
+            (
+                "from 2001:db8::8a2e:370:7334 at",
+                "ip_address",
+                "2001:db8::8a2e:370:7334",
+            ),
             ("ssn 123-45-6789", "ssn", "123-45-6789"),
         ];
         for (text, kind, value) in cases {
@@ -541,20 +559,20 @@ mod tests {
     #[test]
     fn near_misses_are_left_alone() {
         for text in [
-            "order 4111111111111112",       // fails Luhn
-            "order 1234567890123456",       // not an issuer's, fails Luhn
-            "id 9111111111111111",          // passes Luhn, no issuer starts with 9
-            "on 2024-01-15 10:30",          // a date and a time
-            "version 1.2.3.4567",           // four parts, one above 255
-            "at 256.1.1.1",                 // above 255
+            "order 4111111111111112",         // fails Luhn
+            "order 1234567890123456",         // not an issuer's, fails Luhn
+            "id 9111111111111111",            // passes Luhn, no issuer starts with 9
+            "on 2024-01-15 10:30",            // a date and a time
+            "version 1.2.3.4567",             // four parts, one above 255
+            "at 256.1.1.1",                   // above 255
             "ssn 666-12-3456 or 123-00-4567", // invalid area, invalid group
-            "user@localhost",               // no domain
+            "user@localhost",                 // no domain
             "@@@@ a@b @ x.y",
-            "std::io::Result and a::b",     // code, no digits
-            "12:30:45",                     // a time
-            "GB82 WEST 1234 5698 7654 33",  // fails mod 97
-            "sha 4111111111111111abc",      // part of a word
-            "5551234567",                   // ten digits, no grouping: could be anything
+            "std::io::Result and a::b",    // code, no digits
+            "12:30:45",                    // a time
+            "GB82 WEST 1234 5698 7654 33", // fails mod 97
+            "sha 4111111111111111abc",     // part of a word
+            "5551234567",                  // ten digits, no grouping: could be anything
             "\\u0040\\u00e9 and 3.14159",
             "price 1,234,567.89",
         ] {
@@ -569,7 +587,10 @@ mod tests {
         // After a JSON escape (a line break), at the start of a line.
         assert_eq!(
             one(r"first\njane@example.com\n+14155552671"),
-            [("email", "jane@example.com".into()), ("phone", "+14155552671".into())]
+            [
+                ("email", "jane@example.com".into()),
+                ("phone", "+14155552671".into())
+            ]
         );
     }
 
@@ -591,7 +612,10 @@ mod tests {
                 let mut word = [b'a'; 8];
                 word[at] = b;
                 let trigger = TRIGGER[b as usize];
-                assert!(!trigger || may_trigger(u64::from_le_bytes(word)), "byte {b:#x} at {at}");
+                assert!(
+                    !trigger || may_trigger(u64::from_le_bytes(word)),
+                    "byte {b:#x} at {at}"
+                );
             }
         }
         assert!(!may_trigger(u64::from_le_bytes(*b"lorem ip")));
@@ -599,7 +623,10 @@ mod tests {
 
     #[test]
     fn normalized_values_correlate() {
-        assert_eq!(normalized("phone", "+1 555-123-4567"), normalized("phone", "+15551234567"));
+        assert_eq!(
+            normalized("phone", "+1 555-123-4567"),
+            normalized("phone", "+15551234567")
+        );
         assert_eq!(normalized("email", "Jane@Example.com"), "jane@example.com");
     }
 }

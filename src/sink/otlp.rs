@@ -314,7 +314,10 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
         (r.outcome != Outcome::Completed).then(|| AnyValue::from(r.outcome.as_str())),
     );
     for (kind, n) in &r.redactions {
-        a.push((Key::from(format!("llm_log.redactions.{kind}")), int(u64::from(*n))));
+        a.push((
+            Key::from(format!("llm_log.redactions.{kind}")),
+            int(u64::from(*n)),
+        ));
     }
     a
 }
