@@ -133,22 +133,32 @@ pub(crate) fn plan(
         prompt = p.then_some(ContentOmitted::Metadata);
         completion = c.then_some(ContentOmitted::Metadata);
     }
-    if let Some(value) = headers.remove(&config.log_control_header) {
+    if headers.contains_key(&config.log_control_header) {
         let name = config.log_control_header.as_str();
-        let control = value.to_str().ok().and_then(LogControl::from_header_value);
-        match (config.allow_client_log_control, control) {
-            (false, _) => {
-                plan.note = Some(format!(
-                    "the {name} header was ignored: clients may not control logging here (allow_client_log_control)"
-                ))
+        // Every value counts (a client sending `full` and `off` gets `off`), the strictest wins.
+        let mut controls = Vec::new();
+        let mut unknown = false;
+        for value in headers.get_all(&config.log_control_header) {
+            match value.to_str().ok().and_then(LogControl::from_header_value) {
+                Some(control) => controls.push(control),
+                None => unknown = true,
             }
-            (true, None) => {
+        }
+        headers.remove(&config.log_control_header);
+        if !config.allow_client_log_control {
+            plan.note = Some(format!(
+                "the {name} header was ignored: clients may not control logging here (allow_client_log_control)"
+            ));
+        } else {
+            if unknown {
                 plan.note = Some(format!(
-                    "the {name} header's value is not one of full, metadata, no-prompt, no-completion, off; logged in full"
-                ))
+                    "a {name} header value is not one of full, metadata, no-prompt, no-completion, off; it was ignored"
+                ));
             }
-            (true, Some(LogControl::Off)) => return None,
-            (true, Some(control)) => {
+            if controls.contains(&LogControl::Off) {
+                return None;
+            }
+            for control in controls {
                 let (p, c) = control.omits();
                 prompt = prompt.or(p.then_some(ContentOmitted::Client));
                 completion = completion.or(c.then_some(ContentOmitted::Client));

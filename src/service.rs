@@ -89,6 +89,11 @@ where
             false => None,
         };
         let Some((route, api)) = route else {
+            let mut req = req;
+            // The client's log control header never goes further, logged or not.
+            if req.headers().contains_key(&self.shared.config.log_control_header) {
+                req.headers_mut().remove(&self.shared.config.log_control_header);
+            }
             return ResponseFuture::called(self.inner.call(req.map(LlmLogBody::passthrough)), None);
         };
         let (mut parts, body) = req.into_parts();

@@ -537,6 +537,50 @@ async fn the_client_header_is_honoured_only_when_allowed_and_never_forwarded() {
 }
 
 #[tokio::test]
+async fn the_header_is_removed_on_other_routes_and_the_strictest_value_wins() {
+    let sink = MemorySink::new();
+    let seen_headers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = seen_headers.clone();
+    let inner = service_fn(move |req: Inner| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(req.headers().clone());
+            let _ = req.into_body().collect().await;
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(Frames::split(COMPLETION.as_bytes(), &[]))
+                    .unwrap(),
+            )
+        }
+    });
+    let config = LogConfig::builder()
+        .allow_client_log_control(true)
+        .build()
+        .unwrap();
+    let layer = LlmLogLayer::new(sink.clone()).with_config(config);
+    let service = layer.layer(inner);
+    let models = Request::get("/v1/models")
+        .header("x-llm-log", "off")
+        .body(Frames::split(b"", &[]))
+        .unwrap();
+    let _ = service.clone().oneshot(models).await.unwrap();
+    let chat = Request::post("/v1/chat/completions")
+        .header(CONTENT_TYPE, "application/json")
+        .header("x-llm-log", "full")
+        .header("x-llm-log", "off")
+        .body(Frames::split(br#"{"model":"m","messages":[]}"#, &[]))
+        .unwrap();
+    let res = service.oneshot(chat).await.unwrap();
+    let _ = res.into_body().collect().await;
+    let headers = seen_headers.lock().unwrap().clone();
+    assert_eq!(headers.len(), 2);
+    assert!(headers.iter().all(|h| !h.contains_key("x-llm-log")));
+    assert!(sink.take().is_empty(), "`off` among the values wins");
+    assert_eq!(layer.stats().exchanges_not_logged, 1);
+}
+
+#[tokio::test]
 async fn a_zero_cap_says_why_the_content_is_absent() {
     let request = br#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#;
     let (l, sink) = layer(LogConfig::builder().prompt_bytes(0).build().unwrap());

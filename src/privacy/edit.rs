@@ -85,8 +85,7 @@ where
 /// when it is not JSON (an error body in plain text). A string cut short at the end runs to
 /// the end.
 pub(crate) fn string_spans(text: &[u8]) -> Vec<Range<usize>> {
-    let first = text.iter().position(|b| !b.is_ascii_whitespace());
-    if !matches!(first.map(|i| text[i]), Some(b'{' | b'[' | b'"')) {
+    if !looks_like_json(text) {
         return std::iter::once(0..text.len()).collect();
     }
     let mut spans = Vec::new();
@@ -110,9 +109,24 @@ pub(crate) fn string_spans(text: &[u8]) -> Vec<Range<usize>> {
     spans
 }
 
+/// Whether a logged message is JSON (what the built-in families log) rather than text (an
+/// error body such as `[Errno 111] refused`): it starts with `{` or `"`, or with `[` and then
+/// a value.
+fn looks_like_json(text: &[u8]) -> bool {
+    let mut rest = text.iter().copied().filter(|b| !b.is_ascii_whitespace());
+    match rest.next() {
+        Some(b'{' | b'"') => true,
+        Some(b'[') => matches!(
+            rest.next(),
+            None | Some(b'{' | b'[' | b'"' | b']' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+        ),
+        _ => false,
+    }
+}
+
 /// Whether byte offset `at` of a string's content falls inside an escape sequence (`\n`,
 /// `\u00e9`): an edit may not start or end there.
-fn inside_escape(text: &[u8], span_start: usize, at: usize) -> bool {
+pub(crate) fn inside_escape(text: &[u8], span_start: usize, at: usize) -> bool {
     // An escaping backslash up to five bytes back (`\uXXXX`) whose sequence covers `at`. A
     // backslash escapes when an even number of backslashes precede it.
     (1..=5).any(|d| {

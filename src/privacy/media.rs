@@ -15,7 +15,9 @@
 //! Such a string is held back until it is longer than the threshold
 //! ([`LogConfigBuilder::media_inline_bytes`](crate::LogConfigBuilder::media_inline_bytes),
 //! 1 KiB by default) and still looks like base64; from there on its bytes are hashed and
-//! counted, never kept, so a 20 MB image costs neither memory nor cap. A string that turns out
+//! counted, never kept, so a 20 MB image in a JSON body costs neither memory nor cap. (A
+//! stream's assembled completion goes through the elider once assembled, so there media has
+//! taken its share of the cap; the built-in stream readers keep none.) A string that turns out
 //! to be something else (a URL, prose) is passed on as it was. Everything else passes as
 //! slices of the same frames. The type comes from the data URI, else from a sibling key
 //! (`media_type`, `mime_type`, `mimeType`, `format`) seen before the data, else from the
@@ -326,8 +328,17 @@ impl MediaElider {
                 self.lex = Lex::AfterString;
                 return (p + 1, false);
             } else if b == b'\\' {
+                // An escape never starts a data URI (`data:` comes first).
+                if kind == KeyKind::DataUri && self.held.len() < 5 {
+                    return self.release(p);
+                }
                 self.escape = true;
             } else if !self.may_continue(kind, b) {
+                return self.release(p);
+            }
+            // A data URI's prefix is short, escaped or not: what is held stays bounded.
+            if kind == KeyKind::DataUri && self.comma.is_none() && self.held.len() >= DATA_URI_PREFIX {
+                self.escape = false;
                 return self.release(p);
             }
             self.held.extend_from_slice(&[b]);
@@ -707,6 +718,27 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("QUJD"));
+    }
+
+    #[test]
+    fn escapes_cannot_make_it_hold_more_than_a_prefix() {
+        let slashes = "\\/".repeat(100_000);
+        for body in [
+            format!(r#"{{"url":"data:{slashes}"}}"#),
+            format!(r#"{{"url":"{slashes}"}}"#),
+        ] {
+            let mut elider = MediaElider::new(1024);
+            let mut out = Vec::new();
+            let frames: Vec<Bytes> = body.as_bytes().chunks(4096).map(Bytes::copy_from_slice).collect();
+            let mut most_held = 0;
+            for f in &frames {
+                elider.feed(f, &mut |b| out.extend_from_slice(b));
+                most_held = most_held.max(elider.held.capacity());
+            }
+            elider.finish(&mut |b| out.extend_from_slice(b));
+            assert_eq!(out, body.as_bytes());
+            assert!(most_held <= 4 * DATA_URI_PREFIX, "{most_held}");
+        }
     }
 
     #[test]

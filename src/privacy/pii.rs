@@ -24,6 +24,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
+
+use super::edit::inside_escape;
 use sha2::Sha256;
 
 /// The key of keyed PII tags; never printed.
@@ -99,9 +101,15 @@ fn may_trigger(word: u64) -> bool {
 /// The personal data in `text`, a logged message (JSON: only string values are searched; any
 /// other text: all of it), in order, not overlapping.
 pub fn find_pii(text: &str) -> Vec<PiiFound> {
+    let bytes = text.as_bytes();
     let mut found = Vec::new();
-    for span in super::edit::string_spans(text.as_bytes()) {
-        scan_span(text.as_bytes(), span, &mut found);
+    let mut in_span = Vec::new();
+    for span in super::edit::string_spans(bytes) {
+        scan_span(bytes, span.clone(), &mut in_span);
+        // Never an edit that starts or ends inside an escape sequence: it would break the JSON.
+        found.extend(in_span.drain(..).filter(|f| {
+            !inside_escape(bytes, span.start, f.range.start) && !inside_escape(bytes, span.start, f.range.end)
+        }));
     }
     found
 }
@@ -123,6 +131,11 @@ fn scan_span(text: &[u8], span: Range<usize>, found: &mut Vec<PiiFound>) {
             break;
         }
         if !TRIGGER[text[i] as usize] {
+            i += 1;
+            continue;
+        }
+        if text[i].is_ascii_digit() && inside_escape(text, span.start, i) {
+            // The hex digits of a `\uXXXX` escape.
             i += 1;
             continue;
         }
@@ -169,7 +182,16 @@ fn is_word(b: u8) -> bool {
 /// Whether a match may start at `at`: after a non-word character, at the span's start, or
 /// after a JSON escape (`\n`).
 fn at_a_boundary(text: &[u8], start: usize, at: usize) -> bool {
-    at == start || !is_word(text[at - 1]) || (at >= start + 2 && text[at - 2] == b'\\')
+    at == start || !is_word(text[at - 1]) || after_escape(text, start, at)
+}
+
+/// Whether an escape sequence (`\n`, `\u00a0`) ends just before `at`.
+fn after_escape(text: &[u8], start: usize, at: usize) -> bool {
+    let escaping = |k: usize| {
+        text[k] == b'\\' && text[start..k].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    };
+    (at >= start + 2 && escaping(at - 2) && text[at - 1] != b'u')
+        || (at >= start + 6 && escaping(at - 6) && text[at - 5] == b'u')
 }
 
 /// Whether a match may end at `at`.
@@ -183,11 +205,11 @@ fn email(text: &[u8], span: &Range<usize>, at: usize) -> Option<PiiFound> {
     while start > span.start && at - start < 64 && local(text[start - 1]) {
         start -= 1;
     }
-    // `\nname@...`: the `n` belongs to the escape.
-    if start > span.start && text[start - 1] == b'\\' {
+    // `\nname@...`, `\u201cname@...`: the escape is not part of the address.
+    while start < at && (inside_escape(text, span.start, start) || text[start] == b'.') {
         start += 1;
     }
-    if start == at || text[start] == b'.' {
+    if start == at {
         return None;
     }
     let domain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-');
@@ -590,6 +612,22 @@ mod tests {
             [
                 ("email", "jane@example.com".into()),
                 ("phone", "+14155552671".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn escapes_are_never_cut_into() {
+        // Curly quotes as `\u201c`, an accent as `\u00e9`, a space as `\u3000` before a
+        // number that passes the Luhn check, a no-break space before a phone number.
+        let text = r#"{"c":"\u201cjane@example.com\u201d jos\u00e9.garcia@example.com \u30000312345675 \u00a0555-123-4567"}"#;
+        let found = kinds(text);
+        assert_eq!(
+            found,
+            [
+                ("email", "jane@example.com".to_string()),
+                ("email", "garcia@example.com".to_string()),
+                ("phone", "555-123-4567".to_string()),
             ]
         );
     }
