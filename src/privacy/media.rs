@@ -759,3 +759,66 @@ mod tests {
         assert_eq!(sniff(b"AAAA"), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON documents with media keys, escapes, base64 and prose in their strings.
+    fn document() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "url",
+            "image_url",
+            "data",
+            "b64_json",
+            "text",
+            "media_type",
+            "format",
+            "k\\u0065y",
+        ]);
+        let piece = prop::sample::select(vec![
+            "data:image/png;base64,",
+            "iVBORw0KGgo",
+            "QUJD",
+            "\\/",
+            "\\\"",
+            "\\\\",
+            "\\u00e9",
+            "\\n",
+            " ",
+            "hello",
+            "+/=",
+            "data:",
+        ]);
+        let value = prop::collection::vec(piece, 0..80).prop_map(|p| p.concat());
+        prop::collection::vec((key, value), 1..6).prop_map(|members| {
+            let inner: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!(r#"{{"{k}":"{v}"}}"#))
+                .collect();
+            format!(r#"{{"messages":[{}],"n":1}}"#, inner.join(","))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_gives_the_same_valid_json(doc in document(), cuts in prop::collection::vec(0usize..4000, 0..8), threshold in 0usize..64) {
+            prop_assume!(serde_json::from_str::<serde_json::Value>(&doc).is_ok());
+            let whole = elide_media(doc.as_bytes(), threshold).0;
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (doc.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut elider = MediaElider::new(threshold);
+            let mut out = Vec::new();
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([doc.len()]) {
+                elider.feed(&Bytes::copy_from_slice(&doc.as_bytes()[at..cut]), &mut |b| out.extend_from_slice(b));
+                at = cut;
+            }
+            elider.finish(&mut |b| out.extend_from_slice(b));
+            prop_assert_eq!(&out, &whole);
+            let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&out);
+            prop_assert!(parsed.is_ok(), "{}", String::from_utf8_lossy(&out));
+        }
+    }
+}
