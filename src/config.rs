@@ -81,6 +81,25 @@ pub enum ConfigError {
         /// Its length.
         len: usize,
     },
+    /// A dimension's name is empty, too long, has characters other than letters, digits, `_`,
+    /// `.` and `-`, or is given twice.
+    #[error("dimension name {name:?} is not valid: 1 to 64 letters, digits, '_', '.' or '-', each name once")]
+    InvalidDimensionName {
+        /// The name given.
+        name: String,
+    },
+    /// More dimensions than an exchange may carry.
+    #[error("{count} dimensions are configured; at most 16 are allowed")]
+    TooManyDimensions {
+        /// How many were given.
+        count: usize,
+    },
+    /// `api_key_fingerprint_key` is shorter than 16 bytes.
+    #[error("api_key_fingerprint_key is {len} bytes long; give a key of at least 16 bytes")]
+    FingerprintKeyTooShort {
+        /// Its length.
+        len: usize,
+    },
     /// A header name is not a valid HTTP header name.
     #[error("{setting} = {name:?} is not a valid HTTP header name")]
     InvalidHeaderName {
@@ -112,6 +131,10 @@ pub struct LogConfig {
     pub(crate) allow_client_log_control: bool,
     pub(crate) log_control_header: HeaderName,
     pub(crate) content_sample_rate: f64,
+    pub(crate) dimensions: Vec<(String, crate::attribution::Source)>,
+    pub(crate) fingerprint_key: crate::privacy::HashKey,
+    pub(crate) cost: bool,
+    pub(crate) prices: Option<std::sync::Arc<crate::cost::PriceTable>>,
 }
 
 /// The default bound on bytes decoded from one compressed body.
@@ -141,6 +164,10 @@ impl Default for LogConfig {
             allow_client_log_control: false,
             log_control_header: HeaderName::from_static(DEFAULT_LOG_CONTROL_HEADER),
             content_sample_rate: 1.0,
+            dimensions: Vec::new(),
+            fingerprint_key: crate::privacy::HashKey::new(crate::attribution::DEFAULT_FINGERPRINT_KEY.to_vec()),
+            cost: true,
+            prices: None,
         }
     }
 }
@@ -243,6 +270,7 @@ pub struct LogConfigBuilder {
     correlation_header: Option<String>,
     correlation_response_header: Option<Option<String>>,
     log_control_header: Option<String>,
+    dimensions: Vec<(String, crate::DimensionSource)>,
 }
 
 impl LogConfigBuilder {
@@ -406,6 +434,35 @@ impl LogConfigBuilder {
         self
     }
 
+    /// A dimension named `name` on every record of an exchange, from `source` (a request
+    /// header, a trusted `X-Forwarded-For`, the client address, any function of the request
+    /// head). Names: 1 to 64 letters, digits, `_`, `.`, `-`; at most 16 dimensions per exchange
+    /// in all. See [`attribution`](crate::attribution).
+    pub fn dimension(mut self, name: impl Into<String>, source: crate::DimensionSource) -> Self {
+        self.dimensions.push((name.into(), source));
+        self
+    }
+
+    /// The key of the `api_key` fingerprint (default
+    /// [`DEFAULT_FINGERPRINT_KEY`](crate::attribution::DEFAULT_FINGERPRINT_KEY)); a secret one
+    /// keeps anyone with a list of keys from matching them against the log. At least 16 bytes.
+    pub fn api_key_fingerprint_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.config.fingerprint_key = crate::privacy::HashKey::new(key.into());
+        self
+    }
+
+    /// The operator's prices, asked before the built-in table (see [`cost`](crate::cost)).
+    pub fn prices(mut self, table: crate::cost::PriceTable) -> Self {
+        self.config.prices = Some(std::sync::Arc::new(table));
+        self
+    }
+
+    /// No `CostUsd` on records.
+    pub fn no_cost(mut self) -> Self {
+        self.config.cost = false;
+        self
+    }
+
     /// Checks the values and returns the configuration.
     pub fn build(self) -> Result<LogConfig, ConfigError> {
         let mut config = self.config;
@@ -440,6 +497,24 @@ impl LogConfigBuilder {
         }
         if let Some(len) = config.pii_hash_key.as_ref().map(|k| k.len()).filter(|&l| l < 16) {
             return Err(ConfigError::PiiHashKeyTooShort { len });
+        }
+        for (name, source) in self.dimensions {
+            if !crate::attribution::valid_name(&name) || config.dimensions.iter().any(|(n, _)| *n == name) {
+                return Err(ConfigError::InvalidDimensionName { name });
+            }
+            let source = crate::attribution::Source::resolve(source)
+                .map_err(|header| ConfigError::InvalidHeaderName { setting: "dimension", name: header })?;
+            config.dimensions.push((name, source));
+        }
+        if config.dimensions.len() > crate::attribution::MAX_DIMENSIONS {
+            return Err(ConfigError::TooManyDimensions {
+                count: config.dimensions.len(),
+            });
+        }
+        if config.fingerprint_key.len() < 16 {
+            return Err(ConfigError::FingerprintKeyTooShort {
+                len: config.fingerprint_key.len(),
+            });
         }
         if let Some(name) = self.log_control_header {
             config.log_control_header = parse_header_name("log_control_header", name)?;

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use crate::api::{ApiRef, Apis, BodyFacts, Route, TokenUsage};
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
+use crate::attribution::ExchangeDimensions;
 use crate::control::{ContentOmitted, ContentPlan};
 use crate::correlation::CorrelationId;
 use crate::privacy::{self, Edit, Redactor};
@@ -97,6 +98,8 @@ pub(crate) struct Exchange {
     /// With content sampled out: the side that reported first, until the other says whether
     /// the exchange failed (and so keeps its content).
     waiting: Mutex<Option<(RecordKind, Outcome, SideReport)>>,
+    /// Who made it.
+    pub(crate) dimensions: ExchangeDimensions,
 }
 
 /// What the response side needs to know of the request.
@@ -109,6 +112,8 @@ pub(crate) struct RequestFacts {
     /// The logged prompt, kept for the token estimate only.
     #[cfg_attr(not(feature = "tokenizer"), allow(dead_code))]
     pub(crate) prompt: Option<LoggedMessage>,
+    /// The end user the request body names.
+    pub(crate) end_user: Option<String>,
 }
 
 /// What one side saw, ready to become records.
@@ -124,6 +129,7 @@ pub(crate) struct SideReport {
     pub(crate) first_token_at: Option<Instant>,
     pub(crate) finish_reasons: Vec<String>,
     pub(crate) media_elided: u32,
+    pub(crate) end_user: Option<String>,
 }
 
 impl SideReport {
@@ -141,6 +147,7 @@ impl SideReport {
             first_token_at: facts.first_token_at,
             finish_reasons: facts.finish_reasons,
             media_elided: facts.media_elided,
+            end_user: facts.end_user,
         }
     }
 }
@@ -153,6 +160,7 @@ impl Exchange {
         correlation_id: CorrelationId,
         trace: Option<(String, String)>,
         plan: ContentPlan,
+        dimensions: ExchangeDimensions,
     ) -> Self {
         shared.stats.exchanges_started.fetch_add(1, Ordering::Relaxed);
         Exchange {
@@ -166,6 +174,7 @@ impl Exchange {
             request_facts: Mutex::new(None),
             plan,
             waiting: Mutex::new(None),
+            dimensions,
         }
     }
 
@@ -187,6 +196,7 @@ impl Exchange {
             model: side.model.clone().or_else(|| self.route.model.clone()),
             stream: side.is_stream,
             prompt: cfg!(feature = "tokenizer").then(|| side.message.clone()),
+            end_user: side.end_user.clone(),
         };
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }
@@ -269,17 +279,24 @@ impl Exchange {
             ));
         }
         let error = (!side.errors.is_empty()).then(|| side.errors.join("; "));
+        let mut end_user = side.end_user.take();
+        let mut cost = None;
         let model = match kind {
             RecordKind::Request => side.model.or_else(|| self.route.model.clone()),
             RecordKind::Response => {
                 // What the request said, once its side has reported: whether it asked for a
-                // stream, and its model where the response names none (cloned only then).
+                // stream, its end user, and its model where the response names none (cloned
+                // only then).
                 let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
                 let request = facts.as_ref();
                 side.is_stream |= request.is_some_and(|f| f.stream);
+                end_user = request.and_then(|f| f.end_user.clone());
+                let request_model = request.and_then(|f| f.model.as_deref()).or(self.route.model.as_deref());
+                cost = self.cost(side.model.as_deref(), request_model, &side.usage);
                 side.model.or_else(|| request.and_then(|f| f.model.clone()))
             }
         };
+        let dimensions = self.record_dimensions(end_user);
         let mut chunks = chunked.chunks;
         if chunks.is_empty() {
             chunks.push(Bytes::new());
@@ -324,12 +341,46 @@ impl Exchange {
                 redactions: redactions.clone(),
                 media_elided: side.media_elided,
                 content_omitted,
+                dimensions: dimensions.clone(),
+                cost_usd: if tokens { cost.map(crate::cost::usd) } else { None },
+                cost_estimated: tokens && estimated && cost.is_some(),
                 region: self.shared.config.region.clone(),
                 trace_id: self.trace.as_ref().map(|t| t.0.clone()),
                 span_id: self.trace.as_ref().map(|t| t.1.clone()),
             };
             self.deliver(record);
         }
+    }
+
+    /// The exchange's dimensions with the end user the request body named.
+    fn record_dimensions(&self, end_user: Option<String>) -> BTreeMap<String, String> {
+        let mut dims = self.dimensions.clone();
+        if let Some(user) = end_user {
+            dims.add("end_user", &user);
+        }
+        dims.0
+    }
+
+    /// What the exchange cost in pico-dollars: the response's model's price, else the
+    /// request's; the operator's table first, then the built-in one.
+    fn cost(&self, response_model: Option<&str>, request_model: Option<&str>, usage: &TokenUsage) -> Option<u128> {
+        let config = self.config();
+        if !config.cost {
+            return None;
+        }
+        let built_in = crate::cost::PriceTable::built_in();
+        let tables = config.prices.as_deref().into_iter().chain([built_in]);
+        let price = [response_model, request_model]
+            .into_iter()
+            .flatten()
+            .find_map(|model| tables.clone().find_map(|t| t.get(model)))?;
+        let tokens = crate::cost::Billed {
+            prompt: usage.prompt,
+            completion: usage.completion,
+            cached: usage.cached,
+            cache_creation: usage.cache_creation,
+        };
+        crate::cost::cost_pico(&self.route.family, tokens, price)
     }
 
     /// Fills in estimated token counts when the provider reported none and the model's

@@ -53,12 +53,14 @@
 
 pub mod analytics;
 pub mod api;
+pub mod attribution;
 mod body;
 mod capture;
 pub mod chunk;
 mod config;
 mod control;
 mod correlation;
+pub mod cost;
 mod decode;
 #[cfg(feature = "tokenizer")]
 mod estimate;
@@ -80,6 +82,7 @@ pub use config::{
     DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_DECODED_BYTES, DEFAULT_LOG_CONTROL_HEADER,
     DEFAULT_MESSAGE_BYTES, DEFAULT_REQUEST_READ_AHEAD, MAX_MESSAGE_BYTES,
 };
+pub use attribution::{DimensionSource, Dimensions};
 pub use control::{sampled_in, ContentOmitted, LogControl};
 pub use correlation::CorrelationId;
 pub use exchange::LogStats;

@@ -227,6 +227,15 @@ pub struct LlmLogRecord {
     /// Why this record carries no content, when it was left out on purpose
     /// (`ContentOmitted`: `metadata`, `client`, `sampled`, `cap_zero`, `redactor_failed`).
     pub content_omitted: Option<ContentOmitted>,
+    /// Who made the exchange (`Dimensions`): the operator's dimensions, server code's, and
+    /// `api_key` (a fingerprint) and `end_user` (from the body). On every record of the
+    /// exchange. See [`attribution`](crate::attribution).
+    pub dimensions: BTreeMap<String, String>,
+    /// What the exchange cost in USD (`CostUsd`), on its last response record, when its model
+    /// has a price. See [`cost`](crate::cost).
+    pub cost_usd: Option<f64>,
+    /// The cost was computed from estimated tokens (`CostEstimated`).
+    pub cost_estimated: bool,
     /// The region from the configuration (`Region`).
     pub region: Option<String>,
     /// The W3C trace id (32 hex digits) from the request's `traceparent` header, if any.
@@ -301,6 +310,12 @@ struct Wire<'a> {
     media_elided: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_omitted: Option<ContentOmitted>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    dimensions: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    cost_estimated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     region: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -382,6 +397,13 @@ impl Serialize for LlmLogRecord {
                 .collect(),
             media_elided: self.media_elided,
             content_omitted: self.content_omitted,
+            dimensions: self
+                .dimensions
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
+                .collect(),
+            cost_usd: self.cost_usd,
+            cost_estimated: self.cost_estimated,
             region: opt_str(&self.region),
             trace_id: opt_str(&self.trace_id),
             span_id: opt_str(&self.span_id),
@@ -437,6 +459,13 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
                 .collect(),
             media_elided: w.media_elided,
             content_omitted: w.content_omitted,
+            dimensions: w
+                .dimensions
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+            cost_usd: w.cost_usd,
+            cost_estimated: w.cost_estimated,
             region: own(w.region),
             trace_id: own(w.trace_id),
             span_id: own(w.span_id),
@@ -482,6 +511,9 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         redactions: BTreeMap::new(),
         media_elided: 0,
         content_omitted: None,
+        dimensions: BTreeMap::new(),
+        cost_usd: None,
+        cost_estimated: false,
     }
 }
 

@@ -24,7 +24,7 @@ use crate::scan::json::{Action, Node, ScanResult};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-use super::scanned::{read_model_and_stream, MODEL, STREAM};
+use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
 
 const ID: u8 = 3;
 const USAGE: u8 = 4;
@@ -35,6 +35,11 @@ static REQUEST: Node = Node::root(&[
     Node::key(b"stream", Action::Scalar(STREAM), &[]),
     Node::key(b"system", Action::Capture, &[]),
     Node::key(b"messages", Action::Capture, &[]),
+    Node::key(
+        b"metadata",
+        Action::Walk,
+        &[Node::key(b"user_id", Action::Scalar(END_USER), &[])],
+    ),
 ]);
 
 static RESPONSE: Node = Node::root(&[

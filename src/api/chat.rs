@@ -21,7 +21,7 @@ use crate::scan::json::{Action, Node, ScanResult};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-use super::scanned::{read_model_and_stream, MODEL, STREAM};
+use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
 
 const ID: u8 = 3;
 const USAGE: u8 = 4;
@@ -32,6 +32,8 @@ pub(crate) static REQUEST: Node = Node::root(&[
     Node::key(b"model", Action::Scalar(MODEL), &[]),
     Node::key(b"stream", Action::Scalar(STREAM), &[]),
     Node::key(b"messages", Action::Capture, &[]),
+    Node::key(b"user", Action::Scalar(END_USER), &[]),
+    Node::key(b"safety_identifier", Action::Scalar(END_USER), &[]),
 ]);
 
 /// The paths read from a non-streaming chat response body.

@@ -22,7 +22,7 @@ use crate::scan::json::{Action, Node};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-use super::scanned::{read_model_and_stream, MODEL, STREAM};
+use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
 
 const ID: u8 = 3;
 const USAGE: u8 = 4;
@@ -32,6 +32,8 @@ static REQUEST: Node = Node::root(&[
     Node::key(b"model", Action::Scalar(MODEL), &[]),
     Node::key(b"stream", Action::Scalar(STREAM), &[]),
     Node::key(b"prompt", Action::Capture, &[]),
+    Node::key(b"user", Action::Scalar(END_USER), &[]),
+    Node::key(b"safety_identifier", Action::Scalar(END_USER), &[]),
 ]);
 
 static RESPONSE: Node = Node::root(&[

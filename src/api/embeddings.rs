@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::chat::Usage;
-use super::scanned::{self, ScannedBody};
+use super::scanned::{self, ScannedBody, END_USER};
 use super::{BodyFacts, BodyReader, LlmApi, LoggedMessage, RawReader, RequestHead, Route, StreamReader};
 use crate::scan::json::{Action, Node, ScanResult};
 use crate::ApiFamily;
@@ -23,6 +23,8 @@ const FLOATS: u8 = 8;
 static REQUEST: Node = Node::root(&[
     Node::key(b"model", Action::Scalar(MODEL), &[]),
     Node::key(b"input", Action::Capture, &[]),
+    Node::key(b"user", Action::Scalar(END_USER), &[]),
+    Node::key(b"safety_identifier", Action::Scalar(END_USER), &[]),
 ]);
 
 static RESPONSE: Node = Node::root(&[
@@ -74,6 +76,7 @@ impl LlmApi for EmbeddingsApi {
 
 fn read_request(scan: &mut ScanResult, facts: &mut BodyFacts) {
     facts.model = scanned::string(scan, MODEL);
+    facts.end_user = scanned::string(scan, END_USER);
 }
 
 #[derive(Serialize)]

@@ -229,6 +229,8 @@ pub struct BodyFacts {
     pub errors: Vec<String>,
     /// Media payloads the layer elided before the reader saw the body.
     pub(crate) media_elided: u32,
+    /// The end user a request body names (built-in families).
+    pub(crate) end_user: Option<String>,
 }
 
 /// Reads one JSON (or other non-stream) body, frame by frame, keeping at most its cap.

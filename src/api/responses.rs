@@ -28,7 +28,7 @@ use crate::scan::json::{Action, Node, ScanResult};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
-use super::scanned::{read_model_and_stream, MODEL, STREAM};
+use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
 
 const ID: u8 = 3;
 const USAGE: u8 = 4;
@@ -41,6 +41,8 @@ static REQUEST: Node = Node::root(&[
     Node::key(b"stream", Action::Scalar(STREAM), &[]),
     Node::key(b"instructions", Action::Capture, &[]),
     Node::key(b"input", Action::Capture, &[]),
+    Node::key(b"user", Action::Scalar(END_USER), &[]),
+    Node::key(b"safety_identifier", Action::Scalar(END_USER), &[]),
 ]);
 
 static RESPONSE: Node = Node::root(&[

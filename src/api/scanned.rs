@@ -64,10 +64,14 @@ impl BodyReader for ScannedBody {
 /// Scalar slots the families share, so one reader serves the requests of several.
 pub(crate) const MODEL: u8 = 0;
 pub(crate) const STREAM: u8 = 1;
+/// The end user a request names (OpenAI's `user` or `safety_identifier`, Anthropic's
+/// `metadata.user_id`).
+pub(crate) const END_USER: u8 = 2;
 
 /// Reads the model and the stream flag of a request (slots [`MODEL`] and [`STREAM`]).
 pub(crate) fn read_model_and_stream(scan: &mut ScanResult, facts: &mut BodyFacts) {
     facts.model = string(scan, MODEL);
+    facts.end_user = string(scan, END_USER);
     facts.stream = scan
         .scalar(STREAM)
         .and_then(crate::scan::json::scalar_bool)

@@ -41,6 +41,10 @@ impl HashKey {
         self.0.len()
     }
 
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// `[<kind>:<16 hex digits>]`: the start of HMAC-SHA256(key, normalised value).
     pub(crate) fn tag(&self, kind: &str, value: &str) -> String {
         use std::fmt::Write as _;

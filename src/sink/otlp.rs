@@ -319,6 +319,17 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
             int(u64::from(*n)),
         ));
     }
+    if let Some(cost) = r.cost_usd {
+        a.push((Key::from_static_str("llm_log.cost_usd"), AnyValue::Double(cost)));
+    }
+    // The GenAI conventions' name for the user: the operator's `user`, else the body's
+    // `end_user`; every dimension also under its own name.
+    if let Some(user) = r.dimensions.get("user").or_else(|| r.dimensions.get("end_user")) {
+        a.push((Key::from_static_str("user.id"), AnyValue::from(user.clone())));
+    }
+    for (name, value) in &r.dimensions {
+        a.push((Key::from(format!("llm_log.dimension.{name}")), AnyValue::from(value.clone())));
+    }
     a
 }
 

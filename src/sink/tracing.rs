@@ -74,6 +74,10 @@ macro_rules! record_event {
             redactions = (!$r.redactions.is_empty()).then(|| {
                 $r.redactions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
             }),
+            dimensions = (!$r.dimensions.is_empty()).then(|| {
+                $r.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            }),
+            cost_usd = $r.cost_usd,
             region = $r.region.as_deref(),
             trace_id = $r.trace_id.as_deref(),
             span_id = $r.span_id.as_deref(),
