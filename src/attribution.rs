@@ -181,7 +181,9 @@ impl fmt::Debug for FromRequestDebug {
 impl Source {
     pub(crate) fn resolve(source: DimensionSource) -> Result<Source, String> {
         Ok(match source {
-            DimensionSource::Header(name) => Source::Header(HeaderName::from_bytes(name.as_bytes()).map_err(|_| name)?),
+            DimensionSource::Header(name) => {
+                Source::Header(HeaderName::from_bytes(name.as_bytes()).map_err(|_| name)?)
+            }
             DimensionSource::ForwardedFor => Source::ForwardedFor,
             DimensionSource::ClientAddress => Source::ClientAddress,
             DimensionSource::FromRequest(f) => Source::FromRequest(FromRequestDebug(f)),
@@ -195,9 +197,9 @@ impl Source {
                 .and_then(|v| v.split(',').next().map(|s| s.trim().to_string()))
                 .filter(|s| !s.is_empty()),
             Source::ClientAddress => parts.extensions.get::<SocketAddr>().map(|a| a.ip().to_string()),
-            Source::FromRequest(f) => {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (f.0)(parts))).ok().flatten()
-            }
+            Source::FromRequest(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (f.0)(parts)))
+                .ok()
+                .flatten(),
         }
     }
 }
@@ -211,7 +213,9 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_DIMENSION_NAME
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// A value within the limits: control characters as `\u{..}`, cut at [`MAX_DIMENSION_VALUE`]
@@ -242,7 +246,11 @@ impl ExchangeDimensions {
     /// Adds `name` = `value` unless the name is taken, invalid, or the exchange has its
     /// [`MAX_DIMENSIONS`] already.
     pub(crate) fn add(&mut self, name: &str, value: &str) {
-        if self.0.len() >= MAX_DIMENSIONS || !valid_name(name) || self.0.contains_key(name) || value.is_empty() {
+        if self.0.len() >= MAX_DIMENSIONS
+            || !valid_name(name)
+            || self.0.contains_key(name)
+            || value.is_empty()
+        {
             return;
         }
         self.0.insert(name.to_string(), bounded_value(value));
@@ -320,7 +328,11 @@ mod tests {
     #[test]
     fn the_key_is_fingerprinted_never_kept() {
         let key = "sk-proj-abcdefghijklmnopqrstuvwx0123";
-        for header in [("authorization", format!("Bearer {key}")), ("api-key", key.to_string()), ("x-api-key", key.to_string())] {
+        for header in [
+            ("authorization", format!("Bearer {key}")),
+            ("api-key", key.to_string()),
+            ("x-api-key", key.to_string()),
+        ] {
             let dims = collect(&parts(&[(header.0, &header.1)]), &[], DEFAULT_FINGERPRINT_KEY);
             let fp = &dims.0["api_key"];
             assert_eq!(fp.len(), 16);
@@ -345,11 +357,17 @@ mod tests {
 
     #[test]
     fn server_code_comes_first_then_configured_then_automatic() {
-        let mut p = parts(&[("x-user", "from-header"), ("x-forwarded-for", "203.0.113.9, 10.0.0.1")]);
+        let mut p = parts(&[
+            ("x-user", "from-header"),
+            ("x-forwarded-for", "203.0.113.9, 10.0.0.1"),
+        ]);
         p.extensions.insert(Dimensions::new().with("user", "from-auth"));
         p.extensions.insert(SocketAddr::from(([127, 0, 0, 1], 5000)));
         let configured = vec![
-            ("user".to_string(), Source::Header(HeaderName::from_static("x-user"))),
+            (
+                "user".to_string(),
+                Source::Header(HeaderName::from_static("x-user")),
+            ),
             ("client".to_string(), Source::ForwardedFor),
             ("peer".to_string(), Source::ClientAddress),
         ];

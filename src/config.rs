@@ -83,7 +83,9 @@ pub enum ConfigError {
     },
     /// A dimension's name is empty, too long, has characters other than letters, digits, `_`,
     /// `.` and `-`, or is given twice.
-    #[error("dimension name {name:?} is not valid: 1 to 64 letters, digits, '_', '.' or '-', each name once")]
+    #[error(
+        "dimension name {name:?} is not valid: 1 to 64 letters, digits, '_', '.' or '-', each name once"
+    )]
     InvalidDimensionName {
         /// The name given.
         name: String,
@@ -165,7 +167,9 @@ impl Default for LogConfig {
             log_control_header: HeaderName::from_static(DEFAULT_LOG_CONTROL_HEADER),
             content_sample_rate: 1.0,
             dimensions: Vec::new(),
-            fingerprint_key: crate::privacy::HashKey::new(crate::attribution::DEFAULT_FINGERPRINT_KEY.to_vec()),
+            fingerprint_key: crate::privacy::HashKey::new(
+                crate::attribution::DEFAULT_FINGERPRINT_KEY.to_vec(),
+            ),
             cost: true,
             prices: None,
         }
@@ -502,8 +506,12 @@ impl LogConfigBuilder {
             if !crate::attribution::valid_name(&name) || config.dimensions.iter().any(|(n, _)| *n == name) {
                 return Err(ConfigError::InvalidDimensionName { name });
             }
-            let source = crate::attribution::Source::resolve(source)
-                .map_err(|header| ConfigError::InvalidHeaderName { setting: "dimension", name: header })?;
+            let source = crate::attribution::Source::resolve(source).map_err(|header| {
+                ConfigError::InvalidHeaderName {
+                    setting: "dimension",
+                    name: header,
+                }
+            })?;
             config.dimensions.push((name, source));
         }
         if config.dimensions.len() > crate::attribution::MAX_DIMENSIONS {

@@ -102,12 +102,25 @@ struct FileWire {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PriceWire {
-    input: serde_json::Number,
+    input: serde_json::Value,
     #[serde(default)]
-    cached_input: Option<serde_json::Number>,
+    cached_input: Option<serde_json::Value>,
     #[serde(default)]
-    cache_write: Option<serde_json::Number>,
-    output: serde_json::Number,
+    cache_write: Option<serde_json::Value>,
+    output: serde_json::Value,
+}
+
+/// A price as written in a file: a number.
+fn micro_value(model: &str, field: &'static str, v: &serde_json::Value) -> Result<u64, PriceError> {
+    match v {
+        serde_json::Value::Number(n) => micro(model, field, n),
+        other => Err(PriceError::BadValue {
+            model: model.to_string(),
+            field,
+            value: other.to_string(),
+            why: "a price must be a number (USD per million tokens)",
+        }),
+    }
 }
 
 /// USD per million tokens as written, in micro-dollars per million tokens, exactly.
@@ -139,7 +152,9 @@ fn micro(model: &str, field: &'static str, n: &serde_json::Number) -> Result<u64
         return Err(bad("finer than a micro-dollar per million tokens would be lost"));
     }
     let whole: u64 = whole.parse().map_err(|_| bad("too large"))?;
-    let fraction: u64 = format!("{fraction:0<6}").parse().map_err(|_| bad("not a number"))?;
+    let fraction: u64 = format!("{fraction:0<6}")
+        .parse()
+        .map_err(|_| bad("not a number"))?;
     whole
         .checked_mul(1_000_000)
         .and_then(|w| w.checked_add(fraction))
@@ -161,10 +176,18 @@ impl PriceTable {
         let mut models = HashMap::with_capacity(wire.models.len());
         for (model, p) in wire.models {
             let price = ModelPrice {
-                input: micro(&model, "input", &p.input)?,
-                cached_input: p.cached_input.as_ref().map(|n| micro(&model, "cached_input", n)).transpose()?,
-                cache_write: p.cache_write.as_ref().map(|n| micro(&model, "cache_write", n)).transpose()?,
-                output: micro(&model, "output", &p.output)?,
+                input: micro_value(&model, "input", &p.input)?,
+                cached_input: p
+                    .cached_input
+                    .as_ref()
+                    .map(|n| micro_value(&model, "cached_input", n))
+                    .transpose()?,
+                cache_write: p
+                    .cache_write
+                    .as_ref()
+                    .map(|n| micro_value(&model, "cache_write", n))
+                    .transpose()?,
+                output: micro_value(&model, "output", &p.output)?,
             };
             models.insert(model, price);
         }
@@ -191,7 +214,12 @@ impl PriceTable {
     }
 
     /// A price in USD per million tokens, checked like a file's.
-    pub fn price(input: f64, cached_input: Option<f64>, cache_write: Option<f64>, output: f64) -> Result<ModelPrice, PriceError> {
+    pub fn price(
+        input: f64,
+        cached_input: Option<f64>,
+        cache_write: Option<f64>,
+        output: f64,
+    ) -> Result<ModelPrice, PriceError> {
         let n = |field: &'static str, v: f64| {
             serde_json::Number::from_f64(v)
                 .ok_or_else(|| PriceError::BadValue {
@@ -252,7 +280,14 @@ fn without_suffix(model: &str) -> Option<&str> {
     let b = model.as_bytes();
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     let n = b.len();
-    if n > 11 && b[n - 11] == b'-' && digits(&b[n - 10..n - 6]) && b[n - 6] == b'-' && digits(&b[n - 5..n - 3]) && b[n - 3] == b'-' && digits(&b[n - 2..]) {
+    if n > 11
+        && b[n - 11] == b'-'
+        && digits(&b[n - 10..n - 6])
+        && b[n - 6] == b'-'
+        && digits(&b[n - 5..n - 3])
+        && b[n - 3] == b'-'
+        && digits(&b[n - 2..])
+    {
         return Some(&model[..n - 11]);
     }
     if n > 9 && matches!(b[n - 9], b'-' | b'@') && digits(&b[n - 8..]) {
@@ -288,7 +323,10 @@ pub(crate) fn cost_pico(family: &ApiFamily, tokens: Billed, price: &ModelPrice) 
     let output = at(tokens.completion, price.output);
     Some(match family {
         ApiFamily::AnthropicMessages => {
-            at(tokens.prompt, price.input) + at(tokens.cached, cached_rate) + at(tokens.cache_creation, write_rate) + output
+            at(tokens.prompt, price.input)
+                + at(tokens.cached, cached_rate)
+                + at(tokens.cache_creation, write_rate)
+                + output
         }
         _ => {
             let prompt = tokens.prompt.unwrap_or(0);
@@ -315,7 +353,10 @@ mod tests {
         assert!(t.date().is_some() && t.source().is_some());
         assert_eq!(t.get("gpt-4o-mini").unwrap().input, 150_000);
         assert_eq!(t.get("gpt-4o-2024-08-06").unwrap().output, 10_000_000);
-        assert_eq!(t.get("claude-sonnet-4-5-20250929").unwrap().cache_write, Some(3_750_000));
+        assert_eq!(
+            t.get("claude-sonnet-4-5-20250929").unwrap().cache_write,
+            Some(3_750_000)
+        );
         assert!(t.get("claude-3-5-haiku@20241022").is_some());
         assert!(t.get("models/gemini-2.5-flash").is_some());
         assert!(t.get("gpt-4-0613").is_some());
@@ -324,7 +365,10 @@ mod tests {
 
     #[test]
     fn prices_are_exact_micro_dollars() {
-        let t = PriceTable::from_json(r#"{"models":{"a":{"input":0.000001,"output":3},"b":{"input":1e-6,"output":0.1}}}"#).unwrap();
+        let t = PriceTable::from_json(
+            r#"{"models":{"a":{"input":0.000001,"output":3},"b":{"input":1e-6,"output":0.1}}}"#,
+        )
+        .unwrap();
         assert_eq!(t.get("a").unwrap().input, 1);
         assert_eq!(t.get("b").unwrap().input, 1);
         assert_eq!(t.get("b").unwrap().output, 100_000);
@@ -338,25 +382,69 @@ mod tests {
             assert!(PriceTable::from_json(bad).is_err(), "{bad}");
         }
         let err = PriceTable::from_json(r#"{"models":{"gpt-x":{"input":1,"output":-2}}}"#).unwrap_err();
-        assert_eq!(err.to_string(), r#"the price of model "gpt-x", field "output", is -2: prices cannot be negative"#);
+        assert_eq!(
+            err.to_string(),
+            r#"the price of model "gpt-x", field "output", is -2: prices cannot be negative"#
+        );
     }
 
     #[test]
     fn arithmetic_per_family() {
-        let openai = ModelPrice { input: 2_500_000, cached_input: Some(1_250_000), cache_write: None, output: 10_000_000 };
+        let openai = ModelPrice {
+            input: 2_500_000,
+            cached_input: Some(1_250_000),
+            cache_write: None,
+            output: 10_000_000,
+        };
         // 1,000 prompt tokens of which 400 cached, 200 output (reasoning included).
-        let tokens = Billed { prompt: Some(1000), completion: Some(200), cached: Some(400), cache_creation: None };
+        let tokens = Billed {
+            prompt: Some(1000),
+            completion: Some(200),
+            cached: Some(400),
+            cache_creation: None,
+        };
         let pico = cost_pico(&ApiFamily::ChatCompletions, tokens, &openai).unwrap();
         // 600 × $2.50 + 400 × $1.25 + 200 × $10 per million tokens: $0.004.
         assert_eq!(pico, 600 * 2_500_000 + 400 * 1_250_000 + 200 * 10_000_000u128);
         assert!((usd(pico) - 0.004).abs() < 1e-12);
-        let anthropic = ModelPrice { input: 3_000_000, cached_input: Some(300_000), cache_write: Some(3_750_000), output: 15_000_000 };
-        let tokens = Billed { prompt: Some(100), completion: Some(50), cached: Some(2000), cache_creation: Some(1000) };
+        let anthropic = ModelPrice {
+            input: 3_000_000,
+            cached_input: Some(300_000),
+            cache_write: Some(3_750_000),
+            output: 15_000_000,
+        };
+        let tokens = Billed {
+            prompt: Some(100),
+            completion: Some(50),
+            cached: Some(2000),
+            cache_creation: Some(1000),
+        };
         let pico = cost_pico(&ApiFamily::AnthropicMessages, tokens, &anthropic).unwrap();
-        assert_eq!(pico, 100 * 3_000_000 + 2000 * 300_000 + 1000 * 3_750_000 + 50 * 15_000_000u128);
+        assert_eq!(
+            pico,
+            100 * 3_000_000 + 2000 * 300_000 + 1000 * 3_750_000 + 50 * 15_000_000u128
+        );
         // One token of the cheapest model is not zero.
-        let tiny = ModelPrice { input: 1, cached_input: None, cache_write: None, output: 0 };
-        assert_eq!(cost_pico(&ApiFamily::Embeddings, Billed { prompt: Some(1), ..Billed::default() }, &tiny), Some(1));
-        assert_eq!(cost_pico(&ApiFamily::ChatCompletions, Billed::default(), &openai), None);
+        let tiny = ModelPrice {
+            input: 1,
+            cached_input: None,
+            cache_write: None,
+            output: 0,
+        };
+        assert_eq!(
+            cost_pico(
+                &ApiFamily::Embeddings,
+                Billed {
+                    prompt: Some(1),
+                    ..Billed::default()
+                },
+                &tiny
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            cost_pico(&ApiFamily::ChatCompletions, Billed::default(), &openai),
+            None
+        );
     }
 }

@@ -13,9 +13,9 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 
 use crate::api::{ApiRef, Apis, BodyFacts, Route, TokenUsage};
+use crate::attribution::ExchangeDimensions;
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
-use crate::attribution::ExchangeDimensions;
 use crate::control::{ContentOmitted, ContentPlan};
 use crate::correlation::CorrelationId;
 use crate::privacy::{self, Edit, Redactor};
@@ -291,7 +291,9 @@ impl Exchange {
                 let request = facts.as_ref();
                 side.is_stream |= request.is_some_and(|f| f.stream);
                 end_user = request.and_then(|f| f.end_user.clone());
-                let request_model = request.and_then(|f| f.model.as_deref()).or(self.route.model.as_deref());
+                let request_model = request
+                    .and_then(|f| f.model.as_deref())
+                    .or(self.route.model.as_deref());
                 cost = self.cost(side.model.as_deref(), request_model, &side.usage);
                 side.model.or_else(|| request.and_then(|f| f.model.clone()))
             }
@@ -363,7 +365,12 @@ impl Exchange {
 
     /// What the exchange cost in pico-dollars: the response's model's price, else the
     /// request's; the operator's table first, then the built-in one.
-    fn cost(&self, response_model: Option<&str>, request_model: Option<&str>, usage: &TokenUsage) -> Option<u128> {
+    fn cost(
+        &self,
+        response_model: Option<&str>,
+        request_model: Option<&str>,
+        usage: &TokenUsage,
+    ) -> Option<u128> {
         let config = self.config();
         if !config.cost {
             return None;

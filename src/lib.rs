@@ -76,13 +76,13 @@ mod service;
 pub mod sink;
 mod tap;
 
+pub use attribution::{DimensionSource, Dimensions};
 pub use body::LlmLogBody;
 pub use config::{
     ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER,
     DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_DECODED_BYTES, DEFAULT_LOG_CONTROL_HEADER,
     DEFAULT_MESSAGE_BYTES, DEFAULT_REQUEST_READ_AHEAD, MAX_MESSAGE_BYTES,
 };
-pub use attribution::{DimensionSource, Dimensions};
 pub use control::{sampled_in, ContentOmitted, LogControl};
 pub use correlation::CorrelationId;
 pub use exchange::LogStats;

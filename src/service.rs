@@ -110,8 +110,17 @@ where
         };
         let trace = crate::correlation::trace_parent(&parts.headers);
         let config = &self.shared.config;
-        let dimensions = crate::attribution::collect(&parts, &config.dimensions, config.fingerprint_key.as_bytes());
-        let exchange = Arc::new(Exchange::new(self.shared.clone(), route, api, id, trace, plan, dimensions));
+        let dimensions =
+            crate::attribution::collect(&parts, &config.dimensions, config.fingerprint_key.as_bytes());
+        let exchange = Arc::new(Exchange::new(
+            self.shared.clone(),
+            route,
+            api,
+            id,
+            trace,
+            plan,
+            dimensions,
+        ));
         let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
         let pending = Some(PendingResponse::new(exchange));
         let read_ahead = self.shared.config.request_read_ahead;

@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::gateway_binary;
 use tower_llm_log::sink::{JsonLinesFile, ShutdownReport};
 use tower_llm_log::{LlmLogRecord, LlmLogSink, NonBlocking};
 
@@ -118,23 +119,6 @@ fn a_log_file_on_a_pipe_nobody_reads_holds_up_neither_shutdown_nor_flush() {
         flushed.expect_err("a write is stuck").kind(),
         std::io::ErrorKind::WouldBlock
     );
-}
-
-/// The gateway example's binary, which `cargo test` builds beside the test binaries (built here
-/// if this test runs alone).
-fn gateway_binary() -> PathBuf {
-    let deps = std::env::current_exe().expect("test binary path");
-    let profile_dir = deps.parent().and_then(Path::parent).expect("target/<profile>");
-    let binary = profile_dir.join("examples").join("gateway");
-    if !binary.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "gateway"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo build --example gateway");
-    }
-    binary
 }
 
 /// Sends one chat request over a new connection; returns the status line.

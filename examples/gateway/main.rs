@@ -121,6 +121,23 @@ struct Args {
     /// its metadata and tokens.
     #[arg(long, default_value_t = 1.0)]
     content_sample_rate: f64,
+    /// A dimension on every record: NAME=header:HEADER, NAME=forwarded-for (first address of
+    /// X-Forwarded-For; trusted proxies only) or NAME=client-address. Repeatable, at most 16.
+    /// `api_key` (a fingerprint of the credential) and `end_user` (from the body) are added
+    /// on their own.
+    #[arg(long = "dimension", value_name = "NAME=SOURCE")]
+    dimensions: Vec<String>,
+    /// The key of the api_key fingerprint, read from this file (at least 16 bytes; the default
+    /// key is public, so anyone with a list of keys can match them).
+    #[arg(long, value_name = "FILE")]
+    api_key_fingerprint_key_file: Option<std::path::PathBuf>,
+    /// Prices that override the built-in table: {"models": {"gpt-4o-mini": {"input": 0.15,
+    /// "cached_input": 0.075, "output": 0.6}}} (USD per million tokens).
+    #[arg(long, value_name = "FILE")]
+    prices: Option<std::path::PathBuf>,
+    /// No CostUsd on records.
+    #[arg(long)]
+    no_cost: bool,
     /// Forward without logging (the layer passes every request untouched): the baseline for
     /// measuring what logging costs.
     #[arg(long)]
@@ -169,6 +186,44 @@ async fn main() -> ExitCode {
         },
         None => builder,
     };
+    let mut builder = builder;
+    for dimension in &args.dimensions {
+        let Some((name, source)) = dimension.split_once('=') else {
+            return usage_error(&format!("--dimension {dimension:?}: expected NAME=SOURCE"));
+        };
+        let source = match source {
+            // axum puts the peer's address in the request as ConnectInfo.
+            "client-address" => tower_llm_log::DimensionSource::from_request(|head| {
+                head.extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|info| info.0.ip().to_string())
+            }),
+            other => match tower_llm_log::DimensionSource::parse(other) {
+                Some(source) => source,
+                None => {
+                    return usage_error(&format!(
+                        "--dimension {dimension:?}: the source must be header:NAME, forwarded-for or client-address"
+                    ))
+                }
+            },
+        };
+        builder = builder.dimension(name, source);
+    }
+    if let Some(path) = &args.api_key_fingerprint_key_file {
+        match std::fs::read(path) {
+            Ok(key) => builder = builder.api_key_fingerprint_key(key.trim_ascii().to_vec()),
+            Err(e) => return usage_error(&format!("--api-key-fingerprint-key-file {}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &args.prices {
+        match tower_llm_log::cost::PriceTable::from_file(path) {
+            Ok(table) => builder = builder.prices(table),
+            Err(e) => return usage_error(&format!("--prices: {e}")),
+        }
+    }
+    if args.no_cost {
+        builder = builder.no_cost();
+    }
     let config = match builder.build() {
         Ok(c) => c,
         Err(e) => return usage_error(&e.to_string()),
@@ -243,7 +298,9 @@ async fn main() -> ExitCode {
     // written, and a second signal exits at once, so a stuck client or a log file on a hung
     // mount never keeps the process alive.
     let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
-    let serving = axum::serve(listener, app::router(upstream, layer.clone()))
+    let service =
+        app::router(upstream, layer.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serving = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             eprintln!("shutting down: finishing open requests (Ctrl-C again to exit at once)");

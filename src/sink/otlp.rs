@@ -328,7 +328,10 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
         a.push((Key::from_static_str("user.id"), AnyValue::from(user.clone())));
     }
     for (name, value) in &r.dimensions {
-        a.push((Key::from(format!("llm_log.dimension.{name}")), AnyValue::from(value.clone())));
+        a.push((
+            Key::from(format!("llm_log.dimension.{name}")),
+            AnyValue::from(value.clone()),
+        ));
     }
     a
 }
