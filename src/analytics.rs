@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::{LlmLogRecord, Outcome, RecordKind};
 
 /// A dimension to group by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GroupBy {
     /// `model_name`.
@@ -40,92 +40,112 @@ pub enum GroupBy {
     Provider,
     /// The outcome of the response side.
     Outcome,
+    /// A dimension of the exchange (`user`, `api_key`, `end_user`, ...; see
+    /// [`attribution`](crate::attribution)).
+    Dimension(String),
+}
+
+impl GroupBy {
+    /// Parses `model`, `deployment`, `api`, `provider`, `outcome` or `dimension:NAME`.
+    pub fn parse(text: &str) -> Option<GroupBy> {
+        Some(match text {
+            "model" => GroupBy::Model,
+            "deployment" => GroupBy::Deployment,
+            "api" => GroupBy::Api,
+            "provider" => GroupBy::Provider,
+            "outcome" => GroupBy::Outcome,
+            _ => GroupBy::Dimension(
+                text.strip_prefix("dimension:")
+                    .filter(|n| !n.is_empty())?
+                    .to_string(),
+            ),
+        })
+    }
+
+    /// The column name: `model`, ..., `dimension:NAME`.
+    pub fn name(&self) -> String {
+        match self {
+            GroupBy::Model => "model".into(),
+            GroupBy::Deployment => "deployment".into(),
+            GroupBy::Api => "api".into(),
+            GroupBy::Provider => "provider".into(),
+            GroupBy::Outcome => "outcome".into(),
+            GroupBy::Dimension(name) => format!("dimension:{name}"),
+        }
+    }
 }
 
 /// The value used where a record has none for a dimension.
 pub const NONE: &str = "(none)";
 
-/// Histogram buckets: each 10% wider than the last, from 1 microsecond up to about 1,000 years.
-const HISTOGRAM_BUCKETS: usize = 400;
-const GROWTH: f64 = 1.1;
+/// The longest duration a histogram tells apart (one day); longer ones count as one day.
+const HISTOGRAM_MAX_MICROS: u64 = 86_400_000_000;
 
-/// Durations in constant memory, for percentiles within 10%. The buckets are allocated on first
-/// use, so groups and time buckets with no TTFT cost nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Durations in bounded memory (an `hdrhistogram` of one significant digit: about 4 KiB, made
+/// on first use, so groups and time buckets with no TTFT cost nothing), for percentiles within
+/// [`QUANTILE_ERROR`] of the true value, from 1 microsecond to one day.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
+    counts: Option<Box<hdrhistogram::Histogram<u64>>>,
 }
 
-impl Histogram {
-    fn index(d: Duration) -> usize {
-        let us = d.as_secs_f64() * 1e6;
-        if us <= 1.0 {
-            return 0;
-        }
-        ((us.ln() / GROWTH.ln()).ceil() as usize).min(HISTOGRAM_BUCKETS - 1)
-    }
+/// The most a percentile from a [`Histogram`] is above the true one, relative to it: 1/16
+/// (`hdrhistogram` with one significant digit keeps 16 sub-buckets per power of two).
+pub const QUANTILE_ERROR: f64 = 1.0 / 16.0;
 
-    fn upper_bound(index: usize) -> Duration {
-        Duration::from_secs_f64(GROWTH.powi(index as i32) / 1e6)
+impl Histogram {
+    fn counts(&mut self) -> Option<&mut hdrhistogram::Histogram<u64>> {
+        if self.counts.is_none() {
+            let made = hdrhistogram::Histogram::new_with_bounds(1, HISTOGRAM_MAX_MICROS, 1).ok()?;
+            self.counts = Some(Box::new(made));
+        }
+        self.counts.as_deref_mut()
     }
 
     /// Counts one duration.
     pub fn record(&mut self, d: Duration) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; HISTOGRAM_BUCKETS];
+        let micros = u64::try_from(d.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, HISTOGRAM_MAX_MICROS);
+        if let Some(counts) = self.counts() {
+            counts.saturating_record(micros);
         }
-        self.counts[Self::index(d)] += 1;
-        self.total += 1;
     }
 
     /// How many durations were counted.
     pub fn count(&self) -> u64 {
-        self.total
+        self.counts.as_ref().map_or(0, |c| c.len())
     }
 
-    /// The duration below which a fraction `q` (0 to 1) of the counted ones fall, to within 10%
-    /// (the upper bound of its bucket); `None` when nothing was counted.
+    /// The duration below which a fraction `q` (0 to 1) of the counted ones fall, at most
+    /// [`QUANTILE_ERROR`] above the true value; `None` when nothing was counted.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        if self.total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some(Self::upper_bound(i));
-            }
-        }
-        Some(Self::upper_bound(HISTOGRAM_BUCKETS - 1))
+        let counts = self.counts.as_ref().filter(|c| c.len() > 0)?;
+        Some(Duration::from_micros(counts.value_at_quantile(q.clamp(0.0, 1.0))))
     }
 
     /// The non-empty buckets: each one's upper bound and count, shortest first.
     pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
         self.counts
             .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(|(i, &c)| (Self::upper_bound(i), c))
+            .flat_map(|c| c.iter_recorded())
+            .map(|v| (Duration::from_micros(v.value_iterated_to()), v.count_at_value()))
     }
 
-    fn merge(&mut self, other: &Histogram) {
-        if other.counts.is_empty() {
+    /// Adds another histogram's counts.
+    pub fn merge(&mut self, other: &Histogram) {
+        let Some(theirs) = other.counts.as_deref() else {
             return;
+        };
+        if let Some(mine) = self.counts() {
+            // Same bounds and precision: adding cannot fail.
+            let _ = mine.add(theirs);
         }
-        if self.counts.is_empty() {
-            self.counts = vec![0; HISTOGRAM_BUCKETS];
-        }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
     }
 }
 
 /// What one group in one time bucket adds up to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Totals {
     requests: u64,
     errors: u64,
@@ -138,6 +158,8 @@ struct Totals {
     without_usage: u64,
     estimated_exchanges: u64,
     estimated_tokens: u64,
+    cost_pico: u128,
+    estimated_cost_pico: u128,
     latency: Histogram,
     ttft: Histogram,
 }
@@ -172,6 +194,10 @@ pub struct UsageRow {
     pub estimated_exchanges: u64,
     /// Their estimated total tokens, kept apart from the exact columns.
     pub estimated_tokens: u64,
+    /// What the exchanges with exact tokens cost (`CostUsd` summed), in USD.
+    pub cost_usd: f64,
+    /// What the exchanges with estimated tokens cost, kept apart.
+    pub estimated_cost_usd: f64,
     /// Median duration.
     pub latency_p50: Option<Duration>,
     /// 90th percentile duration.
@@ -236,8 +262,9 @@ impl Analytics {
         self.skipped
     }
 
-    fn value(record: &LlmLogRecord, by: GroupBy) -> String {
+    fn value(record: &LlmLogRecord, by: &GroupBy) -> String {
         let v = match by {
+            GroupBy::Dimension(name) => record.dimensions.get(name).cloned(),
             GroupBy::Model => record.model_name.clone(),
             GroupBy::Deployment => record.deployment_name.clone(),
             GroupBy::Api => Some(record.api.as_str().to_string()),
@@ -277,13 +304,16 @@ impl Analytics {
         let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         let width = self.bucket.as_nanos();
         let bucket = since_epoch / width * width;
-        let group: Vec<String> = self.group_by.iter().map(|&by| Self::value(record, by)).collect();
+        let group: Vec<String> = self.group_by.iter().map(|by| Self::value(record, by)).collect();
         let totals = self.rows.entry((bucket, group)).or_default();
         totals.requests += 1;
         totals.errors += u64::from(record.outcome != Outcome::Completed);
         totals.streamed += u64::from(record.is_stream_completion);
+        // Cost summed exactly, in pico-dollars (what the layer computed it in).
+        let cost = record.cost_usd.map_or(0, |c| (c * 1e12).round().max(0.0) as u128);
         if record.tokens_estimated {
             // Estimates stay out of the exact columns, so bills reconcile with them.
+            totals.estimated_cost_pico += cost;
             totals.without_usage += 1;
             totals.estimated_exchanges += 1;
             totals.estimated_tokens = totals
@@ -308,6 +338,7 @@ impl Analytics {
         if record.total_tokens.is_none() && record.prompt_tokens.is_none() {
             totals.without_usage += 1;
         }
+        totals.cost_pico += cost;
         totals.latency.record(record.duration);
         if let Some(ttft) = record.time_to_first_token {
             totals.ttft.record(ttft);
@@ -345,6 +376,8 @@ impl Analytics {
                 without_usage: t.without_usage,
                 estimated_exchanges: t.estimated_exchanges,
                 estimated_tokens: t.estimated_tokens,
+                cost_usd: crate::cost::usd(t.cost_pico),
+                estimated_cost_usd: crate::cost::usd(t.estimated_cost_pico),
                 latency_p50: t.latency.quantile(0.5),
                 latency_p90: t.latency.quantile(0.9),
                 latency_p99: t.latency.quantile(0.99),
@@ -378,6 +411,33 @@ impl Analytics {
 mod tests {
     use super::*;
     use crate::record::sample;
+
+    #[test]
+    fn percentiles_are_within_the_stated_error_in_bounded_memory() {
+        let mut h = Histogram::default();
+        // 1 ms to 10 s, uniformly in log space.
+        let values: Vec<u64> = (0..10_000)
+            .map(|i| (1_000.0 * 10f64.powf(4.0 * i as f64 / 10_000.0)) as u64)
+            .collect();
+        for &v in &values {
+            h.record(Duration::from_micros(v));
+        }
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        for q in [0.5, 0.9, 0.99] {
+            let truth = sorted[((q * sorted.len() as f64).ceil() as usize).max(1) - 1] as f64;
+            let got = h.quantile(q).unwrap().as_micros() as f64;
+            assert!(
+                got >= truth * (1.0 - 1e-9) && got <= truth * (1.0 + QUANTILE_ERROR),
+                "q{q}: {got} against {truth}"
+            );
+        }
+        let counters = h.counts.as_ref().unwrap().distinct_values();
+        assert!(counters * 8 <= 8 << 10, "{counters} counters");
+        // A day or more counts as a day; nothing is lost.
+        h.record(Duration::from_secs(10 * 86_400));
+        assert_eq!(h.count(), 10_001);
+    }
 
     fn exchange(
         at_secs: u64,

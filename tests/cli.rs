@@ -32,7 +32,11 @@ use tower_llm_log::{LlmLogLayer, LogConfig};
 async fn write_log(dir: &Path) -> PathBuf {
     let path = dir.join("llm.jsonl");
     let file = Arc::new(JsonLinesFile::builder(&path).build().unwrap());
-    let config = LogConfig::builder().chunk_bytes(16).build().unwrap();
+    let config = LogConfig::builder()
+        .chunk_bytes(16)
+        .dimension("user", tower_llm_log::DimensionSource::header("x-user-id"))
+        .build()
+        .unwrap();
     let mock = serve(mock::router()).await;
     let gw = serve(app::router(
         app::Upstream::new(&format!("http://{mock}")).unwrap(),
@@ -40,17 +44,18 @@ async fn write_log(dir: &Path) -> PathBuf {
     ))
     .await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    for (model, stream) in [
-        ("gpt-4o", false),
-        ("gpt-4o", true),
-        ("o3-mini", false),
-        ("mock-error", false),
+    for (model, stream, user) in [
+        ("gpt-4o", false, "alice"),
+        ("gpt-4o", true, "bob"),
+        ("o3-mini", false, "alice"),
+        ("mock-error", false, "bob"),
     ] {
         let body = format!(
             r#"{{"model":"{model}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"count these five words"}}]}}"#
         );
         let req = http::Request::post(format!("http://{gw}/v1/chat/completions"))
             .header("content-type", "application/json")
+            .header("x-user-id", user)
             .body(Full::new(Bytes::from(body)))
             .unwrap();
         client
@@ -295,6 +300,83 @@ async fn the_html_report_is_one_file_with_a_series_per_model() {
     assert!(std::fs::read_to_string(&none)
         .unwrap()
         .contains("Top 0 exchanges by tokens"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn usage_by_dimension_with_cost_and_the_report_of_top_values() {
+    let dir = temp_dir("by-dimension");
+    let log = write_log(&dir).await;
+    let out = llmlog(
+        &[
+            "usage",
+            log.to_str().unwrap(),
+            "--by",
+            "dimension:user",
+            "--by",
+            "model",
+            "--json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = json_lines(&out);
+    let row = |user: &str, model: &str| {
+        rows.iter()
+            .find(|r| r["Group"]["dimension:user"] == user && r["Group"]["model"] == model)
+            .unwrap_or_else(|| panic!("{user} {model}: {rows:?}"))
+            .clone()
+    };
+    let alice = row("alice", "gpt-4o");
+    assert_eq!(alice["Requests"], 1);
+    // The mock's usage at the built-in gpt-4o prices, exactly.
+    let (prompt, completion) = (
+        alice["PromptTokens"].as_f64().unwrap(),
+        alice["CompletionTokens"].as_f64().unwrap(),
+    );
+    let expected = (prompt * 2.5 + completion * 10.0) / 1e6;
+    assert!(
+        (alice["CostUsd"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{alice}"
+    );
+    for key in [
+        "LatencyP50Ms",
+        "LatencyP90Ms",
+        "LatencyP99Ms",
+        "TtftP50Ms",
+        "TtftP90Ms",
+        "TtftP99Ms",
+    ] {
+        assert!(alice.get(key).is_some(), "{key}");
+    }
+    assert!(row("bob", "gpt-4o")["CostUsd"].as_f64().unwrap() > 0.0);
+    assert_eq!(row("bob", "mock-error")["CostUsd"], 0.0);
+    let text = llmlog(&["usage", log.to_str().unwrap(), "--by", "dimension:user"], None);
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let header = text.lines().next().unwrap();
+    for column in [
+        "dimension:user",
+        "cost_usd",
+        "est_cost_usd",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "ttft_p90_ms",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let html_path = dir.join("report.html");
+    let out = llmlog(
+        &["report", log.to_str().unwrap(), "-o", html_path.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("<svg id=\"cost\""));
+    assert!(html.contains("Top 2 values of user by tokens") && html.contains("Top 2 values of user by cost"));
+    assert!(html.contains("at most 6.25% above the true value"));
+    let bad = llmlog(&["usage", log.to_str().unwrap(), "--by", "colour"], None);
+    assert_eq!(bad.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 mod report;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tower_llm_log::analytics::{Analytics, GroupBy};
 use tower_llm_log::reassemble::{reassemble_streaming, LoggedExchange};
 use tower_llm_log::LlmLogRecord;
@@ -54,9 +54,10 @@ enum Command {
         /// JSON Lines files (`.gz` decompressed; `-` for standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Group by (repeat for several).
-        #[arg(long, value_enum)]
-        by: Vec<By>,
+        /// Group by (repeat for several): model, deployment, api, provider, outcome, or
+        /// dimension:NAME (user, api_key, end_user, or any dimension the records carry).
+        #[arg(long, value_parser = parse_group_by)]
+        by: Vec<GroupBy>,
         /// Bucket width, e.g. 1m, 1h, 1d, 15m.
         #[arg(long, default_value = "1h", value_parser = parse_bucket)]
         bucket: Duration,
@@ -87,9 +88,14 @@ struct ReportArgs {
     bucket: Duration,
     #[command(flatten)]
     range: Range,
-    /// How many of the exchanges with the most tokens to list.
+    /// How many of the exchanges with the most tokens to list, and of the top values of each
+    /// dimension.
     #[arg(long, default_value_t = 20)]
     top: usize,
+    /// Dimensions whose top values (by tokens and by cost) the report lists (repeatable;
+    /// default user, end_user, api_key).
+    #[arg(long = "dimension", value_name = "NAME")]
+    dimensions: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -121,25 +127,10 @@ fn parse_time(s: &str) -> Result<SystemTime, String> {
         .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-11-24T00:00:00Z)"))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum By {
-    Model,
-    Deployment,
-    Api,
-    Provider,
-    Outcome,
-}
-
-impl From<By> for GroupBy {
-    fn from(b: By) -> GroupBy {
-        match b {
-            By::Model => GroupBy::Model,
-            By::Deployment => GroupBy::Deployment,
-            By::Api => GroupBy::Api,
-            By::Provider => GroupBy::Provider,
-            By::Outcome => GroupBy::Outcome,
-        }
-    }
+fn parse_group_by(s: &str) -> Result<GroupBy, String> {
+    GroupBy::parse(s).ok_or_else(|| {
+        format!("{s:?} is not a grouping: model, deployment, api, provider, outcome or dimension:NAME")
+    })
 }
 
 /// The longest line read; a record is far smaller (chunks are at most 2 MiB of text).
@@ -316,7 +307,8 @@ fn main() -> ExitCode {
             json,
             csv,
         } => {
-            let mut analytics = Analytics::new(bucket, by.iter().map(|&b| b.into()).collect());
+            let names: Vec<String> = by.iter().map(GroupBy::name).collect();
+            let mut analytics = Analytics::new(bucket, by);
             if let Some(s) = range.since {
                 analytics = analytics.since(s);
             }
@@ -327,7 +319,6 @@ fn main() -> ExitCode {
             input.for_each(|r| {
                 analytics.add(&r);
             });
-            let names: Vec<String> = by.iter().map(|b| format!("{b:?}").to_lowercase()).collect();
             let mut out = io::BufWriter::new(io::stdout().lock());
             let written =
                 match print_usage(&mut out, &analytics, &names, json, csv).and_then(|()| out.flush()) {
@@ -345,7 +336,18 @@ fn main() -> ExitCode {
             }
         }
         Command::Report(args) => {
-            let mut report = report::Report::new(args.bucket, args.range.since, args.range.until, args.top);
+            let dimensions = if args.dimensions.is_empty() {
+                ["user", "end_user", "api_key"].map(String::from).to_vec()
+            } else {
+                args.dimensions.clone()
+            };
+            let mut report = report::Report::new(
+                args.bucket,
+                args.range.since,
+                args.range.until,
+                args.top,
+                dimensions,
+            );
             let mut input = Input::new(args.files);
             input.for_each(|r| report.add(&r));
             if let Err(e) = std::fs::write(&args.output, report.html()) {
@@ -436,6 +438,11 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or(String::new(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
 }
 
+/// A cost in USD, to the micro-dollar (a sum of many exchanges needs no more).
+fn usd(cost: f64) -> String {
+    format!("{cost:.6}")
+}
+
 fn print_usage(
     out: &mut impl Write,
     a: &Analytics,
@@ -457,9 +464,13 @@ fn print_usage(
                 "TotalTokens": r.total_tokens, "CachedTokens": r.cached_tokens, "ReasoningTokens": r.reasoning_tokens,
                 "WithoutUsage": r.without_usage, "EstimatedExchanges": r.estimated_exchanges,
                 "EstimatedTokens": r.estimated_tokens,
+                "CostUsd": r.cost_usd, "EstimatedCostUsd": r.estimated_cost_usd,
                 "LatencyP50Ms": r.latency_p50.map(|d| d.as_secs_f64() * 1e3),
+                "LatencyP90Ms": r.latency_p90.map(|d| d.as_secs_f64() * 1e3),
                 "LatencyP99Ms": r.latency_p99.map(|d| d.as_secs_f64() * 1e3),
                 "TtftP50Ms": r.ttft_p50.map(|d| d.as_secs_f64() * 1e3),
+                "TtftP90Ms": r.ttft_p90.map(|d| d.as_secs_f64() * 1e3),
+                "TtftP99Ms": r.ttft_p99.map(|d| d.as_secs_f64() * 1e3),
             });
             writeln!(out, "{v}")?;
         }
@@ -480,8 +491,14 @@ fn print_usage(
                 "reasoning",
                 "no_usage",
                 "estimated",
+                "cost_usd",
+                "est_cost_usd",
                 "p50_ms",
+                "p90_ms",
                 "p99_ms",
+                "ttft_p50_ms",
+                "ttft_p90_ms",
+                "ttft_p99_ms",
             ]
             .iter()
             .map(|s| s.to_string()),
@@ -502,8 +519,14 @@ fn print_usage(
                 r.reasoning_tokens.to_string(),
                 r.without_usage.to_string(),
                 r.estimated_tokens.to_string(),
+                usd(r.cost_usd),
+                usd(r.estimated_cost_usd),
                 ms(r.latency_p50),
+                ms(r.latency_p90),
                 ms(r.latency_p99),
+                ms(r.ttft_p50),
+                ms(r.ttft_p90),
+                ms(r.ttft_p99),
             ]);
             v
         })

@@ -29,26 +29,45 @@ struct Top {
 pub struct Report {
     by_model: Analytics,
     overall: Analytics,
+    /// Per dimension, totals by value over the whole range.
+    dimensions: Vec<(String, Analytics)>,
     top: BinaryHeap<Reverse<Top>>,
     top_n: usize,
     bucket_secs: f64,
 }
 
 impl Report {
-    pub fn new(bucket: Duration, since: Option<SystemTime>, until: Option<SystemTime>, top_n: usize) -> Self {
-        let mut by_model = Analytics::new(bucket, vec![GroupBy::Model]);
-        let mut overall = Analytics::new(bucket, vec![]);
-        if let Some(s) = since {
-            by_model = by_model.since(s);
-            overall = overall.since(s);
-        }
-        if let Some(u) = until {
-            by_model = by_model.until(u);
-            overall = overall.until(u);
-        }
+    pub fn new(
+        bucket: Duration,
+        since: Option<SystemTime>,
+        until: Option<SystemTime>,
+        top_n: usize,
+        dimensions: Vec<String>,
+    ) -> Self {
+        let ranged = |mut a: Analytics| {
+            if let Some(s) = since {
+                a = a.since(s);
+            }
+            if let Some(u) = until {
+                a = a.until(u);
+            }
+            a
+        };
+        let by_model = ranged(Analytics::new(bucket, vec![GroupBy::Model]));
+        let overall = ranged(Analytics::new(bucket, vec![]));
+        // One bucket for the whole range: totals per value.
+        let whole = Duration::from_secs(100 * 365 * 86_400);
+        let dimensions = dimensions
+            .into_iter()
+            .map(|name| {
+                let a = ranged(Analytics::new(whole, vec![GroupBy::Dimension(name.clone())]));
+                (name, a)
+            })
+            .collect();
         Report {
             by_model,
             overall,
+            dimensions,
             top: BinaryHeap::new(),
             top_n,
             bucket_secs: bucket.as_secs_f64(),
@@ -57,6 +76,9 @@ impl Report {
 
     pub fn add(&mut self, r: &LlmLogRecord) {
         self.by_model.add(r);
+        for (_, a) in &mut self.dimensions {
+            a.add(r);
+        }
         // Counted (in range, the last response record, not read before): then it can rank.
         if !self.overall.add(r) {
             return;
@@ -79,13 +101,19 @@ impl Report {
     pub fn html(&self) -> String {
         let rows = self.by_model.rows();
         let mut tokens: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut cost: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for r in &rows {
             let model = r.group.first().cloned().unwrap_or_default();
             tokens
-                .entry(model)
+                .entry(model.clone())
                 .or_default()
                 .push((secs(r.bucket_start), r.total_tokens as f64));
+            cost.entry(model)
+                .or_default()
+                .push((secs(r.bucket_start), r.cost_usd + r.estimated_cost_usd));
         }
+        let total_cost: f64 = rows.iter().map(|r| r.cost_usd).sum();
+        let estimated_cost: f64 = rows.iter().map(|r| r.estimated_cost_usd).sum();
         let overall = self.overall.rows();
         let requests: Vec<(f64, f64)> = overall
             .iter()
@@ -109,13 +137,21 @@ impl Report {
         h.push_str("body{font-family:system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}h2{font-size:1.1em;margin-top:2em}");
         h.push_str("table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}");
         h.push_str("td.n{text-align:right}svg text{font-size:11px;fill:#444}</style></head><body>\n");
-        let _ = writeln!(h, "<h1>LLM usage report</h1>\n<p>{total_requests} exchanges, {total_tokens} tokens (exact, as reported by the providers).</p>");
+        let _ = writeln!(h, "<h1>LLM usage report</h1>\n<p>{total_requests} exchanges, {total_tokens} tokens (exact, as reported by the providers), ${total_cost:.6} (plus ${estimated_cost:.6} on estimated tokens).</p>");
         h.push_str("<h2>Tokens over time, by model</h2>\n");
         let series: Vec<(String, Vec<(f64, f64)>)> = tokens.into_iter().collect();
         h.push_str(&line_chart("tokens", &with_zeros(series, self.bucket_secs)));
+        h.push_str("<h2>Cost over time, by model (USD)</h2>\n");
+        let series: Vec<(String, Vec<(f64, f64)>)> = cost.into_iter().collect();
+        h.push_str(&line_chart("cost", &with_zeros(series, self.bucket_secs)));
         h.push_str("<h2>Requests over time</h2>\n");
         let counts = vec![("requests".to_string(), requests), ("errors".to_string(), errors)];
         h.push_str(&line_chart("requests", &with_zeros(counts, self.bucket_secs)));
+        let _ = writeln!(
+            h,
+            "<p>Percentiles are at most {:.2}% above the true value (hdrhistogram, one significant digit).</p>",
+            tower_llm_log::analytics::QUANTILE_ERROR * 100.0
+        );
         h.push_str("<h2>Latency</h2>\n");
         h.push_str(&histogram_chart("latency", &self.overall.latency()));
         h.push_str("<h2>Time to first token (streams)</h2>\n");
@@ -133,8 +169,46 @@ impl Report {
                 t.duration_ms
             );
         }
-        h.push_str("</table>\n</body></html>\n");
+        h.push_str("</table>\n");
+        for (name, a) in &self.dimensions {
+            self.top_values(&mut h, name, a);
+        }
+        h.push_str("</body></html>\n");
         h
+    }
+
+    /// The top values of one dimension, by tokens and by cost.
+    fn top_values(&self, h: &mut String, name: &str, a: &Analytics) {
+        let mut rows = a.rows();
+        rows.retain(|r| {
+            r.group
+                .first()
+                .is_some_and(|v| v != tower_llm_log::analytics::NONE)
+        });
+        if rows.is_empty() {
+            return;
+        }
+        let orders: [(&str, fn(&tower_llm_log::analytics::UsageRow) -> f64); 2] = [
+            ("tokens", |r| r.total_tokens as f64),
+            ("cost", |r| r.cost_usd + r.estimated_cost_usd),
+        ];
+        for (by, key) in orders {
+            rows.sort_by(|x, y| key(y).total_cmp(&key(x)).then_with(|| x.group.cmp(&y.group)));
+            let shown = rows.len().min(self.top_n);
+            let _ = writeln!(h, "<h2>Top {shown} values of {} by {by}</h2>", escape(name));
+            h.push_str("<table><tr><th>value</th><th>requests</th><th>tokens</th><th>cost USD</th></tr>\n");
+            for r in rows.iter().take(shown) {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.6}</td></tr>",
+                    escape(r.group.first().map_or("", String::as_str)),
+                    r.requests,
+                    r.total_tokens,
+                    r.cost_usd + r.estimated_cost_usd
+                );
+            }
+            h.push_str("</table>\n");
+        }
     }
 }
 
