@@ -120,7 +120,7 @@ impl Histogram {
     /// The duration below which a fraction `q` (0 to 1) of the counted ones fall, at most
     /// [`QUANTILE_ERROR`] above the true value; `None` when nothing was counted.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        let counts = self.counts.as_ref().filter(|c| c.len() > 0)?;
+        let counts = self.counts.as_ref().filter(|c| !c.is_empty())?;
         Some(Duration::from_micros(counts.value_at_quantile(q.clamp(0.0, 1.0))))
     }
 
