@@ -6,7 +6,6 @@ mod common;
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
 use common::*;
 use http::header::CONTENT_TYPE;
 use http::{Request, Response};
@@ -272,12 +271,12 @@ async fn anthropic_cost_bills_cache_reads_and_writes_once_json_and_streamed() {
     // 100 × $3 + 2,000 × $0.30 + 1,000 × $3.75 + 50 × $15 per million tokens.
     assert_cost(&last_response(&records), 0.0054);
 
-    let stream = format!(
-        "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"id\":\"msg_2\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"usage\":{{\"input_tokens\":100,\"output_tokens\":1,\"cache_read_input_tokens\":2000,\"cache_creation_input_tokens\":1000}}}}}}\n\n\
-         event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"text\",\"text\":\"\"}}}}\n\n\
-         event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"ok\"}}}}\n\n\
-         event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\"}},\"usage\":{{\"output_tokens\":50}}}}\n\n\
-         event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+    let stream = String::from(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":100,\"output_tokens\":1,\"cache_read_input_tokens\":2000,\"cache_creation_input_tokens\":1000}}}\n\n\
+         event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+         event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\n\n\
+         event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":50}}\n\n\
+         event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
     );
     let records = exchange(
         LogConfig::default(),
