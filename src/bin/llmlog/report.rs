@@ -15,6 +15,9 @@ const PALETTE: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
+/// What a table of top values is sorted by.
+type RowKey = fn(&tower_llm_log::analytics::UsageRow) -> f64;
+
 /// One of the top exchanges by tokens.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Top {
@@ -188,7 +191,7 @@ impl Report {
         if rows.is_empty() {
             return;
         }
-        let orders: [(&str, fn(&tower_llm_log::analytics::UsageRow) -> f64); 2] = [
+        let orders: [(&str, RowKey); 2] = [
             ("tokens", |r| r.total_tokens as f64),
             ("cost", |r| r.cost_usd + r.estimated_cost_usd),
         ];
