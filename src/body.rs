@@ -22,6 +22,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::read_ahead::HeldFrames;
+use crate::stream_usage::UsageStripper;
 use crate::tap::Tap;
 
 pin_project! {
@@ -34,6 +35,8 @@ pin_project! {
         #[pin]
         source: Source<B>,
         tap: Option<Box<Tap>>,
+        // The usage the layer asked for, taken back out of the stream the client receives.
+        strip: Option<Box<UsageStripper>>,
     }
 }
 
@@ -76,6 +79,7 @@ impl<B: Body> LlmLogBody<B> {
         LlmLogBody {
             source: Source::Direct { body },
             tap: None,
+            strip: None,
         }
     }
 
@@ -88,6 +92,7 @@ impl<B: Body> LlmLogBody<B> {
         LlmLogBody {
             source: Source::Direct { body },
             tap: Some(tap),
+            strip: None,
         }
     }
 
@@ -97,7 +102,13 @@ impl<B: Body> LlmLogBody<B> {
         LlmLogBody {
             source: Source::ReadAhead { held, rest },
             tap,
+            strip: None,
         }
+    }
+
+    /// Takes the usage chunk the layer asked for out of this (streamed response) body.
+    pub(crate) fn strip_stream_usage(&mut self) {
+        self.strip = Some(Box::default());
     }
 }
 
@@ -150,6 +161,28 @@ where
         let this = self.project();
         match this.source.project() {
             SourceProj::Direct { mut body } => {
+                if let Some(strip) = this.strip.as_deref_mut() {
+                    if strip.ended {
+                        return Poll::Ready(None);
+                    }
+                    let polled = body.as_mut().poll_frame(cx);
+                    observe(this.tap, &polled, || body.is_end_stream());
+                    return match polled {
+                        Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_data() {
+                            Ok(data) => Frame::data(strip.filter(data)),
+                            Err(trailers) => trailers,
+                        }))),
+                        // What is still held goes out before the end.
+                        Poll::Ready(None) if strip.is_holding() => {
+                            Poll::Ready(Some(Ok(Frame::data(strip.finish()))))
+                        }
+                        Poll::Ready(None) => {
+                            strip.ended = true;
+                            Poll::Ready(None)
+                        }
+                        other => other,
+                    };
+                }
                 let polled = body.as_mut().poll_frame(cx);
                 observe(this.tap, &polled, || body.is_end_stream());
                 polled
@@ -175,6 +208,14 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(strip) = &self.strip {
+            if strip.ended {
+                return true;
+            }
+            if strip.is_holding() {
+                return false;
+            }
+        }
         match &self.source {
             Source::Direct { body } => body.is_end_stream(),
             Source::ReadAhead { held, rest } => {
@@ -189,6 +230,10 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.strip.is_some() {
+            // Bytes are taken out: only that the body may be empty is known.
+            return SizeHint::default();
+        }
         match &self.source {
             Source::Direct { body } => body.size_hint(),
             Source::ReadAhead { held, rest } => {

@@ -137,6 +137,7 @@ pub struct LogConfig {
     pub(crate) fingerprint_key: crate::privacy::HashKey,
     pub(crate) cost: bool,
     pub(crate) prices: Option<std::sync::Arc<crate::cost::PriceTable>>,
+    pub(crate) ensure_stream_usage: bool,
 }
 
 /// The default bound on bytes decoded from one compressed body.
@@ -172,6 +173,7 @@ impl Default for LogConfig {
             ),
             cost: true,
             prices: None,
+            ensure_stream_usage: false,
         }
     }
 }
@@ -458,6 +460,19 @@ impl LogConfigBuilder {
     /// The operator's prices, asked before the built-in table (see [`cost`](crate::cost)).
     pub fn prices(mut self, table: crate::cost::PriceTable) -> Self {
         self.config.prices = Some(std::sync::Arc::new(table));
+        self
+    }
+
+    /// Exact usage for streamed chat completions that did not ask for it (default off): such
+    /// a request is sent with `"stream_options":{"include_usage":true}` added, and the usage
+    /// chunk this brings (and the `"usage":null` it adds to the other chunks) is taken back out
+    /// of the stream the client receives, so the client sees what it would have seen and the
+    /// record has the provider's usage instead of none or an estimate. Needs request
+    /// read-ahead and a body within its bound; a request with `stream_options` of its own is
+    /// left alone. See [`ensure_stream_usage`](Self::ensure_stream_usage) in the README's
+    /// "Cost" section for what else is changed (`Content-Length`).
+    pub fn ensure_stream_usage(mut self, ensure: bool) -> Self {
+        self.config.ensure_stream_usage = ensure;
         self
     }
 

@@ -100,6 +100,9 @@ pub(crate) struct Exchange {
     waiting: Mutex<Option<(RecordKind, Outcome, SideReport)>>,
     /// Who made it.
     pub(crate) dimensions: ExchangeDimensions,
+    /// The layer added `stream_options.include_usage` to the request: the usage it brings is
+    /// taken back out of the response.
+    pub(crate) usage_injected: std::sync::atomic::AtomicBool,
 }
 
 /// What the response side needs to know of the request.
@@ -114,6 +117,8 @@ pub(crate) struct RequestFacts {
     pub(crate) prompt: Option<LoggedMessage>,
     /// The end user the request body names.
     pub(crate) end_user: Option<String>,
+    /// The body was read without a problem (valid JSON, whole).
+    pub(crate) json_ok: bool,
 }
 
 /// What one side saw, ready to become records.
@@ -175,7 +180,19 @@ impl Exchange {
             plan,
             waiting: Mutex::new(None),
             dimensions,
+            usage_injected: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the request, read ahead whole, is a streamed chat completion the layer may add
+    /// `stream_options.include_usage` to: asked for by the configuration, valid JSON with
+    /// `"stream": true` (as its reader found).
+    pub(crate) fn wants_stream_usage(&self) -> bool {
+        if !self.config().ensure_stream_usage || self.route.family != crate::ApiFamily::ChatCompletions {
+            return false;
+        }
+        let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
+        facts.as_ref().is_some_and(|f| f.stream && f.json_ok)
     }
 
     /// The cap of a side's reader: 0 when its content is omitted anyway.
@@ -197,6 +214,7 @@ impl Exchange {
             stream: side.is_stream,
             prompt: cfg!(feature = "tokenizer").then(|| side.message.clone()),
             end_user: side.end_user.clone(),
+            json_ok: side.errors.is_empty(),
         };
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }

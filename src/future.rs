@@ -15,6 +15,7 @@ use tower::Service;
 
 use crate::body::{LlmLogBody, Rest};
 use crate::read_ahead::HeldFrames;
+use crate::stream_usage;
 use crate::tap::{PendingResponse, Tap};
 
 pin_project! {
@@ -131,6 +132,16 @@ where
             mut tap,
             ..
         } = self;
+        let mut held = held;
+        let mut parts = parts;
+        if matches!(stop, Stop::Ended)
+            && tap.exchange().wants_stream_usage()
+            && stream_usage::inject(&mut held, &mut parts.headers)
+        {
+            tap.exchange()
+                .usage_injected
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let body = match stop {
             Stop::Ended => LlmLogBody::read_ahead(held, Rest::Ended, None),
             Stop::Failed(e) => LlmLogBody::read_ahead(held, Rest::Failed { error: Some(e), body }, None),
@@ -207,10 +218,30 @@ where
                         }
                     }
                 }
-                let body = match pending.respond(parts.status.as_u16(), &parts.headers) {
+                let strip = pending.exchange().is_some_and(|e| {
+                    e.usage_injected.load(std::sync::atomic::Ordering::Relaxed)
+                        && parts.status == http::StatusCode::OK
+                        && parts
+                            .headers
+                            .get(http::header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|v| {
+                                v.trim_start()
+                                    .to_ascii_lowercase()
+                                    .starts_with("text/event-stream")
+                            })
+                });
+                if strip {
+                    // Bytes are taken out: the length is no longer the upstream's.
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                }
+                let mut body = match pending.respond(parts.status.as_u16(), &parts.headers) {
                     Some(tap) => LlmLogBody::tapped(body, Box::new(Tap::Response(tap))),
                     None => LlmLogBody::passthrough(body),
                 };
+                if strip {
+                    body.strip_stream_usage();
+                }
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
             Err(e) => {

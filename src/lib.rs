@@ -74,6 +74,7 @@ mod record;
 pub mod scan;
 mod service;
 pub mod sink;
+mod stream_usage;
 mod tap;
 
 pub use attribution::{DimensionSource, Dimensions};

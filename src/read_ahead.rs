@@ -97,6 +97,25 @@ impl HeldFrames {
         frame
     }
 
+    /// Every frame held, in order (nothing is held after).
+    pub(crate) fn take_all(&mut self) -> Vec<Frame<Bytes>> {
+        let mut frames = Vec::with_capacity(self.rest.len() + 2);
+        while let Some(frame) = self.pop() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    /// Holds `frames` as they are, in order (after a [`take_all`](Self::take_all)).
+    pub(crate) fn restore(&mut self, frames: Vec<Frame<Bytes>>) {
+        for frame in frames {
+            if let Some(data) = frame.data_ref() {
+                self.bytes += data.len();
+            }
+            self.push_as_it_came(frame);
+        }
+    }
+
     /// Data bytes held.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes

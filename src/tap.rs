@@ -128,6 +128,14 @@ impl Tap {
         }
     }
 
+    /// The exchange this tap belongs to.
+    pub(crate) fn exchange(&self) -> &Arc<Exchange> {
+        match self {
+            Tap::Request(t) => &t.exchange,
+            Tap::Response(t) => &t.exchange,
+        }
+    }
+
     pub(crate) fn failed(&mut self, error: String) {
         let progress = self.progress();
         // A body polled again after its end or an error must not report twice.

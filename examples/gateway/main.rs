@@ -138,6 +138,11 @@ struct Args {
     /// No CostUsd on records.
     #[arg(long)]
     no_cost: bool,
+    /// Exact usage for streamed chat completions that do not ask for it: the request gains
+    /// stream_options.include_usage, and the usage chunk is taken back out of the client's
+    /// stream.
+    #[arg(long)]
+    ensure_stream_usage: bool,
     /// Forward without logging (the layer passes every request untouched): the baseline for
     /// measuring what logging costs.
     #[arg(long)]
@@ -224,6 +229,7 @@ async fn main() -> ExitCode {
     if args.no_cost {
         builder = builder.no_cost();
     }
+    builder = builder.ensure_stream_usage(args.ensure_stream_usage);
     let config = match builder.build() {
         Ok(c) => c,
         Err(e) => return usage_error(&e.to_string()),
