@@ -67,7 +67,7 @@ fn count(mut f: impl FnMut()) -> (u64, u64) {
 }
 
 /// For counting instructions under `valgrind --tool=callgrind` (which a busy machine does not
-/// change): `INSTRUCTIONS_CASE=read_ahead_on|read_ahead_off|bare|privacy_off|secrets_only|pii INSTRUCTIONS_N=1000` runs only
+/// change): `INSTRUCTIONS_CASE=read_ahead_on|read_ahead_off|bare|privacy_off|secrets_only|pii|no_cost|attributed|key_only INSTRUCTIONS_N=1000` runs only
 /// that many 4K/4K exchanges. Run it with two counts; the difference over the difference in
 /// exchanges is the cost of one (`scripts/instructions.sh`).
 fn instructions_only() -> bool {
@@ -88,6 +88,10 @@ fn instructions_only() -> bool {
         "privacy_off" => builder.no_media_elision().redact_secrets(false),
         "secrets_only" => builder.no_media_elision(),
         "pii" => builder.redact_pii(true),
+        "no_cost" => builder.no_cost(),
+        "attributed" => builder
+            .dimension("user", tower_llm_log::DimensionSource::header("x-user-id"))
+            .dimension("team", tower_llm_log::DimensionSource::header("x-team")),
         _ => builder,
     };
     let config = builder.build().unwrap();
@@ -98,6 +102,9 @@ fn instructions_only() -> bool {
     for _ in 0..n {
         match case.as_str() {
             "bare" => black_box(one_exchange(&mut bare, &req)),
+            "attributed" | "key_only" => {
+                black_box(common::one_exchange_with(&mut layered, &req, common::ATTRIBUTED))
+            }
             _ => black_box(one_exchange(&mut layered, &req)),
         };
     }

@@ -21,7 +21,10 @@ use std::convert::Infallible;
 #[path = "../examples/load/buffering.rs"]
 mod buffering;
 mod common;
-use common::{caps_for, chat_request, chat_response, drain, one_exchange, ready, sink, sse_events, upstream};
+use common::{
+    caps_for, chat_request, chat_response, drain, one_exchange, one_exchange_with, ready, sink, sse_events,
+    upstream, ATTRIBUTED,
+};
 
 use std::hint::black_box;
 
@@ -31,7 +34,7 @@ use http::Request;
 use http_body::Frame;
 use http_body_util::{Full, StreamBody};
 use tower::{Layer, Service, ServiceExt};
-use tower_llm_log::{LlmLogLayer, LogConfig};
+use tower_llm_log::{DimensionSource, LlmLogLayer, LogConfig};
 
 fn exchange(c: &mut Criterion, name: &str, size: usize) {
     let req = chat_request(size);
@@ -87,6 +90,23 @@ fn exchange(c: &mut Criterion, name: &str, size: usize) {
         .with_config(rebuild(&config, |b| b.redact_pii(true)))
         .layer(upstream("application/json", make.clone()));
     group.bench_function("layer_pii", |b| b.iter(|| one_exchange(&mut layered_pii, &req)));
+    // Attribution and cost: the layer (cost on by default; the model has a built-in price)
+    // against no cost, and with two header dimensions and a key to fingerprint.
+    let mut layered_no_cost = LlmLogLayer::new(sink())
+        .with_config(rebuild(&config, |b| b.no_cost()))
+        .layer(upstream("application/json", make.clone()));
+    group.bench_function("layer_no_cost", |b| {
+        b.iter(|| one_exchange(&mut layered_no_cost, &req))
+    });
+    let mut layered_attributed = LlmLogLayer::new(sink())
+        .with_config(rebuild(&config, |b| {
+            b.dimension("user", DimensionSource::header("x-user-id"))
+                .dimension("team", DimensionSource::header("x-team"))
+        }))
+        .layer(upstream("application/json", make.clone()));
+    group.bench_function("layer_attributed", |b| {
+        b.iter(|| one_exchange_with(&mut layered_attributed, &req, ATTRIBUTED))
+    });
     // The same with the records going through NonBlocking, as in production.
     let (queued, guard) = tower_llm_log::NonBlocking::new(sink());
     let mut layered_nb = LlmLogLayer::new(queued)

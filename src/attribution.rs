@@ -243,25 +243,25 @@ pub(crate) fn bounded_value(value: &str) -> String {
 pub(crate) struct ExchangeDimensions(pub(crate) BTreeMap<String, String>);
 
 impl ExchangeDimensions {
-    /// Adds `name` = `value` unless the name is taken, invalid, or the exchange has its
-    /// [`MAX_DIMENSIONS`] already.
     pub(crate) fn add(&mut self, name: &str, value: &str) {
-        if self.0.len() >= MAX_DIMENSIONS
-            || !valid_name(name)
-            || self.0.contains_key(name)
-            || value.is_empty()
-        {
-            return;
-        }
-        self.0.insert(name.to_string(), bounded_value(value));
+        add_dimension(&mut self.0, name, value);
     }
+}
+
+/// Adds `name` = `value` unless the name is taken, invalid, or the map has its
+/// [`MAX_DIMENSIONS`] already.
+pub(crate) fn add_dimension(map: &mut BTreeMap<String, String>, name: &str, value: &str) {
+    if map.len() >= MAX_DIMENSIONS || !valid_name(name) || map.contains_key(name) || value.is_empty() {
+        return;
+    }
+    map.insert(name.to_string(), bounded_value(value));
 }
 
 /// The dimensions of a request: server code's, the configured ones, then `api_key`.
 pub(crate) fn collect(
     parts: &http::request::Parts,
     configured: &[(String, Source)],
-    fingerprint_key: &[u8],
+    fingerprint_key: &crate::privacy::HashKey,
 ) -> ExchangeDimensions {
     let mut dims = ExchangeDimensions::default();
     if let Some(given) = parts.extensions.get::<Dimensions>() {
@@ -275,7 +275,7 @@ pub(crate) fn collect(
         }
     }
     if let Some(key) = credential(&parts.headers) {
-        dims.add("api_key", &fingerprint(fingerprint_key, key));
+        dims.add("api_key", &fingerprint_key.hex16(key));
     }
     dims
 }
@@ -317,6 +317,10 @@ pub fn fingerprint(key: &[u8], credential: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn default_key() -> crate::privacy::HashKey {
+        crate::privacy::HashKey::new(DEFAULT_FINGERPRINT_KEY.to_vec())
+    }
+
     fn parts(headers: &[(&str, &str)]) -> http::request::Parts {
         let mut req = http::Request::post("/v1/chat/completions");
         for (k, v) in headers {
@@ -333,7 +337,7 @@ mod tests {
             ("api-key", key.to_string()),
             ("x-api-key", key.to_string()),
         ] {
-            let dims = collect(&parts(&[(header.0, &header.1)]), &[], DEFAULT_FINGERPRINT_KEY);
+            let dims = collect(&parts(&[(header.0, &header.1)]), &[], &default_key());
             let fp = &dims.0["api_key"];
             assert_eq!(fp.len(), 16);
             assert_eq!(fp, &fingerprint(DEFAULT_FINGERPRINT_KEY, key.as_bytes()));
@@ -348,7 +352,7 @@ mod tests {
         let configured: Vec<(String, Source)> = (0..40)
             .map(|i| (format!("d{i}"), Source::Header(HeaderName::from_static("x-user"))))
             .collect();
-        let dims = collect(&parts(&[("x-user", &long)]), &configured, DEFAULT_FINGERPRINT_KEY);
+        let dims = collect(&parts(&[("x-user", &long)]), &configured, &default_key());
         assert_eq!(dims.0.len(), MAX_DIMENSIONS);
         assert!(dims.0.values().all(|v| v.len() <= MAX_DIMENSION_VALUE));
         assert_eq!(bounded_value("a\nb\u{1b}[31m"), "a\\u{a}b\\u{1b}[31m");
@@ -371,7 +375,7 @@ mod tests {
             ("client".to_string(), Source::ForwardedFor),
             ("peer".to_string(), Source::ClientAddress),
         ];
-        let dims = collect(&p, &configured, DEFAULT_FINGERPRINT_KEY);
+        let dims = collect(&p, &configured, &default_key());
         assert_eq!(dims.0["user"], "from-auth");
         assert_eq!(dims.0["client"], "203.0.113.9");
         assert_eq!(dims.0["peer"], "127.0.0.1");

@@ -98,8 +98,9 @@ pub(crate) struct Exchange {
     /// With content sampled out: the side that reported first, until the other says whether
     /// the exchange failed (and so keeps its content).
     waiting: Mutex<Option<(RecordKind, Outcome, SideReport)>>,
-    /// Who made it.
-    pub(crate) dimensions: ExchangeDimensions,
+    /// Who made it: one map, shared by every record (the end user joins it when the request
+    /// body has named one).
+    dimensions: Mutex<Arc<BTreeMap<String, String>>>,
     /// The layer added `stream_options.include_usage` to the request: the usage it brings is
     /// taken back out of the response.
     pub(crate) usage_injected: std::sync::atomic::AtomicBool,
@@ -179,7 +180,7 @@ impl Exchange {
             request_facts: Mutex::new(None),
             plan,
             waiting: Mutex::new(None),
-            dimensions,
+            dimensions: Mutex::new(Arc::new(dimensions.0)),
             usage_injected: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -373,12 +374,13 @@ impl Exchange {
     }
 
     /// The exchange's dimensions with the end user the request body named.
-    fn record_dimensions(&self, end_user: Option<String>) -> BTreeMap<String, String> {
-        let mut dims = self.dimensions.clone();
-        if let Some(user) = end_user {
-            dims.add("end_user", &user);
+    fn record_dimensions(&self, end_user: Option<String>) -> Arc<BTreeMap<String, String>> {
+        let mut shared = self.dimensions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(user) = end_user.filter(|_| !shared.contains_key("end_user")) {
+            // Copied only if a record already holds the map (a response that came first).
+            crate::attribution::add_dimension(Arc::make_mut(&mut shared), "end_user", &user);
         }
-        dims.0
+        shared.clone()
     }
 
     /// What the exchange cost in pico-dollars: the response's model's price, else the

@@ -230,7 +230,8 @@ pub struct LlmLogRecord {
     /// Who made the exchange (`Dimensions`): the operator's dimensions, server code's, and
     /// `api_key` (a fingerprint) and `end_user` (from the body). On every record of the
     /// exchange. See [`attribution`](crate::attribution).
-    pub dimensions: BTreeMap<String, String>,
+    /// Shared by the records of an exchange (one map, not a copy per record).
+    pub dimensions: std::sync::Arc<BTreeMap<String, String>>,
     /// What the exchange cost in USD (`CostUsd`), on its last response record, when its model
     /// has a price. See [`cost`](crate::cost).
     pub cost_usd: Option<f64>,
@@ -459,11 +460,12 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
                 .collect(),
             media_elided: w.media_elided,
             content_omitted: w.content_omitted,
-            dimensions: w
-                .dimensions
-                .into_iter()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
+            dimensions: std::sync::Arc::new(
+                w.dimensions
+                    .into_iter()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            ),
             cost_usd: w.cost_usd,
             cost_estimated: w.cost_estimated,
             region: own(w.region),
@@ -511,7 +513,7 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         redactions: BTreeMap::new(),
         media_elided: 0,
         content_omitted: None,
-        dimensions: BTreeMap::new(),
+        dimensions: Default::default(),
         cost_usd: None,
         cost_estimated: false,
     }

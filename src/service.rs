@@ -110,8 +110,7 @@ where
         };
         let trace = crate::correlation::trace_parent(&parts.headers);
         let config = &self.shared.config;
-        let dimensions =
-            crate::attribution::collect(&parts, &config.dimensions, config.fingerprint_key.as_bytes());
+        let dimensions = crate::attribution::collect(&parts, &config.dimensions, &config.fingerprint_key);
         let exchange = Arc::new(Exchange::new(
             self.shared.clone(),
             route,

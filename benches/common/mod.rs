@@ -71,10 +71,31 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
-    let req = Request::post("/v1/chat/completions")
-        .header("content-type", "application/json")
-        .body(Full::new(body.clone()))
-        .unwrap();
+    one_exchange_with(svc, body, &[])
+}
+
+/// The headers a caller attributes its request with: a key, a user, a team.
+pub const ATTRIBUTED: &[(&str, &str)] = &[
+    (
+        "authorization",
+        "Bearer sk-proj-Zx9aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+    ),
+    ("x-user-id", "alice@example.com"),
+    ("x-team", "search"),
+];
+
+/// One exchange with extra request headers.
+pub fn one_exchange_with<S, B>(svc: &mut S, body: &Bytes, headers: &[(&str, &str)]) -> usize
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let mut req = Request::post("/v1/chat/completions").header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body.clone())).unwrap();
     let res = ready(svc.ready()).unwrap().call(req);
     drain(ready(res).unwrap().into_body())
 }

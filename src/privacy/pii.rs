@@ -21,42 +21,48 @@
 
 use std::net::Ipv6Addr;
 use std::ops::Range;
-use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 
 use super::edit::inside_escape;
 use sha2::Sha256;
 
-/// The key of keyed PII tags; never printed.
+/// A key for keyed hashes (PII tags, `api_key` fingerprints); never printed. The HMAC state
+/// is keyed once, so each hash costs only its message's blocks.
 #[derive(Clone)]
-pub(crate) struct HashKey(Arc<[u8]>);
+pub(crate) struct HashKey {
+    len: usize,
+    keyed: Option<Hmac<Sha256>>,
+}
 
 impl HashKey {
     pub(crate) fn new(key: Vec<u8>) -> Self {
-        HashKey(key.into())
+        HashKey {
+            len: key.len(),
+            keyed: Hmac::<Sha256>::new_from_slice(&key).ok(),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.0
+    /// The first 16 hex digits of HMAC-SHA256(key, `message`).
+    pub(crate) fn hex16(&self, message: &[u8]) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(16);
+        if let Some(mut mac) = self.keyed.clone() {
+            mac.update(message);
+            for b in &mac.finalize().into_bytes()[..8] {
+                let _ = write!(out, "{b:02x}");
+            }
+        }
+        out
     }
 
     /// `[<kind>:<16 hex digits>]`: the start of HMAC-SHA256(key, normalised value).
     pub(crate) fn tag(&self, kind: &str, value: &str) -> String {
-        use std::fmt::Write as _;
-        let mut tag = format!("[{kind}:");
-        if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) {
-            mac.update(normalized(kind, value).as_bytes());
-            for b in &mac.finalize().into_bytes()[..8] {
-                let _ = write!(tag, "{b:02x}");
-            }
-        }
-        tag.push(']');
-        tag
+        format!("[{kind}:{}]", self.hex16(normalized(kind, value).as_bytes()))
     }
 }
 

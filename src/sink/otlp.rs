@@ -327,7 +327,7 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     if let Some(user) = r.dimensions.get("user").or_else(|| r.dimensions.get("end_user")) {
         a.push((Key::from_static_str("user.id"), AnyValue::from(user.clone())));
     }
-    for (name, value) in &r.dimensions {
+    for (name, value) in r.dimensions.iter() {
         a.push((
             Key::from(format!("llm_log.dimension.{name}")),
             AnyValue::from(value.clone()),
