@@ -78,6 +78,18 @@ impl GroupBy {
 /// The value used where a record has none for a dimension.
 pub const NONE: &str = "(none)";
 
+/// The group that new groups are summed into once there are [`Analytics::max_groups`].
+pub const OTHER: &str = "(other)";
+
+/// The default bound on distinct groups.
+pub const DEFAULT_MAX_GROUPS: usize = 10_000;
+
+/// Rows (a group in a time bucket) per allowed group, and in all: a row costs about 400 bytes.
+const ROWS_PER_GROUP: usize = 16;
+const MAX_ROWS: usize = 200_000;
+/// Rows with latency and TTFT histograms (about 9 KiB each); later rows have no percentiles.
+const MAX_HISTOGRAM_ROWS: usize = 20_000;
+
 /// The longest duration a histogram tells apart (one day); longer ones count as one day.
 const HISTOGRAM_MAX_MICROS: u64 = 86_400_000_000;
 
@@ -100,6 +112,11 @@ impl Histogram {
             self.counts = Some(Box::new(made));
         }
         self.counts.as_deref_mut()
+    }
+
+    /// Whether its counters exist (a duration was recorded).
+    pub fn is_allocated(&self) -> bool {
+        self.counts.is_some()
     }
 
     /// Counts one duration.
@@ -220,6 +237,13 @@ pub struct Analytics {
     since: Option<SystemTime>,
     until: Option<SystemTime>,
     rows: BTreeMap<(u128, Vec<String>), Totals>,
+    /// The distinct groups seen, up to `max_groups`.
+    groups: HashSet<Vec<String>>,
+    max_groups: usize,
+    folded: u64,
+    unsummed: u64,
+    /// Rows whose histograms are allocated.
+    histogram_rows: usize,
     skipped: u64,
     dedup_window: usize,
     seen: HashSet<(String, u32, SystemTime)>,
@@ -242,7 +266,25 @@ impl Analytics {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             duplicates: 0,
+            groups: HashSet::new(),
+            max_groups: DEFAULT_MAX_GROUPS,
+            folded: 0,
+            unsummed: 0,
+            histogram_rows: 0,
         }
+    }
+
+    /// At most `groups` distinct groups (default [`DEFAULT_MAX_GROUPS`]); exchanges of any
+    /// group past them are summed in one group whose values are all [`OTHER`], so a log with a
+    /// million distinct model names costs bounded memory.
+    pub fn max_groups(mut self, groups: usize) -> Self {
+        self.max_groups = groups.max(1);
+        self
+    }
+
+    /// Exchanges summed into the [`OTHER`] group because there were too many groups.
+    pub fn folded(&self) -> u64 {
+        self.folded
     }
 
     /// Only exchanges that started at or after `since`.
@@ -304,8 +346,32 @@ impl Analytics {
         let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         let width = self.bucket.as_nanos();
         let bucket = since_epoch / width * width;
-        let group: Vec<String> = self.group_by.iter().map(|by| Self::value(record, by)).collect();
-        let totals = self.rows.entry((bucket, group)).or_default();
+        let mut group: Vec<String> = self.group_by.iter().map(|by| Self::value(record, by)).collect();
+        if !self.groups.contains(&group) {
+            if self.groups.len() < self.max_groups {
+                self.groups.insert(group.clone());
+            } else {
+                self.folded += 1;
+                group = vec![OTHER.to_string(); self.group_by.len()];
+            }
+        }
+        let mut key = (bucket, group);
+        if !self.rows.contains_key(&key) && self.rows.len() >= self.max_rows() {
+            // Rows are bounded too (distinct groups times time buckets): the rest of this
+            // bucket is summed in its `(other)` row, and past a margin not at all (counted).
+            key.1 = vec![OTHER.to_string(); self.group_by.len()];
+            if !self.rows.contains_key(&key) && self.rows.len() >= self.max_rows() + self.max_rows() / 10 {
+                self.unsummed += 1;
+                return false;
+            }
+            self.folded += 1;
+        }
+        let room_for_histograms = self.histogram_rows < MAX_HISTOGRAM_ROWS;
+        let totals = self.rows.entry(key).or_default();
+        if !totals.latency.is_allocated() && room_for_histograms {
+            self.histogram_rows += 1;
+        }
+        let record_times = totals.latency.is_allocated() || room_for_histograms;
         totals.requests += 1;
         totals.errors += u64::from(record.outcome != Outcome::Completed);
         totals.streamed += u64::from(record.is_stream_completion);
@@ -319,9 +385,11 @@ impl Analytics {
             totals.estimated_tokens = totals
                 .estimated_tokens
                 .saturating_add(record.total_tokens.unwrap_or(0));
-            totals.latency.record(record.duration);
-            if let Some(ttft) = record.time_to_first_token {
-                totals.ttft.record(ttft);
+            if record_times {
+                totals.latency.record(record.duration);
+                if let Some(ttft) = record.time_to_first_token {
+                    totals.ttft.record(ttft);
+                }
             }
             return true;
         }
@@ -339,11 +407,23 @@ impl Analytics {
             totals.without_usage += 1;
         }
         totals.cost_pico += cost;
-        totals.latency.record(record.duration);
-        if let Some(ttft) = record.time_to_first_token {
-            totals.ttft.record(ttft);
+        if record_times {
+            totals.latency.record(record.duration);
+            if let Some(ttft) = record.time_to_first_token {
+                totals.ttft.record(ttft);
+            }
         }
         true
+    }
+
+    fn max_rows(&self) -> usize {
+        self.max_groups.saturating_mul(ROWS_PER_GROUP).min(MAX_ROWS)
+    }
+
+    /// Exchanges not summed at all: the rows were full and so was the margin for `(other)`
+    /// rows of new time buckets.
+    pub fn unsummed(&self) -> u64 {
+        self.unsummed
     }
 
     /// How many recent exchanges are remembered to recognise records read twice (default
@@ -411,6 +491,22 @@ impl Analytics {
 mod tests {
     use super::*;
     use crate::record::sample;
+
+    #[test]
+    fn groups_past_the_bound_are_summed_as_other() {
+        let mut a = Analytics::new(Duration::from_secs(3600), vec![GroupBy::Model]).max_groups(3);
+        for i in 0..100 {
+            let mut r = sample(RecordKind::Response);
+            r.model_name = Some(format!("model-{i}"));
+            r.correlation_id = format!("c{i}");
+            assert!(a.add(&r));
+        }
+        let rows = a.rows();
+        assert_eq!(rows.len(), 4);
+        let other = rows.iter().find(|r| r.group == [OTHER]).unwrap();
+        assert_eq!(other.requests, 97);
+        assert_eq!(a.folded(), 97);
+    }
 
     #[test]
     fn percentiles_are_within_the_stated_error_in_bounded_memory() {

@@ -212,6 +212,8 @@ struct OpenExchange {
     response: OpenSide,
     duplicates: u32,
     generation: u64,
+    /// What its records hold, as counted against the byte budget.
+    bytes: usize,
 }
 
 impl OpenExchange {
@@ -276,8 +278,26 @@ pub struct Reassembler {
     generation: u64,
     done: HashMap<String, Done>,
     done_order: VecDeque<String>,
+    /// Chunks remembered in `done`, for its bound.
+    done_chunks: usize,
     window: usize,
+    /// The most bytes open exchanges may hold; past it, the oldest are given out incomplete.
+    max_bytes: usize,
+    /// Bytes open exchanges hold now.
+    held_bytes: usize,
     late_duplicates: u64,
+}
+
+/// The default bound on what open exchanges hold: 64 MiB.
+pub const DEFAULT_MAX_OPEN_BYTES: usize = 64 << 20;
+
+/// The most chunk fingerprints kept to recognise late duplicates (about 40 bytes each).
+const MAX_DONE_CHUNKS: usize = 1 << 20;
+
+/// What a record is counted as against the byte budget: its text and the rest of it.
+fn record_bytes(record: &LlmLogRecord) -> usize {
+    const RECORD_OVERHEAD: usize = 512;
+    record.messages.len() + record.correlation_id.len() + RECORD_OVERHEAD
 }
 
 impl Reassembler {
@@ -289,9 +309,20 @@ impl Reassembler {
             generation: 0,
             done: HashMap::new(),
             done_order: VecDeque::new(),
+            done_chunks: 0,
             window: window.max(1),
+            max_bytes: DEFAULT_MAX_OPEN_BYTES,
+            held_bytes: 0,
             late_duplicates: 0,
         }
+    }
+
+    /// Holds at most `bytes` in open exchanges (default [`DEFAULT_MAX_OPEN_BYTES`]): past it,
+    /// the oldest open exchanges are given out as they are (incomplete), so one exchange whose
+    /// chunks never end, or many that never finish, cost bounded memory.
+    pub fn max_open_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes.max(1);
+        self
     }
 
     /// Records that arrived identical to a chunk of an exchange already given out complete, and
@@ -333,9 +364,13 @@ impl Reassembler {
         let Some(exchange) = self.open.get_mut(&id) else {
             return out;
         };
+        let bytes = record_bytes(&record);
+        exchange.bytes += bytes;
+        self.held_bytes += bytes;
         exchange.add(record);
         if exchange.complete() {
             if let Some(e) = self.open.remove(&id) {
+                self.held_bytes -= e.bytes;
                 self.remember(
                     id.clone(),
                     Done {
@@ -346,12 +381,13 @@ impl Reassembler {
                 out.push(e.finish(id));
             }
         }
-        while self.open.len() > self.window {
+        while self.open.len() > self.window || (self.held_bytes > self.max_bytes && !self.open.is_empty()) {
             let Some((generation, oldest)) = self.order.pop_front() else {
                 break;
             };
             if self.open.get(&oldest).is_some_and(|e| e.generation == generation) {
                 if let Some(e) = self.open.remove(&oldest) {
+                    self.held_bytes -= e.bytes;
                     // Not remembered: a chunk of it arriving later is new, not a duplicate, and
                     // must come out (as another incomplete exchange with the same id).
                     out.push(e.finish(oldest));
@@ -372,6 +408,7 @@ impl Reassembler {
         while let Some((generation, id)) = self.order.pop_front() {
             if self.open.get(&id).is_some_and(|e| e.generation == generation) {
                 if let Some(e) = self.open.remove(&id) {
+                    self.held_bytes -= e.bytes;
                     out.push(e.finish(id));
                 }
             }
@@ -380,11 +417,17 @@ impl Reassembler {
     }
 
     fn remember(&mut self, id: String, done: Done) {
-        self.done.insert(id.clone(), done);
+        self.done_chunks += done.request.len() + done.response.len();
+        if let Some(replaced) = self.done.insert(id.clone(), done) {
+            self.done_chunks -= replaced.request.len() + replaced.response.len();
+        }
         self.done_order.push_back(id);
-        while self.done_order.len() > self.window {
-            if let Some(old) = self.done_order.pop_front() {
-                self.done.remove(&old);
+        while self.done_order.len() > self.window || self.done_chunks > MAX_DONE_CHUNKS {
+            let Some(old) = self.done_order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.done.remove(&old) {
+                self.done_chunks -= gone.request.len() + gone.response.len();
             }
         }
     }
@@ -411,7 +454,14 @@ pub fn reassemble_streaming<I>(records: I, window: usize) -> impl Iterator<Item 
 where
     I: IntoIterator<Item = LlmLogRecord>,
 {
-    let mut reassembler = Reassembler::new(window);
+    reassemble_with(records, Reassembler::new(window))
+}
+
+/// Rebuilds exchanges lazily with a reassembler of one's own (its window and byte budget).
+pub fn reassemble_with<I>(records: I, mut reassembler: Reassembler) -> impl Iterator<Item = LoggedExchange>
+where
+    I: IntoIterator<Item = LlmLogRecord>,
+{
     let mut records = records.into_iter();
     let mut ready: VecDeque<LoggedExchange> = VecDeque::new();
     let mut finished = false;
@@ -645,6 +695,29 @@ mod tests {
         assert_eq!(e.missing, vec![Missing::Side(RecordKind::Response)]);
         assert!(e.response.is_none());
         assert_eq!(e.record().unwrap().kind, RecordKind::Request);
+    }
+
+    #[test]
+    fn an_exchange_whose_chunks_never_end_is_held_within_the_byte_budget() {
+        // One request of 10,000 chunks of 1 KiB that never ends, with a budget of 256 KiB: it
+        // comes out in pieces, each within the budget, and no chunk is lost.
+        let mut r = Reassembler::new(1000).max_open_bytes(256 << 10);
+        let mut out = Vec::new();
+        let mut most = 0;
+        for i in 0..10_000u32 {
+            let mut rec = sample(RecordKind::Request);
+            rec.correlation_id = "endless".into();
+            rec.sequence_number = i;
+            rec.is_last = false;
+            rec.messages = bytes::Bytes::from(vec![b'x'; 1024]);
+            out.extend(r.push(rec));
+            most = most.max(r.held_bytes);
+        }
+        out.extend(r.finish());
+        assert!(most <= (256 << 10) + 1024 + 512 + 64, "{most}");
+        assert!(out.len() > 10 && out.iter().all(|e| !e.is_complete()));
+        let chunks: usize = out.iter().map(|e| e.request.as_ref().map_or(0, |s| s.message.len() / 1024)).sum();
+        assert_eq!(chunks, 10_000);
     }
 
     #[test]

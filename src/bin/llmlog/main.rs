@@ -19,7 +19,7 @@ mod report;
 
 use clap::{Parser, Subcommand};
 use tower_llm_log::analytics::{Analytics, GroupBy};
-use tower_llm_log::reassemble::{reassemble_streaming, LoggedExchange};
+use tower_llm_log::reassemble::{reassemble_with, LoggedExchange, Reassembler};
 use tower_llm_log::LlmLogRecord;
 
 /// Exchanges and token usage from tower-llm-log's JSON Lines logs.
@@ -48,6 +48,10 @@ enum Command {
         /// Most exchanges open at once while reading (memory bound for huge logs).
         #[arg(long, default_value_t = 100_000)]
         window: usize,
+        /// Most bytes open exchanges may hold while reading; past it the oldest are printed as
+        /// incomplete (memory bound for exchanges whose chunks never end).
+        #[arg(long, default_value_t = tower_llm_log::reassemble::DEFAULT_MAX_OPEN_BYTES)]
+        max_open_bytes: usize,
     },
     /// Tokens and requests per time bucket and group.
     Usage {
@@ -69,6 +73,9 @@ enum Command {
         /// CSV output.
         #[arg(long)]
         csv: bool,
+        /// Most distinct groups; exchanges of further groups are summed as `(other)`.
+        #[arg(long, default_value_t = tower_llm_log::analytics::DEFAULT_MAX_GROUPS)]
+        max_groups: usize,
     },
     /// One self-contained HTML file with charts of tokens and requests over time, latency and
     /// TTFT distributions, and the exchanges with the most tokens.
@@ -96,6 +103,9 @@ struct ReportArgs {
     /// default user, end_user, api_key).
     #[arg(long = "dimension", value_name = "NAME")]
     dimensions: Vec<String>,
+    /// Most distinct groups (models, dimension values); further ones are summed as `(other)`.
+    #[arg(long, default_value_t = tower_llm_log::analytics::DEFAULT_MAX_GROUPS)]
+    max_groups: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -260,18 +270,23 @@ fn main() -> ExitCode {
             range,
             json,
             window,
+            max_open_bytes,
         } => {
             let mut input = Input::new(files);
             // Reassemble on another thread as records stream past, so memory stays bounded by
-            // the window whatever the size of the log.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<LlmLogRecord>(1024);
+            // the window and the byte budget whatever the log.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<LlmLogRecord>(256);
             let printer = std::thread::spawn(move || {
                 let mut out = io::BufWriter::new(io::stdout().lock());
-                for e in reassemble_streaming(rx, window) {
+                let reassembler = Reassembler::new(window).max_open_bytes(max_open_bytes);
+                let mut printed = 0u64;
+                for e in reassemble_with(rx, reassembler) {
                     print_exchange(&mut out, &e, json)?;
+                    printed += 1;
                 }
-                out.flush()
+                out.flush().map(|()| printed)
             });
+            let wanted_id = correlation_id.clone();
             input.for_each(|r| {
                 let wanted = correlation_id.as_ref().is_none_or(|id| &r.correlation_id == id);
                 if wanted && range.contains(r.time_generated) {
@@ -280,19 +295,23 @@ fn main() -> ExitCode {
                 }
             });
             drop(tx);
-            let written = match printer.join() {
-                Ok(Ok(())) => true,
-                Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => true,
+            let (written, printed) = match printer.join() {
+                Ok(Ok(printed)) => (true, Some(printed)),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => (true, None),
                 Ok(Err(e)) => {
                     eprintln!("llmlog: cannot write: {e}");
-                    false
+                    (false, None)
                 }
                 Err(_) => {
                     eprintln!("llmlog: the output thread failed");
-                    false
+                    (false, None)
                 }
             };
             let code = input.finish();
+            if let (Some(id), Some(0)) = (&wanted_id, printed) {
+                eprintln!("llmlog: no exchange with correlation id {}", visible(id));
+                return ExitCode::from(1);
+            }
             if written {
                 code
             } else {
@@ -306,9 +325,10 @@ fn main() -> ExitCode {
             range,
             json,
             csv,
+            max_groups,
         } => {
             let names: Vec<String> = by.iter().map(GroupBy::name).collect();
-            let mut analytics = Analytics::new(bucket, by);
+            let mut analytics = Analytics::new(bucket, by).max_groups(max_groups);
             if let Some(s) = range.since {
                 analytics = analytics.since(s);
             }
@@ -328,6 +348,7 @@ fn main() -> ExitCode {
                     }
                     _ => true,
                 };
+            report_folded(analytics.folded(), analytics.unsummed());
             let code = input.finish();
             if written {
                 code
@@ -347,6 +368,7 @@ fn main() -> ExitCode {
                 args.range.until,
                 args.top,
                 dimensions,
+                args.max_groups,
             );
             let mut input = Input::new(args.files);
             input.for_each(|r| report.add(&r));
@@ -390,11 +412,9 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
     writeln!(
         out,
         "== {} {} model={} outcome={} status={} tokens={}/{}/{}",
-        e.correlation_id,
+        visible(&e.correlation_id),
         record.map_or("-".into(), |r| time(r.time_generated)),
-        record
-            .and_then(|r| r.model_name.clone())
-            .unwrap_or_else(|| "-".into()),
+        visible(record.and_then(|r| r.model_name.as_deref()).unwrap_or("-")),
         record.map_or("-", |r| r.outcome.as_str()),
         record
             .and_then(|r| r.status_code)
@@ -415,7 +435,7 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
                 s.message.len(),
                 s.record.message_bytes
             )?;
-            writeln!(out, "{}", for_terminal(&s.message))?;
+            writeln!(out, "{}", visible(&s.message))?;
         }
     }
     writeln!(out)
@@ -423,14 +443,43 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
 
 /// Text for a terminal: control characters other than line ends and tabs (a raw error body can
 /// hold any) become U+FFFD, so a log cannot move the cursor or change colours.
-fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
-    if text.chars().any(unsafe_char) {
-        text.chars()
-            .map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c })
-            .collect()
-    } else {
-        std::borrow::Cow::Borrowed(text)
+/// Log data as text for a terminal or a line-based file: control characters (line breaks
+/// and tabs included, escapes, C1 controls) and the bidirectional overrides that can disguise
+/// text are written as visible `\u{..}` escapes, so a value from the log can neither forge a
+/// line of output nor reach the terminal as a control sequence.
+fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hidden(c) {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A CSV cell a spreadsheet will not run: one that starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return is prefixed with `'` (numbers written by llmlog never start so).
+fn csv_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => std::borrow::Cow::Owned(format!("'{cell}")),
+        _ => std::borrow::Cow::Borrowed(cell),
+    }
+}
+
+/// Says on stderr how many exchanges were summed as `(other)` or not at all.
+fn report_folded(folded: u64, unsummed: u64) {
+    if folded > 0 {
+        eprintln!("llmlog: {folded} exchanges of groups past --max-groups were summed as (other)");
+    }
+    if unsummed > 0 {
+        eprintln!("llmlog: {unsummed} exchanges were not summed: too many time buckets and groups");
     }
 }
 
@@ -508,7 +557,7 @@ fn print_usage(
         .iter()
         .map(|r| {
             let mut v = vec![time(r.bucket_start)];
-            v.extend(r.group.iter().cloned());
+            v.extend(r.group.iter().map(|g| visible(g).into_owned()));
             v.extend([
                 r.requests.to_string(),
                 r.errors.to_string(),
@@ -533,10 +582,11 @@ fn print_usage(
         .collect();
     if csv {
         let quote = |s: &String| {
+            let s = csv_safe(s);
             if s.contains([',', '"', '\n']) {
                 format!("\"{}\"", s.replace('"', "\"\""))
             } else {
-                s.clone()
+                s.into_owned()
             }
         };
         for line in std::iter::once(&header).chain(&lines) {
@@ -571,9 +621,12 @@ mod tests {
     #[test]
     fn terminal_output_has_no_control_characters() {
         assert_eq!(
-            for_terminal("red \u{1b}[31m text\n\tnext"),
-            "red \u{FFFD}[31m text\n\tnext"
+            visible("red \u{1b}[31m text\n\tnext\u{202e}"),
+            "red \\u{1b}[31m text\\u{a}\\u{9}next\\u{202e}"
         );
-        assert!(matches!(for_terminal("plain"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(visible("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_safe("-2+3"), "'-2+3");
+        assert_eq!(csv_safe("gpt-4o"), "gpt-4o");
     }
 }

@@ -46,8 +46,10 @@ impl Report {
         until: Option<SystemTime>,
         top_n: usize,
         dimensions: Vec<String>,
+        max_groups: usize,
     ) -> Self {
-        let ranged = |mut a: Analytics| {
+        let ranged = |a: Analytics| {
+            let mut a = a.max_groups(max_groups);
             if let Some(s) = since {
                 a = a.since(s);
             }
