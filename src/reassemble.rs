@@ -716,7 +716,10 @@ mod tests {
         out.extend(r.finish());
         assert!(most <= (256 << 10) + 1024 + 512 + 64, "{most}");
         assert!(out.len() > 10 && out.iter().all(|e| !e.is_complete()));
-        let chunks: usize = out.iter().map(|e| e.request.as_ref().map_or(0, |s| s.message.len() / 1024)).sum();
+        let chunks: usize = out
+            .iter()
+            .map(|e| e.request.as_ref().map_or(0, |s| s.message.len() / 1024))
+            .sum();
         assert_eq!(chunks, 10_000);
     }
 

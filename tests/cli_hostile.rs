@@ -62,7 +62,12 @@ fn run(args: &[&str]) -> (Option<i32>, String, String, u64) {
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
-    (out.status.code(), stdout, String::from_utf8_lossy(&out.stderr).into_owned(), peak)
+    (
+        out.status.code(),
+        stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        peak,
+    )
 }
 
 #[test]
@@ -78,19 +83,33 @@ fn forged_lines_and_escape_sequences_stay_visible_escapes() {
     let (code, text, _, _) = run(&["exchanges", log.to_str().unwrap()]);
     assert_eq!(code, Some(0));
     assert_eq!(text.lines().filter(|l| l.starts_with("== ")).count(), 2, "{text}");
-    assert!(!text.lines().any(|l| l.starts_with("== forged") || l.starts_with("== also")), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("== forged") || l.starts_with("== also")),
+        "{text}"
+    );
     assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\u{202e}'));
     assert!(text.contains("\\u{1b}[31m"), "{text}");
-    for args in [vec!["usage", "--by", "model"], vec!["usage", "--by", "model", "--csv"]] {
+    for args in [
+        vec!["usage", "--by", "model"],
+        vec!["usage", "--by", "model", "--csv"],
+    ] {
         let mut args = args.clone();
         args.push(log.to_str().unwrap());
         let (code, out, _, _) = run(&args);
         assert_eq!(code, Some(0));
-        assert!(!out.contains('\u{1b}') && !out.lines().any(|l| l.starts_with("== ")), "{out}");
+        assert!(
+            !out.contains('\u{1b}') && !out.lines().any(|l| l.starts_with("== ")),
+            "{out}"
+        );
         assert_eq!(out.lines().count(), 3, "a header and one line per model: {out}");
         if args.contains(&"--csv") {
             assert!(out.contains(",\"'=HYPERLINK("), "{out}");
-            assert!(!out.lines().any(|l| l.split(',').any(|c| c.starts_with('='))), "{out}");
+            assert!(
+                !out.lines().any(|l| l.split(',').any(|c| c.starts_with('='))),
+                "{out}"
+            );
         }
     }
     let (code, out, err, _) = run(&["exchanges", log.to_str().unwrap(), "--correlation-id", "nope"]);
@@ -116,12 +135,21 @@ fn an_exchange_whose_chunks_never_end_costs_the_byte_budget_not_the_log() {
     }
     w.flush().unwrap();
     drop(w);
-    let (code, out, _, peak) = run(&["exchanges", "--json", "--max-open-bytes", "8388608", log.to_str().unwrap()]);
+    let (code, out, _, peak) = run(&[
+        "exchanges",
+        "--json",
+        "--max-open-bytes",
+        "8388608",
+        log.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0));
     // Given out in pieces, each marked incomplete; every chunk is there.
     let pieces: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(pieces.len() >= 10 && pieces.iter().all(|p| p["Complete"] == false));
-    let total: usize = pieces.iter().map(|p| p["ResponseMessages"].as_str().map_or(0, str::len)).sum();
+    let total: usize = pieces
+        .iter()
+        .map(|p| p["ResponseMessages"].as_str().map_or(0, str::len))
+        .sum();
     assert_eq!(total, seq as usize * chunk.len());
     // The budget (8 MiB), the channel of 256 records between the threads (8 MiB of chunks
     // at most) and the largest piece printed twice over (JSON and its line): well under the
@@ -138,17 +166,33 @@ fn distinct_models_past_the_bound_are_summed_as_other_in_bounded_memory() {
     let mut w = BufWriter::new(std::fs::File::create(&log).unwrap());
     let n = 200_000;
     for i in 0..n {
-        writeln!(w, "{}", record(&format!("c{i}"), 0, true, &format!("model-{i}"), "")).unwrap();
+        writeln!(
+            w,
+            "{}",
+            record(&format!("c{i}"), 0, true, &format!("model-{i}"), "")
+        )
+        .unwrap();
     }
     w.flush().unwrap();
     drop(w);
-    let (code, out, err, peak) = run(&["usage", "--by", "model", "--max-groups", "1000", "--json", log.to_str().unwrap()]);
+    let (code, out, err, peak) = run(&[
+        "usage",
+        "--by",
+        "model",
+        "--max-groups",
+        "1000",
+        "--json",
+        log.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(0), "{err}");
     let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 1001);
     let other = rows.iter().find(|r| r["Group"]["model"] == "(other)").unwrap();
     assert_eq!(other["Requests"], n - 1000);
-    assert!(err.contains("199000 exchanges of groups past --max-groups were summed as (other)"), "{err}");
+    assert!(
+        err.contains("199000 exchanges of groups past --max-groups were summed as (other)"),
+        "{err}"
+    );
     // 1,000 groups with their histograms (about 9 KiB each), the dedup window of 100,000
     // exchanges (about 100 bytes each) and the process itself.
     eprintln!("200,000 models: peak resident memory {} MiB", peak >> 20);

@@ -5,15 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::gateway_binary;
+use common::{chat, gateway_binary};
 use tower_llm_log::sink::{JsonLinesFile, ShutdownReport};
 use tower_llm_log::{LlmLogRecord, LlmLogSink, NonBlocking};
 
@@ -119,21 +118,6 @@ fn a_log_file_on_a_pipe_nobody_reads_holds_up_neither_shutdown_nor_flush() {
         flushed.expect_err("a write is stuck").kind(),
         std::io::ErrorKind::WouldBlock
     );
-}
-
-/// Sends one chat request over a new connection; returns the status line.
-fn chat(addr: &str, prompt: &str) -> String {
-    let body = format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{prompt}"}}]}}"#);
-    let mut stream = TcpStream::connect(addr).expect("connect to the gateway");
-    write!(
-        stream,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the answer");
-    response.lines().next().unwrap_or_default().to_string()
 }
 
 #[cfg(unix)]

@@ -143,6 +143,10 @@ struct Args {
     /// stream.
     #[arg(long)]
     ensure_stream_usage: bool,
+    /// A dimension to label metrics by at GET /metrics (repeatable; every value is a series,
+    /// so name only dimensions with few values).
+    #[arg(long = "metrics-dimension", value_name = "NAME")]
+    metrics_dimensions: Vec<String>,
     /// Forward without logging (the layer passes every request untouched): the baseline for
     /// measuring what logging costs.
     #[arg(long)]
@@ -169,6 +173,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if args.queue == 0 {
+        return usage_error("--queue 0 would drop every record; give at least 1 (the default is 8192)");
+    }
+    if args.rotate_bytes == Some(0) {
+        return usage_error("--rotate-bytes 0 would start a new file for every record; give a size in bytes, or leave it out to never rotate");
+    }
+    if args.max_files == 0 {
+        return usage_error("--max-files 0 would keep no log at all; give at least 1");
+    }
     let builder = LogConfig::builder()
         .enabled(!args.no_log)
         .prompt_bytes(args.prompt_bytes)
@@ -294,7 +307,9 @@ async fn main() -> ExitCode {
     };
     eprintln!("gateway listening on http://{local}");
     eprintln!("forwarding to {which}{upstream_url}");
-    eprintln!("logging to {destinations} (Ctrl-C to stop)");
+    eprintln!(
+        "logging to {destinations} (Ctrl-C to stop); metrics at http://{local}/metrics, health at /healthz"
+    );
     eprintln!(
         "try: curl -s http://{local}/v1/chat/completions -H 'content-type: application/json' \
          -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Say hi\"}}]}}'"
@@ -304,8 +319,22 @@ async fn main() -> ExitCode {
     // written, and a second signal exits at once, so a stuck client or a log file on a hung
     // mount never keeps the process alive.
     let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
-    let service =
-        app::router(upstream, layer.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Metrics of the exchanges, and the gateway's health, beside the proxy (neither is logged).
+    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("error: cannot set up metrics: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(metrics.render())),
+        )
+        .merge(app::router(upstream, layer.clone()))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let serving = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -409,8 +438,13 @@ fn build_sinks(
             }
         }
     }
-    // Also as tracing events, for whoever installs a subscriber.
+    // Also as tracing events, for whoever installs a subscriber, and as metrics (GET /metrics).
     fan_out = fan_out.with(TracingSink::new());
+    let mut metrics = tower_llm_log::sink::MetricsSink::new();
+    for name in &args.metrics_dimensions {
+        metrics = metrics.with_dimension(name.clone());
+    }
+    fan_out = fan_out.with(metrics);
     Ok((fan_out, file, names.join(", ")))
 }
 

@@ -28,6 +28,8 @@ mod compose;
 mod file;
 mod json_lines;
 mod memory;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod non_blocking;
 #[cfg(feature = "otlp")]
 mod otlp;
@@ -57,6 +59,8 @@ fn lock_within<T>(
         }
     }
 }
+#[cfg(feature = "metrics")]
+pub use self::metrics::MetricsSink;
 pub use compose::{FanOut, Filtered};
 pub use file::{JsonLinesFile, JsonLinesFileBuilder};
 pub use json_lines::JsonLinesSink;

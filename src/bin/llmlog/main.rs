@@ -448,7 +448,10 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
 /// text are written as visible `\u{..}` escapes, so a value from the log can neither forge a
 /// line of output nor reach the terminal as a control sequence.
 fn visible(text: &str) -> std::borrow::Cow<'_, str> {
-    let hidden = |c: char| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
     }

@@ -1,0 +1,158 @@
+//! The gateway binary as an operator runs it: `/healthz`, `/metrics` scraped after real
+//! traffic and parsed as Prometheus exposition, and values that would lose data refused.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{chat, gateway_binary, http_get};
+
+/// Starts the gateway on a random port with `args`; returns it and its address.
+fn start(args: &[&str], log: &std::path::Path) -> (Child, String) {
+    let mut gateway = Command::new(gateway_binary())
+        .args(["--listen", "127.0.0.1:0", "--log-file"])
+        .arg(log)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the gateway starts");
+    let mut stderr = BufReader::new(gateway.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let mut addr = None;
+    while addr.is_none() && stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        addr = line
+            .trim()
+            .strip_prefix("gateway listening on http://")
+            .map(str::to_string);
+        line.clear();
+    }
+    // Keep reading stderr so the gateway never blocks on it.
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    (gateway, addr.expect("the gateway says where it listens"))
+}
+
+/// One sample of the exposition: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Parses Prometheus text exposition (format 0.0.4): comments, then `name{k="v",...} value`.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let rest = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                let labels = rest
+                    .split("\",")
+                    .filter(|l| !l.is_empty())
+                    .map(|l| {
+                        let (k, v) = l.split_once("=\"").unwrap_or_else(|| panic!("bad label: {line}"));
+                        (k.to_string(), v.trim_end_matches('"').to_string())
+                    })
+                    .collect();
+                (name, labels)
+            }
+            None => (series, Vec::new()),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{name}"
+        );
+        samples.push((name.to_string(), labels, value));
+    }
+    samples
+}
+
+#[test]
+fn health_and_metrics_after_real_traffic() {
+    let dir = std::env::temp_dir().join(format!("llm-log-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut gateway, addr) = start(
+        &["--dimension", "team=header:x-team", "--metrics-dimension", "team"],
+        &dir.join("llm.jsonl"),
+    );
+    let (status, body) = http_get(&addr, "/healthz");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body.trim(), "ok");
+    for i in 0..3 {
+        assert!(chat(&addr, &format!("hello {i}")).contains("200"));
+    }
+    // Records reach the metrics through the sink's worker thread: wait for them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let samples = loop {
+        let (status, body) = http_get(&addr, "/metrics");
+        assert!(status.contains("200"), "{status}");
+        let samples = parse_exposition(&body);
+        let requests: f64 = samples
+            .iter()
+            .filter(|s| s.0.starts_with("llm_log_requests"))
+            .map(|s| s.2)
+            .sum();
+        if requests >= 3.0 || Instant::now() > deadline {
+            break samples;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let label = |s: &Sample, k: &str| s.1.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let requests: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.0.starts_with("llm_log_requests"))
+        .collect();
+    assert_eq!(requests.iter().map(|s| s.2).sum::<f64>(), 3.0, "{samples:?}");
+    assert!(requests
+        .iter()
+        .all(|s| label(s, "outcome").as_deref() == Some("Completed")));
+    assert!(requests
+        .iter()
+        .all(|s| label(s, "gen_ai_response_model").as_deref() == Some("gpt-4o-mini")));
+    assert!(requests
+        .iter()
+        .all(|s| label(s, "llm_log_dimension_team").as_deref() == Some("(none)")));
+    let usage: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.0.starts_with("gen_ai_client_token_usage"))
+        .collect();
+    for kind in ["input", "output"] {
+        assert!(
+            usage
+                .iter()
+                .any(|s| label(s, "gen_ai_token_type").as_deref() == Some(kind)),
+            "{usage:?}"
+        );
+    }
+    assert!(samples
+        .iter()
+        .any(|s| s.0.starts_with("gen_ai_client_operation_duration")));
+    assert!(samples
+        .iter()
+        .any(|s| s.0.starts_with("llm_log_cost_nano_usd") && s.2 > 0.0));
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn values_that_would_lose_data_are_refused() {
+    for (args, says) in [
+        (vec!["--queue", "0"], "--queue 0"),
+        (vec!["--rotate-bytes", "0"], "--rotate-bytes 0"),
+        (vec!["--max-files", "0"], "--max-files 0"),
+        (vec!["--content-sample-rate", "2"], "content_sample_rate"),
+        (vec!["--media-inline-bytes", "99999999"], "media_inline_bytes"),
+    ] {
+        let out = Command::new(gateway_binary()).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
