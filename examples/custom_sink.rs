@@ -4,14 +4,14 @@
 //! cargo run --example custom_sink
 //! ```
 //!
-//! The app serves the mock chat completions of the gateway example behind the layer, sends itself
+//! The app serves the mock chat completions of the gateway (`gateway/src/mock.rs`) behind the layer, sends itself
 //! a few requests (streamed and not, several models), shuts down, and prints what the sink
 //! gathered. A real sink would export to a metrics system instead of printing.
 
 #[allow(dead_code)]
-#[path = "gateway/mock.rs"]
+#[path = "../gateway/src/mock.rs"]
 mod mock;
-#[path = "gateway/mock_apis.rs"]
+#[path = "../gateway/src/mock_apis.rs"]
 mod mock_apis;
 
 use std::collections::BTreeMap;

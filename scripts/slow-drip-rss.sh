@@ -6,11 +6,11 @@
 # measured is the gateway's own, not the mock's buffering of the bodies it receives.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --example gateway --example slow_drip
+cargo build --release -p llm-log-gateway --example slow_drip
 bin=target/release/examples
 mock_port=18081
 port=18080
-"$bin/gateway" --listen 127.0.0.1:$mock_port --no-log 2>/dev/null &
+"target/release/llm-log-gateway" --listen 127.0.0.1:$mock_port --no-log 2>/dev/null &
 mock=$!
 trap 'kill $mock 2>/dev/null || true' EXIT
 sleep 1
@@ -19,7 +19,7 @@ run() { # label, slow_drip args, gateway args...
   shift 4
   local log
   log=$(mktemp)
-  "$bin/gateway" --listen 127.0.0.1:$port --upstream http://127.0.0.1:$mock_port --log-file "$log" "$@" 2>/dev/null &
+  "target/release/llm-log-gateway" --listen 127.0.0.1:$port --upstream http://127.0.0.1:$mock_port --log-file "$log" "$@" 2>/dev/null &
   local pid=$!
   sleep 1
   echo -n "$label: "

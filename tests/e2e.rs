@@ -4,12 +4,12 @@
 mod common;
 
 #[allow(dead_code)]
-#[path = "../examples/gateway/app.rs"]
+#[path = "../gateway/src/app.rs"]
 mod app;
 #[allow(dead_code)]
-#[path = "../examples/gateway/mock.rs"]
+#[path = "../gateway/src/mock.rs"]
 mod mock;
-#[path = "../examples/gateway/mock_apis.rs"]
+#[path = "../gateway/src/mock_apis.rs"]
 #[allow(dead_code)]
 mod mock_apis;
 

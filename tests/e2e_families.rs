@@ -5,13 +5,13 @@
 mod common;
 
 #[allow(dead_code)]
-#[path = "../examples/gateway/app.rs"]
+#[path = "../gateway/src/app.rs"]
 mod app;
 #[allow(dead_code)]
-#[path = "../examples/gateway/mock.rs"]
+#[path = "../gateway/src/mock.rs"]
 mod mock;
 #[allow(dead_code)]
-#[path = "../examples/gateway/mock_apis.rs"]
+#[path = "../gateway/src/mock_apis.rs"]
 mod mock_apis;
 
 use std::net::SocketAddr;

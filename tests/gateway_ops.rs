@@ -11,10 +11,15 @@ use common::{chat, gateway_binary, http_get};
 
 /// Starts the gateway on a random port with `args`; returns it and its address.
 fn start(args: &[&str], log: &std::path::Path) -> (Child, String) {
+    start_with_env(args, log, &[])
+}
+
+fn start_with_env(args: &[&str], log: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut gateway = Command::new(gateway_binary())
         .args(["--listen", "127.0.0.1:0", "--log-file"])
         .arg(log)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -155,4 +160,86 @@ fn values_that_would_lose_data_are_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+/// The records the gateway wrote to `log`, once `n` are there.
+fn records(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn settings_from_a_toml_file_and_from_the_environment_agree() {
+    let dir = std::env::temp_dir().join(format!("llm-log-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        "prompt_bytes = 0\ndimension = [\"team=header:x-team\"]\nredact_pii = true\n",
+    )
+    .unwrap();
+    let from_file = dir.join("file.jsonl");
+    let from_env = dir.join("env.jsonl");
+    let (mut a, addr_a) = start(&["--config", config.to_str().unwrap()], &from_file);
+    let (mut b, addr_b) = start_with_env(
+        &[],
+        &from_env,
+        &[
+            ("LLM_LOG_GATEWAY_PROMPT_BYTES", "0"),
+            ("LLM_LOG_GATEWAY_DIMENSION", "team=header:x-team"),
+            ("LLM_LOG_GATEWAY_REDACT_PII", "true"),
+        ],
+    );
+    for addr in [&addr_a, &addr_b] {
+        assert!(chat(addr, "mail me at jane@example.com").contains("200"));
+    }
+    for log in [&from_file, &from_env] {
+        let lines = records(log, 2);
+        let request = lines.iter().find(|r| r["Kind"] == "Request").unwrap();
+        let response = lines.iter().find(|r| r["Kind"] == "Response").unwrap();
+        assert_eq!(request["ContentOmitted"], "cap_zero", "{request}");
+        assert!(
+            response["ResponseMessages"]
+                .as_str()
+                .unwrap()
+                .contains("[REDACTED:email]"),
+            "{response}"
+        );
+    }
+    // A flag wins over the file.
+    let (mut c, addr_c) = start(
+        &["--config", config.to_str().unwrap(), "--prompt-bytes", "100"],
+        &dir.join("flag.jsonl"),
+    );
+    assert!(chat(&addr_c, "hello").contains("200"));
+    let lines = records(&dir.join("flag.jsonl"), 2);
+    assert!(lines.iter().any(
+        |r| r["Kind"] == "Request" && r["RequestMessages"].as_str().is_some_and(|m| m.contains("hello"))
+    ));
+    for g in [&mut a, &mut b, &mut c] {
+        let _ = g.kill();
+        let _ = g.wait();
+    }
+    // An unknown key and a value of the wrong type are refused, naming the setting.
+    for (text, says) in [
+        ("promt_bytes = 1\n", "unknown setting \"promt_bytes\""),
+        ("prompt_bytes = { a = 1 }\n", "\"prompt_bytes\" must be"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(gateway_binary())
+            .args(["--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@
 mod common;
 
 #[allow(dead_code)]
-#[path = "../examples/gateway/app.rs"]
+#[path = "../gateway/src/app.rs"]
 mod app;
 
 use std::convert::Infallible;

@@ -22,14 +22,14 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[allow(dead_code)]
-#[path = "../gateway/app.rs"]
+#[path = "../../gateway/src/app.rs"]
 mod app;
 mod buffering;
 #[allow(dead_code)]
-#[path = "../gateway/mock.rs"]
+#[path = "../../gateway/src/mock.rs"]
 mod mock;
 #[allow(dead_code)]
-#[path = "../gateway/mock_apis.rs"]
+#[path = "../../gateway/src/mock_apis.rs"]
 mod mock_apis;
 
 use std::net::SocketAddr;

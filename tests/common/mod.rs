@@ -136,22 +136,22 @@ pub fn chat_stream() -> String {
 
 pub const CHAT_STREAM_COMPLETION: &str = "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello w\u{f6}rld \u{1F600}\"},\"finish_reason\":\"stop\"}]";
 
-/// The gateway example's binary, which `cargo test` builds beside the test binaries (built here
-/// if this test runs alone).
+/// The gateway's binary (`llm-log-gateway`, the workspace's `gateway` package), which `cargo
+/// test --workspace` builds beside the test binaries (built here if this test runs alone).
 pub fn gateway_binary() -> std::path::PathBuf {
     let deps = std::env::current_exe().expect("test binary path");
     let profile_dir = deps
         .parent()
         .and_then(std::path::Path::parent)
         .expect("target/<profile>");
-    let binary = profile_dir.join("examples").join("gateway");
+    let binary = profile_dir.join("llm-log-gateway");
     if !binary.exists() {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", "gateway"])
+            .args(["build", "-p", "llm-log-gateway"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "cargo build --example gateway");
+        assert!(status.success(), "cargo build -p llm-log-gateway");
     }
     binary
 }

@@ -1,9 +1,17 @@
-//! An LLM gateway: a reverse proxy that logs every chat completion passing through it.
+//! An LLM gateway: a reverse proxy that logs every LLM exchange passing through it.
 //!
 //! ```text
-//! cargo run --example gateway                       # built-in mock upstream, log to llm-log.jsonl
-//! cargo run --example gateway -- --upstream https://api.openai.com --log-file /var/log/llm.jsonl
+//! cargo run -p llm-log-gateway                      # built-in mock upstream, log to llm-log.jsonl
+//! cargo install --path gateway                      # or install it: llm-log-gateway
+//! llm-log-gateway --upstream https://api.openai.com --log-file /var/log/llm.jsonl
+//! llm-log-gateway --config gateway.toml             # the same settings from a TOML file
+//! LLM_LOG_GATEWAY_UPSTREAM=https://api.openai.com llm-log-gateway   # or from the environment
 //! ```
+//!
+//! Every setting is a flag (`--prompt-bytes 65536`), an environment variable
+//! (`LLM_LOG_GATEWAY_PROMPT_BYTES=65536`) and a key of the `--config` TOML file
+//! (`prompt_bytes = 65536`; lists for repeatable flags: `dimension = ["user=header:x-user-id"]`).
+//! A flag wins over the file, the file over the environment, the environment over the default.
 //!
 //! Then, in another shell:
 //!
@@ -50,110 +58,132 @@ enum OtlpTransport {
 
 /// An LLM gateway that logs prompts, completions and token usage as JSON Lines.
 #[derive(Parser, Debug)]
-#[command(name = "gateway")]
+#[command(name = "llm-log-gateway", version, args_override_self = true)]
 struct Args {
+    /// A TOML file of settings: keys are the flags' names (`prompt_bytes = 65536`).
+    #[arg(long, value_name = "FILE", env = "LLM_LOG_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "LLM_LOG_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Upstream base URL (http:// or https://). Without it, a built-in mock upstream is started.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_UPSTREAM")]
     upstream: Option<String>,
     /// Where records go; repeat for several (default: jsonl).
-    #[arg(long = "sink", value_enum)]
+    #[arg(
+        long = "sink",
+        env = "LLM_LOG_GATEWAY_SINK",
+        value_delimiter = ',',
+        value_enum
+    )]
     sinks: Vec<SinkKind>,
     /// JSON Lines file to append records to (the jsonl sink).
-    #[arg(long, default_value = "llm-log.jsonl")]
+    #[arg(long, env = "LLM_LOG_GATEWAY_LOG_FILE", default_value = "llm-log.jsonl")]
     log_file: PathBuf,
     /// Rotate the log file when it would grow past this many bytes.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_ROTATE_BYTES")]
     rotate_bytes: Option<u64>,
     /// Rotated log files to keep.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_MAX_FILES", default_value_t = 10)]
     max_files: usize,
     /// OTLP collector endpoint, e.g. http://127.0.0.1:4318 (the otlp sink).
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
     /// OTLP transport.
-    #[arg(long, value_enum, default_value_t = OtlpTransport::Http)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_OTLP_PROTOCOL", value_enum, default_value_t = OtlpTransport::Http)]
     otlp_protocol: OtlpTransport,
     /// Send message content in OTLP log bodies (default: metadata only).
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_OTLP_CONTENT")]
     otlp_content: bool,
     /// Records the sink queue holds; when full, records are dropped (and counted), never requests.
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_QUEUE", default_value_t = 8192)]
     queue: usize,
     /// Most prompt bytes logged per request (at most 2097152; 0 logs metadata and tokens only).
-    #[arg(long, default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_PROMPT_BYTES", default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
     prompt_bytes: usize,
     /// Most completion bytes logged per response (at most 2097152; 0 logs metadata and tokens only).
-    #[arg(long, default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_COMPLETION_BYTES", default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
     completion_bytes: usize,
     /// Most bytes of a request body read before forwarding it, so that a request the upstream
     /// never answers still logs its prompt (0: forward at once, as the body arrives).
-    #[arg(long, default_value_t = tower_llm_log::DEFAULT_REQUEST_READ_AHEAD)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_REQUEST_READ_AHEAD", default_value_t = tower_llm_log::DEFAULT_REQUEST_READ_AHEAD)]
     request_read_ahead: usize,
     /// Log credentials found in prompts and completions as they are (by default they are
     /// replaced by `[REDACTED:<kind>]`).
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_NO_REDACT_SECRETS")]
     no_redact_secrets: bool,
     /// Replace personal data (e-mail addresses, phone numbers, card numbers, IBANs, IP
     /// addresses, US social security numbers) in logged text by `[REDACTED:<kind>]`.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_REDACT_PII")]
     redact_pii: bool,
     /// Tag personal data with a keyed hash (`[email:3f9a1c0b2d4e5f60]`) instead, the key read
     /// from this file (at least 16 bytes; implies --redact-pii).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "LLM_LOG_GATEWAY_PII_HASH_KEY_FILE", value_name = "FILE")]
     pii_hash_key_file: Option<std::path::PathBuf>,
     /// Base64 payloads (images, audio, files) longer than this are logged as
     /// `[media <type> <bytes> bytes sha256:<hex>]` (at most 2097152).
-    #[arg(long, default_value_t = tower_llm_log::privacy::DEFAULT_MEDIA_INLINE_BYTES)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_MEDIA_INLINE_BYTES", default_value_t = tower_llm_log::privacy::DEFAULT_MEDIA_INLINE_BYTES)]
     media_inline_bytes: usize,
     /// Log base64 media as it is, within the caps.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_NO_ELIDE_MEDIA")]
     no_elide_media: bool,
     /// Let clients choose what is logged of their requests with the `x-llm-log` header
     /// (`metadata`, `no-prompt`, `no-completion`, `off`). Off by default: clients cannot hide
     /// their usage. The header is never forwarded.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_ALLOW_CLIENT_LOG_CONTROL")]
     allow_client_log_control: bool,
     /// The share of exchanges whose prompt and completion are logged (0.0 to 1.0), chosen by
     /// a hash of the correlation id; failed exchanges keep theirs, and every exchange logs
     /// its metadata and tokens.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_CONTENT_SAMPLE_RATE", default_value_t = 1.0)]
     content_sample_rate: f64,
     /// A dimension on every record: NAME=header:HEADER, NAME=forwarded-for (first address of
     /// X-Forwarded-For; trusted proxies only) or NAME=client-address. Repeatable, at most 16.
     /// `api_key` (a fingerprint of the credential) and `end_user` (from the body) are added
     /// on their own.
-    #[arg(long = "dimension", value_name = "NAME=SOURCE")]
+    #[arg(
+        long = "dimension",
+        env = "LLM_LOG_GATEWAY_DIMENSION",
+        value_delimiter = ',',
+        value_name = "NAME=SOURCE"
+    )]
     dimensions: Vec<String>,
     /// The key of the api_key fingerprint, read from this file (at least 16 bytes; the default
     /// key is public, so anyone with a list of keys can match them).
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "LLM_LOG_GATEWAY_API_KEY_FINGERPRINT_KEY_FILE",
+        value_name = "FILE"
+    )]
     api_key_fingerprint_key_file: Option<std::path::PathBuf>,
     /// Prices that override the built-in table: {"models": {"gpt-4o-mini": {"input": 0.15,
     /// "cached_input": 0.075, "output": 0.6}}} (USD per million tokens).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "LLM_LOG_GATEWAY_PRICES", value_name = "FILE")]
     prices: Option<std::path::PathBuf>,
     /// No CostUsd on records.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_NO_COST")]
     no_cost: bool,
     /// Exact usage for streamed chat completions that do not ask for it: the request gains
     /// stream_options.include_usage, and the usage chunk is taken back out of the client's
     /// stream.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_ENSURE_STREAM_USAGE")]
     ensure_stream_usage: bool,
     /// A dimension to label metrics by at GET /metrics (repeatable; every value is a series,
     /// so name only dimensions with few values).
-    #[arg(long = "metrics-dimension", value_name = "NAME")]
+    #[arg(
+        long = "metrics-dimension",
+        env = "LLM_LOG_GATEWAY_METRICS_DIMENSION",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     metrics_dimensions: Vec<String>,
     /// Forward without logging (the layer passes every request untouched): the baseline for
     /// measuring what logging costs.
-    #[arg(long)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_NO_LOG")]
     no_log: bool,
     /// Seconds to wait at shutdown, first for open requests to finish, then for queued records
     /// to be written. A second Ctrl-C exits at once.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     shutdown_timeout: u64,
 }
 
@@ -163,9 +193,73 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The command line with the `--config` file's settings put before the flags given (so the
+/// flags win), or why the file cannot be used.
+fn command_line() -> Result<Vec<std::ffi::OsString>, String> {
+    let mut given: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut path = std::env::var_os("LLM_LOG_GATEWAY_CONFIG").map(PathBuf::from);
+    let mut i = 1;
+    while i < given.len() {
+        let arg = given[i].to_string_lossy().into_owned();
+        if arg == "--config" {
+            path = given.get(i + 1).map(PathBuf::from);
+            i += 1;
+        } else if let Some(p) = arg.strip_prefix("--config=") {
+            path = Some(PathBuf::from(p));
+        }
+        i += 1;
+    }
+    let Some(path) = path else {
+        return Ok(given);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("--config {}: not valid TOML: {e}", path.display()))?;
+    let command = <Args as clap::CommandFactory>::command();
+    let mut from_file = Vec::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        let known = command
+            .get_arguments()
+            .any(|a| a.get_long() == Some(flag.as_str()) && flag != "config");
+        if !known {
+            return Err(format!("--config {}: unknown setting {key:?}", path.display()));
+        }
+        let values = match value {
+            toml::Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for v in values {
+            match v {
+                toml::Value::Boolean(true) => from_file.push(format!("--{flag}")),
+                toml::Value::Boolean(false) => {}
+                toml::Value::String(s) => from_file.push(format!("--{flag}={s}")),
+                toml::Value::Integer(n) => from_file.push(format!("--{flag}={n}")),
+                toml::Value::Float(x) => from_file.push(format!("--{flag}={x}")),
+                other => {
+                    return Err(format!(
+                        "--config {}: setting {key:?} must be a string, a number, a boolean or a list of them, not a {}",
+                        path.display(),
+                        other.type_str()
+                    ))
+                }
+            }
+        }
+    }
+    let program = given.remove(0);
+    Ok(std::iter::once(program)
+        .chain(from_file.into_iter().map(Into::into))
+        .chain(given)
+        .collect())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match command_line() {
+        Ok(line) => Args::parse_from(line),
+        Err(e) => return usage_error(&e),
+    };
     // Warnings on stderr: the log file's write errors, and exchanges that did not complete (from
     // the TracingSink below).
     tracing_subscriber::fmt()
@@ -471,7 +565,7 @@ fn otlp_sink(
 #[cfg(not(feature = "otlp"))]
 fn otlp_sink(_: &str, _: OtlpTransport, _: bool) -> Result<tower_llm_log::MemorySink, SinkError> {
     Err(SinkError::Usage(
-        "--sink otlp needs the otlp feature: cargo run --example gateway --features otlp -- ...".into(),
+        "--sink otlp needs the otlp feature: cargo run -p llm-log-gateway --features otlp -- ...".into(),
     ))
 }
 
