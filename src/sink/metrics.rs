@@ -1,37 +1,37 @@
-//! Metrics of the exchanges, through the [`metrics`] facade, as Azure API Management's
-//! token metrics and Kong's AI metrics give them: record them with any exporter (Prometheus,
-//! StatsD, OpenTelemetry) the application installs.
-//!
-//! | metric | kind | unit | labels |
-//! |---|---|---|---|
-//! | `gen_ai.client.token.usage` | histogram | tokens | `gen_ai.token.type` (`input`, `output`), and the common ones |
-//! | `gen_ai.client.operation.duration` | histogram | seconds | common |
-//! | `gen_ai.client.operation.time_to_first_chunk` | histogram | seconds | common (streams) |
-//! | `llm_log.requests` | counter | exchanges | common, `outcome` |
-//! | `llm_log.tokens` | counter | tokens | common, `gen_ai.token.type` |
-//! | `llm_log.cost_nano_usd` | counter | nano-dollars (USD) | common |
-//!
-//! The common labels are `gen_ai.operation.name`, `gen_ai.provider.name`,
-//! `gen_ai.response.model` (the model, response's else request's), `llm_log.api`, and the
-//! dimensions named with [`MetricsSink::with_dimension`] (an allow-list: label cardinality is
-//! the operator's choice, never a client's). Each exchange is counted once, on its last
-//! response record. The OpenTelemetry GenAI names are kept; a Prometheus exporter writes them
-//! with underscores (`gen_ai_client_token_usage`).
-//!
-//! ```
-//! use tower_llm_log::sink::MetricsSink;
-//! use tower_llm_log::LlmLogLayer;
-//!
-//! // Install an exporter first (e.g. metrics_exporter_prometheus::PrometheusBuilder).
-//! let layer = LlmLogLayer::new(MetricsSink::new().with_dimension("user"));
-//! # let _ = layer;
-//! ```
+//! The metrics sink: see [`MetricsSink`].
 
 use metrics::{counter, histogram, Label};
 
 use crate::{LlmLogRecord, LlmLogSink, RecordKind};
 
-/// Records metrics of each exchange; see the [module docs](self).
+/// Metrics of the exchanges, through the [`metrics`] facade, as Azure API Management's
+/// token metrics and Kong's AI metrics give them: record them with any exporter (Prometheus,
+/// StatsD, OpenTelemetry) the application installs.
+///
+/// | metric | kind | unit | labels |
+/// |---|---|---|---|
+/// | `gen_ai.client.token.usage` | histogram | tokens | `gen_ai.token.type` (`input`, `output`), and the common ones |
+/// | `gen_ai.client.operation.duration` | histogram | seconds | common |
+/// | `gen_ai.client.operation.time_to_first_chunk` | histogram | seconds | common (streams) |
+/// | `llm_log.requests` | counter | exchanges | common, `outcome` |
+/// | `llm_log.tokens` | counter | tokens | common, `gen_ai.token.type` |
+/// | `llm_log.cost_nano_usd` | counter | nano-dollars (USD) | common |
+///
+/// The common labels are `gen_ai.operation.name`, `gen_ai.provider.name`,
+/// `gen_ai.response.model` (the model, response's else request's), `llm_log.api`, and the
+/// dimensions named with [`MetricsSink::with_dimension`] (an allow-list: label cardinality is
+/// the operator's choice, never a client's). Each exchange is counted once, on its last
+/// response record. The OpenTelemetry GenAI names are kept; a Prometheus exporter writes them
+/// with underscores (`gen_ai_client_token_usage`).
+///
+/// ```
+/// use tower_llm_log::sink::MetricsSink;
+/// use tower_llm_log::LlmLogLayer;
+///
+/// // Install an exporter first (e.g. metrics_exporter_prometheus::PrometheusBuilder).
+/// let layer = LlmLogLayer::new(MetricsSink::new().with_dimension("user"));
+/// # let _ = layer;
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSink {
     dimensions: Vec<String>,
