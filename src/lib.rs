@@ -16,26 +16,61 @@
 //!
 //! ## Quick start
 //!
-//! ```
-//! use axum::{routing::post, Router};
-//! use tower_llm_log::{LlmLogLayer, LlmLogRecord, LogConfig};
+//! `Cargo.toml`:
 //!
-//! # fn main() -> Result<(), tower_llm_log::ConfigError> {
-//! let config = LogConfig::builder()
-//!     .prompt_bytes(262_144)
-//!     .completion_bytes(262_144)
-//!     .build()?;
-//! let layer = LlmLogLayer::new(|record: LlmLogRecord| {
-//!     println!("{} {:?} #{} {}", record.correlation_id, record.kind, record.sequence_number,
-//!              record.messages_str());
-//! })
-//! .with_config(config);
-//! let app: Router = Router::new()
-//!     .route("/v1/chat/completions", post(|body: String| async move { body }))
-//!     .layer(layer);
+//! ```toml
+//! [dependencies]
+//! tower-llm-log = "0.1"
+//! axum = "0.8"
+//! tokio = { version = "1", features = ["rt-multi-thread", "macros", "net"] }
+//! ```
+//!
+//! `src/main.rs` (the README's, also `examples/quick_start.rs`):
+//!
+//! ```no_run
+#![doc = include_str!("../examples/quick_start.rs")]
+//! ```
+//!
+//! ## In production
+//!
+//! Put the sink behind [`NonBlocking`]: records go to a worker thread through a bounded queue,
+//! so a slow disk or collector costs records (counted in [`SinkStats`]), never request time;
+//! keep its guard and call `shutdown` at exit to deliver what is queued. Write files with
+//! [`sink::JsonLinesFile`] (rotation by size and age); metrics with
+//! [`sink::MetricsSink`](crate::sink) (feature `metrics`); OpenTelemetry logs with the `otlp`
+//! feature. See [`privacy`] for what is kept out of the log (credentials by default, personal
+//! data and media on request), [`attribution`] and [`cost`] for who used what at what cost.
+//!
+//! ```no_run
+//! use tower_llm_log::sink::JsonLinesFile;
+//! use tower_llm_log::{LlmLogLayer, NonBlocking};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let file = JsonLinesFile::builder("llm-log.jsonl").max_bytes(64 << 20).max_files(24).build()?;
+//! let (sink, guard) = NonBlocking::new(file);
+//! let layer = LlmLogLayer::new(sink);
+//! # let _ = layer;
+//! // ... serve; then, at exit:
+//! let report = guard.shutdown();
+//! eprintln!("{report:?}");
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## The gateway
+//!
+//! For those who do not write Rust, the workspace's `gateway` package is a binary,
+//! `llm-log-gateway` (`cargo install --path gateway`): a streaming reverse proxy with this layer,
+//! settings by flag, environment or TOML file, `/metrics` and `/healthz`, and a built-in mock
+//! upstream so it runs offline (`cargo run -p llm-log-gateway`).
+//!
+//! ## The record
+//!
+//! One [`LlmLogRecord`] per chunk of a message, serialized with the column names of Azure API
+//! Management's `ApiManagementGatewayLlmLog` table (`CorrelationId`, `SequenceNumber`,
+//! `RequestMessages`, `PromptTokens`, ...) plus this crate's own (`Outcome`, `Dimensions`,
+//! `CostUsd`, `Redactions`, ...); the README's "The record" section lists every field. Records
+//! read back with serde, [`reassemble`] rebuilds exchanges, [`analytics`] sums usage and cost.
 //!
 //! What is recognised: `POST` requests to OpenAI chat completions, the Responses API,
 //! embeddings and legacy completions (OpenAI, Azure OpenAI `/openai/deployments/{deployment}/...`,
@@ -48,6 +83,7 @@
 //! - `tokenizer`: estimate token counts with OpenAI's tokenizers when the provider reports none.
 //! - `otlp`: export records as OpenTelemetry logs.
 //! - `cli`: the `llmlog` command.
+//! - `metrics` (default): [`sink::MetricsSink`](crate::sink), through the `metrics` facade.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
