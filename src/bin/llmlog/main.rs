@@ -90,9 +90,10 @@ struct ReportArgs {
     /// Where to write the HTML report.
     #[arg(short, long, default_value = "report.html")]
     output: PathBuf,
-    /// Bucket width for the charts over time.
-    #[arg(long, default_value = "1h", value_parser = parse_bucket)]
-    bucket: Duration,
+    /// Bucket width for the charts over time (default: chosen from the log's time span, about
+    /// 60 buckets, from 1 minute up).
+    #[arg(long, value_parser = parse_bucket)]
+    bucket: Option<Duration>,
     #[command(flatten)]
     range: Range,
     /// How many of the exchanges with the most tokens to list, and of the top values of each

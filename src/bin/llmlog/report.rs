@@ -37,11 +37,12 @@ pub struct Report {
     top: BinaryHeap<Reverse<Top>>,
     top_n: usize,
     bucket_secs: f64,
+    bucket_given: bool,
 }
 
 impl Report {
     pub fn new(
-        bucket: Duration,
+        bucket: Option<Duration>,
         since: Option<SystemTime>,
         until: Option<SystemTime>,
         top_n: usize,
@@ -58,6 +59,10 @@ impl Report {
             }
             a
         };
+        // Without a bucket width, counted by the minute and drawn with a width chosen from the
+        // span of the log.
+        let given = bucket.is_some();
+        let bucket = bucket.unwrap_or(Duration::from_secs(60));
         let by_model = ranged(Analytics::new(bucket, vec![GroupBy::Model]));
         let overall = ranged(Analytics::new(bucket, vec![]));
         // One bucket for the whole range: totals per value.
@@ -76,6 +81,7 @@ impl Report {
             top: BinaryHeap::new(),
             top_n,
             bucket_secs: bucket.as_secs_f64(),
+            bucket_given: given,
         }
     }
 
@@ -105,6 +111,9 @@ impl Report {
 
     pub fn html(&self) -> String {
         let rows = self.by_model.rows();
+        let overall = self.overall.rows();
+        let bucket = self.display_bucket(&overall);
+        let at = |t: SystemTime| (secs(t) / bucket).floor() * bucket;
         let mut tokens: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut cost: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for r in &rows {
@@ -112,21 +121,20 @@ impl Report {
             tokens
                 .entry(model.clone())
                 .or_default()
-                .push((secs(r.bucket_start), r.total_tokens as f64));
+                .push((at(r.bucket_start), r.total_tokens as f64));
             cost.entry(model)
                 .or_default()
-                .push((secs(r.bucket_start), r.cost_usd + r.estimated_cost_usd));
+                .push((at(r.bucket_start), r.cost_usd + r.estimated_cost_usd));
         }
         let total_cost: f64 = rows.iter().map(|r| r.cost_usd).sum();
         let estimated_cost: f64 = rows.iter().map(|r| r.estimated_cost_usd).sum();
-        let overall = self.overall.rows();
         let requests: Vec<(f64, f64)> = overall
             .iter()
-            .map(|r| (secs(r.bucket_start), r.requests as f64))
+            .map(|r| (at(r.bucket_start), r.requests as f64))
             .collect();
         let errors: Vec<(f64, f64)> = overall
             .iter()
-            .map(|r| (secs(r.bucket_start), r.errors as f64))
+            .map(|r| (at(r.bucket_start), r.errors as f64))
             .collect();
         let total_requests: u64 = overall.iter().map(|r| r.requests).sum();
         let total_tokens: u64 = overall.iter().map(|r| r.total_tokens).sum();
@@ -141,17 +149,21 @@ impl Report {
         h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>LLM usage report</title>\n<style>");
         h.push_str("body{font-family:system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.4em}h2{font-size:1.1em;margin-top:2em}");
         h.push_str("table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}");
-        h.push_str("td.n{text-align:right}svg text{font-size:11px;fill:#444}</style></head><body>\n");
+        h.push_str("td.n{text-align:right}svg text{font-size:11px;fill:#444}.legend span{margin-right:1.2em;white-space:nowrap;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:.4em}</style></head><body>\n");
         let _ = writeln!(h, "<h1>LLM usage report</h1>\n<p>{total_requests} exchanges, {total_tokens} tokens (exact, as reported by the providers), ${total_cost:.6} (plus ${estimated_cost:.6} on estimated tokens).</p>");
         h.push_str("<h2>Tokens over time, by model</h2>\n");
-        let series: Vec<(String, Vec<(f64, f64)>)> = tokens.into_iter().collect();
-        h.push_str(&line_chart("tokens", &with_zeros(series, self.bucket_secs)));
+        let series: Vec<(String, Vec<(f64, f64)>)> =
+            tokens.into_iter().map(|(k, v)| (k, summed(v))).collect();
+        h.push_str(&line_chart("tokens", &with_zeros(series, bucket), bucket));
         h.push_str("<h2>Cost over time, by model (USD)</h2>\n");
-        let series: Vec<(String, Vec<(f64, f64)>)> = cost.into_iter().collect();
-        h.push_str(&line_chart("cost", &with_zeros(series, self.bucket_secs)));
+        let series: Vec<(String, Vec<(f64, f64)>)> = cost.into_iter().map(|(k, v)| (k, summed(v))).collect();
+        h.push_str(&line_chart("cost", &with_zeros(series, bucket), bucket));
         h.push_str("<h2>Requests over time</h2>\n");
-        let counts = vec![("requests".to_string(), requests), ("errors".to_string(), errors)];
-        h.push_str(&line_chart("requests", &with_zeros(counts, self.bucket_secs)));
+        let counts = vec![
+            ("requests".to_string(), summed(requests)),
+            ("errors".to_string(), summed(errors)),
+        ];
+        h.push_str(&line_chart("requests", &with_zeros(counts, bucket), bucket));
         let _ = writeln!(
             h,
             "<p>Percentiles are at most {:.2}% above the true value (hdrhistogram, one significant digit).</p>",
@@ -180,6 +192,22 @@ impl Report {
         }
         h.push_str("</body></html>\n");
         h
+    }
+
+    /// The width the charts are drawn with: the one given, else a round width giving about 60
+    /// buckets over the log's span (at least the minute it was counted by).
+    fn display_bucket(&self, overall: &[tower_llm_log::analytics::UsageRow]) -> f64 {
+        if self.bucket_given {
+            return self.bucket_secs;
+        }
+        let times = overall.iter().map(|r| secs(r.bucket_start));
+        let (first, last) = times.fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(t), b.max(t)));
+        let span = (last - first).max(0.0) + self.bucket_secs;
+        TIME_STEPS
+            .into_iter()
+            .filter(|&w| w >= self.bucket_secs)
+            .find(|&w| span / w <= 60.0)
+            .unwrap_or(30.0 * 86_400.0)
     }
 
     /// The top values of one dimension, by tokens and by cost.
@@ -266,16 +294,91 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const W: f64 = 760.0;
-const H: f64 = 260.0;
+const W: f64 = 900.0;
+const H: f64 = 280.0;
 const LEFT: f64 = 70.0;
-const BOTTOM: f64 = 30.0;
+const BOTTOM: f64 = 44.0;
 const TOP_PAD: f64 = 10.0;
-const RIGHT: f64 = 150.0;
+const RIGHT_PAD: f64 = 20.0;
 
-/// A line chart: one polyline per series (marked `data-series`), a legend, y ticks, and the time
-/// range on the x axis.
-fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
+/// Points summed by their x (buckets counted finer and drawn wider).
+fn summed(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    let mut by_x: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for (x, y) in points {
+        by_x.entry(x.to_bits()).or_insert((x, 0.0)).1 += y;
+    }
+    let mut out: Vec<(f64, f64)> = by_x.into_values().collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// Round steps for an axis: 1, 2, 2.5 and 5 times a power of ten, the first that gives at most
+/// `most` steps up to `max`.
+fn nice_step(max: f64, most: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 1.0;
+    }
+    let rough = max / most;
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| max / step <= most)
+        .unwrap_or(10.0 * power)
+}
+
+/// Round time steps for an axis, in seconds.
+const TIME_STEPS: [f64; 16] = [
+    1.0,
+    5.0,
+    15.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    3.0 * 3600.0,
+    6.0 * 3600.0,
+    12.0 * 3600.0,
+    86_400.0,
+    2.0 * 86_400.0,
+    7.0 * 86_400.0,
+    30.0 * 86_400.0,
+];
+
+/// A time tick's label: the time of day, with the date where the span is a day or more.
+fn time_label(t: f64, span: f64) -> String {
+    let text =
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0))).to_string();
+    // `2026-11-24T03:02:12Z`
+    match span >= 86_400.0 {
+        true => format!("{} {}", &text[5..10], &text[11..16]),
+        false if span < 300.0 => text[11..19].to_string(),
+        false => text[11..16].to_string(),
+    }
+}
+
+/// The legend, as HTML under its chart: every name in full, wrapping as the page does.
+fn legend(names: &[&str]) -> String {
+    let mut s = String::from("<div class=\"legend\">");
+    for (i, name) in names.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<span><i style=\"background:{}\"></i>{}</span>",
+            PALETTE[i % PALETTE.len()],
+            escape(name)
+        );
+    }
+    s.push_str("</div>\n");
+    s
+}
+
+/// A line chart: one polyline per series (marked `data-series`), round y ticks with grid lines,
+/// time ticks along the whole x axis (the date range in the caption), and the legend under it.
+/// A series of one point is drawn as a bar of the bucket's width, so a short log shows bars, not
+/// dots.
+fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)], bucket: f64) -> String {
     let points = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
     for &(x, y) in points {
@@ -286,57 +389,74 @@ fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "<svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\">",
-        W + RIGHT,
-        H
+        "<svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\">"
     );
     if x0 > x1 {
         s.push_str("<text x=\"10\" y=\"20\">no data</text></svg>\n");
         return s;
     }
-    let y1 = if y1 <= 0.0 { 1.0 } else { y1 };
-    let span = if x1 > x0 { x1 - x0 } else { 1.0 };
-    let px = |x: f64| LEFT + (x - x0) / span * (W - LEFT - 10.0);
-    let py = |y: f64| H - BOTTOM - y / y1 * (H - BOTTOM - TOP_PAD);
-    let _ = writeln!(
-        s,
-        "<line x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#888\"/>",
-        H - BOTTOM,
-        W - 10.0,
-        H - BOTTOM
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{LEFT}\" y1=\"{TOP_PAD}\" x2=\"{LEFT}\" y2=\"{}\" stroke=\"#888\"/>",
-        H - BOTTOM
-    );
-    for i in 0..=4 {
-        let v = y1 * f64::from(i) / 4.0;
+    // The x range covers each bucket whole: from the first bucket's start to the last one's end.
+    let (x0, x1) = (x0, x1 + bucket);
+    let span = x1 - x0;
+    let step = nice_step(y1, 5.0);
+    let top = (y1 / step).ceil().max(1.0) * step;
+    let px = |x: f64| LEFT + (x - x0) / span * (W - LEFT - RIGHT_PAD);
+    let py = |y: f64| H - BOTTOM - y / top * (H - BOTTOM - TOP_PAD);
+    let mut v = 0.0;
+    while v <= top + step / 2.0 {
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT_PAD,
             LEFT - 6.0,
             py(v) + 4.0,
-            tick(v)
+            tick(v),
+            y = py(v),
         );
+        v += step;
     }
-    let label =
-        |x: f64| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(x)).to_string();
-    let _ = writeln!(s, "<text x=\"{LEFT}\" y=\"{}\">{}</text>", H - 8.0, label(x0));
     let _ = writeln!(
         s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-        W - 10.0,
-        H - 8.0,
-        label(x1)
+        "<line x1=\"{LEFT}\" y1=\"{b}\" x2=\"{}\" y2=\"{b}\" stroke=\"#888\"/>",
+        W - RIGHT_PAD,
+        b = H - BOTTOM
     );
+    // Time ticks: the smallest round step that leaves 90 pixels or more between labels.
+    let per_px = span / (W - LEFT - RIGHT_PAD);
+    let tstep = TIME_STEPS
+        .into_iter()
+        .find(|t| t / per_px >= 90.0)
+        .unwrap_or(span);
+    let mut t = (x0 / tstep).ceil() * tstep;
+    while t <= x1 {
+        let x = px(t);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#888\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            H - BOTTOM,
+            H - BOTTOM + 4.0,
+            H - BOTTOM + 16.0,
+            time_label(t, span)
+        );
+        t += tstep;
+    }
+    let from = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(x0.max(0.0)));
+    let to = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(x1.max(0.0)));
+    let _ = writeln!(
+        s,
+        "<text x=\"{LEFT}\" y=\"{}\">{from} to {to} (UTC), buckets of {}</text>",
+        H - 4.0,
+        humantime::format_duration(Duration::from_secs_f64(bucket))
+    );
+    let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
     for (i, (name, pts)) in series.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         let mut sorted = pts.clone();
         sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Each point at the middle of its bucket.
         let coords: Vec<String> = sorted
             .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x + bucket / 2.0), py(y)))
             .collect();
         let _ = writeln!(
             s,
@@ -344,77 +464,101 @@ fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
             escape(name),
             coords.join(" ")
         );
-        for &(x, y) in &sorted {
+        if sorted.len() == 1 {
+            let (x, y) = sorted[0];
+            let width = (px(x + bucket) - px(x)) / series.len() as f64;
             let _ = writeln!(
                 s,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{colour}\"/>",
-                px(x),
-                py(y)
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\" opacity=\"0.8\"/>",
+                px(x) + width * i as f64,
+                py(y),
+                (width - 2.0).max(1.0),
+                py(0.0) - py(y)
             );
         }
-        let ly = TOP_PAD + 14.0 * i as f64 + 8.0;
-        let _ = writeln!(
-            s,
-            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{colour}\"/>",
-            W + 5.0,
-            ly - 8.0
-        );
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{ly}\">{}</text>", W + 20.0, escape(name));
     }
     s.push_str("</svg>\n");
+    s.push_str(&legend(&names));
     s
 }
 
-/// Bars of a duration histogram (log-scale buckets).
+/// Bars of a duration histogram (log-scale buckets) with a count axis of round ticks, duration
+/// labels under the bars (as many as fit), and the percentiles above the plot.
 fn histogram_chart(id: &str, h: &Histogram) -> String {
     let buckets: Vec<(Duration, u64)> = h.buckets().collect();
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "<svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\">",
-        W, H
+        "<svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\">"
     );
     if buckets.is_empty() {
         s.push_str("<text x=\"10\" y=\"20\">no data</text></svg>\n");
         return s;
     }
-    let max = buckets.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
-    let bar = (W - LEFT - 10.0) / buckets.len() as f64;
-    for (i, (upper, count)) in buckets.iter().enumerate() {
-        let height = *count as f64 / max * (H - BOTTOM - TOP_PAD);
-        let x = LEFT + bar * i as f64;
-        let _ = writeln!(
-            s,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{height:.1}\" fill=\"{}\"><title>up to {:.2} ms: {count}</title></rect>",
-            H - BOTTOM - height,
-            (bar - 1.0).max(1.0),
-            PALETTE[0],
-            upper.as_secs_f64() * 1e3
-        );
-    }
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
-    let _ = writeln!(
-        s,
-        "<text x=\"{LEFT}\" y=\"{}\">{}</text>",
-        H - 8.0,
-        ms(buckets[0].0)
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-        W - 10.0,
-        H - 8.0,
-        ms(buckets[buckets.len() - 1].0)
-    );
+    let ms = |d: Duration| {
+        let v = d.as_secs_f64() * 1e3;
+        if v >= 100.0 {
+            format!("{v:.0} ms")
+        } else {
+            format!("{v:.2} ms")
+        }
+    };
     let summary = [0.5, 0.9, 0.99].map(|q| h.quantile(q).map(ms).unwrap_or_default());
     let _ = writeln!(
         s,
-        "<text x=\"{LEFT}\" y=\"{}\">p50 {} · p90 {} · p99 {} · n={}</text>",
-        TOP_PAD + 4.0,
+        "<text x=\"{LEFT}\" y=\"14\">p50 {} · p90 {} · p99 {} · n={}</text>",
         summary[0],
         summary[1],
         summary[2],
         h.count()
+    );
+    let max = buckets.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
+    let step = nice_step(max, 5.0).max(1.0);
+    let top = (max / step).ceil().max(1.0) * step;
+    let plot_top = TOP_PAD + 20.0;
+    let py = |c: f64| H - BOTTOM - c / top * (H - BOTTOM - plot_top);
+    let mut v = 0.0;
+    while v <= top + step / 2.0 {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT_PAD,
+            LEFT - 6.0,
+            py(v) + 4.0,
+            tick(v),
+            y = py(v),
+        );
+        v += step;
+    }
+    let _ = writeln!(s, "<text x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">exchanges</text>", (H - BOTTOM + plot_top) / 2.0, (H - BOTTOM + plot_top) / 2.0);
+    let bar = (W - LEFT - RIGHT_PAD) / buckets.len() as f64;
+    // Labels every k bars, so that each has 70 pixels.
+    let every = ((70.0 / bar).ceil() as usize).max(1);
+    for (i, (upper, count)) in buckets.iter().enumerate() {
+        let x = LEFT + bar * i as f64;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>up to {}: {count}</title></rect>",
+            py(*count as f64),
+            (bar - 1.0).max(1.0),
+            py(0.0) - py(*count as f64),
+            PALETTE[0],
+            ms(*upper)
+        );
+        if i % every == 0 {
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                x + bar / 2.0,
+                H - BOTTOM + 16.0,
+                ms(*upper)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{LEFT}\" y=\"{}\">duration (upper bound of each bar)</text>",
+        H - 4.0
     );
     s.push_str("</svg>\n");
     s
@@ -439,5 +583,52 @@ mod tests {
     #[test]
     fn ticks_keep_their_fractions() {
         assert_eq!([0.0, 0.25, 1.0, 768.0].map(tick), ["0", "0.25", "1", "768"]);
+    }
+
+    #[test]
+    fn a_short_log_draws_bars_with_round_ticks_time_labels_and_full_legends() {
+        let mut report = Report::new(None, None, None, 5, vec!["user".into()], 100);
+        let long_model = "a-model-with-a-rather-long-name-that-legends-used-to-cut";
+        for (i, model) in ["gpt-4o", long_model, "gpt-4o"].iter().enumerate() {
+            let line = format!(
+                r#"{{"TimeGenerated":"2026-11-24T03:02:1{i}Z","CorrelationId":"c{i}","Kind":"Response","SequenceNumber":0,"IsLast":true,"Api":"chat_completions","OperationName":"chat","ModelName":"{model}","IsStreamCompletion":false,"MessageBytes":0,"Truncated":false,"DurationMs":{},"Outcome":"Completed","TotalTokens":{}}}"#,
+                100 + i * 50,
+                121 * (i + 1)
+            );
+            report.add(&serde_json::from_str(&line).unwrap());
+        }
+        let html = report.html();
+        let tokens = &html[html.find("<svg id=\"tokens\"").unwrap()..];
+        let tokens = &tokens[..tokens.find("</div>").unwrap()];
+        // One bucket: bars, not lone dots.
+        assert!(tokens.contains("<rect"), "{tokens}");
+        // Round ticks (484 and 242 tokens: 0, 100, ..., 500, not 121/242/484), several
+        // distinct time labels.
+        assert!(
+            tokens.contains(">500</text>") && tokens.contains(">100</text>"),
+            "{tokens}"
+        );
+        assert!(
+            !tokens.contains(">121</text>") && !tokens.contains(">484</text>"),
+            "{tokens}"
+        );
+        let times: std::collections::BTreeSet<&str> = tokens
+            .split("text-anchor=\"middle\">")
+            .skip(1)
+            .map(|t| &t[..t.find('<').unwrap()])
+            .collect();
+        assert!(times.len() >= 3, "{times:?}");
+        assert!(tokens.contains(long_model), "the legend keeps the whole name");
+        let latency = &html[html.find("<svg id=\"latency\"").unwrap()..];
+        assert!(latency.contains(">exchanges</text>"), "a count axis");
+    }
+
+    #[test]
+    fn steps_are_round() {
+        assert_eq!(nice_step(484.0, 5.0), 100.0);
+        assert_eq!(nice_step(25.75, 5.0), 10.0);
+        assert_eq!(nice_step(121.0, 5.0), 25.0);
+        assert_eq!(nice_step(0.004, 5.0), 0.001);
+        assert_eq!(nice_step(3.0, 5.0), 1.0);
     }
 }
