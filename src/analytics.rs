@@ -181,6 +181,27 @@ struct Totals {
     ttft: Histogram,
 }
 
+impl Totals {
+    /// Adds another row's totals (the same group, a bucket merged into a wider one).
+    fn merge(&mut self, other: Totals) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.streamed += other.streamed;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(other.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
+        self.without_usage += other.without_usage;
+        self.estimated_exchanges += other.estimated_exchanges;
+        self.estimated_tokens = self.estimated_tokens.saturating_add(other.estimated_tokens);
+        self.cost_pico += other.cost_pico;
+        self.estimated_cost_pico += other.estimated_cost_pico;
+        self.latency.merge(&other.latency);
+        self.ttft.merge(&other.ttft);
+    }
+}
+
 /// One row: a group in a time bucket.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -244,6 +265,8 @@ pub struct Analytics {
     unsummed: u64,
     /// Rows whose histograms are allocated.
     histogram_rows: usize,
+    /// When the rows are full, double the bucket width instead of folding.
+    coarsen: bool,
     skipped: u64,
     dedup_window: usize,
     seen: HashSet<(String, u32, SystemTime)>,
@@ -271,6 +294,7 @@ impl Analytics {
             folded: 0,
             unsummed: 0,
             histogram_rows: 0,
+            coarsen: false,
         }
     }
 
@@ -280,6 +304,37 @@ impl Analytics {
     pub fn max_groups(mut self, groups: usize) -> Self {
         self.max_groups = groups.max(1);
         self
+    }
+
+    /// When the rows are full (distinct groups times time buckets), doubles the bucket width and
+    /// merges the rows, as often as needed, instead of summing new rows as `(other)`: for a
+    /// view of a whole log whose span is not known in advance (`llmlog report`).
+    pub fn coarsen_when_full(mut self) -> Self {
+        self.coarsen = true;
+        self
+    }
+
+    /// The bucket width now (wider than asked after coarsening).
+    pub fn bucket(&self) -> Duration {
+        self.bucket
+    }
+
+    fn coarsen_rows(&mut self) {
+        let limit = Duration::from_secs(100 * 365 * 86_400);
+        while self.rows.len() >= self.max_rows() && self.bucket < limit {
+            self.bucket *= 2;
+            let width = self.bucket.as_nanos();
+            let rows = std::mem::take(&mut self.rows);
+            for ((bucket, group), totals) in rows {
+                match self.rows.entry((bucket / width * width, group)) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(totals);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(totals),
+                }
+            }
+        }
+        self.histogram_rows = self.rows.values().filter(|t| t.latency.is_allocated()).count();
     }
 
     /// Exchanges summed into the [`OTHER`] group because there were too many groups.
@@ -356,6 +411,11 @@ impl Analytics {
             }
         }
         let mut key = (bucket, group);
+        if self.coarsen && !self.rows.contains_key(&key) && self.rows.len() >= self.max_rows() {
+            self.coarsen_rows();
+            let width = self.bucket.as_nanos();
+            key.0 = since_epoch / width * width;
+        }
         if !self.rows.contains_key(&key) && self.rows.len() >= self.max_rows() {
             // Rows are bounded too (distinct groups times time buckets): the rest of this
             // bucket is summed in its `(other)` row, and past a margin not at all (counted).
@@ -491,6 +551,25 @@ impl Analytics {
 mod tests {
     use super::*;
     use crate::record::sample;
+
+    #[test]
+    fn a_long_log_coarsens_its_buckets_instead_of_losing_rows() {
+        // 1,000 minutes of one exchange each, with room for 48 rows (3 groups × 16).
+        let mut a = Analytics::new(Duration::from_secs(60), vec![GroupBy::Model])
+            .max_groups(3)
+            .coarsen_when_full();
+        for i in 0..1000u64 {
+            let mut r = sample(RecordKind::Response);
+            r.correlation_id = format!("c{i}");
+            r.time_generated = UNIX_EPOCH + Duration::from_secs(1_800_000_000 + i * 60);
+            assert!(a.add(&r));
+        }
+        let rows = a.rows();
+        assert!(rows.len() < 48, "{}", rows.len());
+        assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), 1000, "nothing lost");
+        assert!(a.bucket() >= Duration::from_secs(60 * 32));
+        assert_eq!((a.folded(), a.unsummed()), (0, 0));
+    }
 
     #[test]
     fn groups_past_the_bound_are_summed_as_other() {

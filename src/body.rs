@@ -162,6 +162,9 @@ where
         match this.source.project() {
             SourceProj::Direct { mut body } => {
                 if let Some(strip) = this.strip.as_deref_mut() {
+                    if let Some(trailers) = strip.pending.take() {
+                        return Poll::Ready(Some(Ok(trailers)));
+                    }
                     if strip.ended {
                         return Poll::Ready(None);
                     }
@@ -170,6 +173,11 @@ where
                     return match polled {
                         Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_data() {
                             Ok(data) => Frame::data(strip.filter(data)),
+                            // What is held goes out first, the trailers on the next poll.
+                            Err(trailers) if strip.is_holding() => {
+                                strip.pending = Some(trailers);
+                                Frame::data(strip.take_held())
+                            }
                             Err(trailers) => trailers,
                         }))),
                         // What is still held goes out before the end.
@@ -212,7 +220,7 @@ where
             if strip.ended {
                 return true;
             }
-            if strip.is_holding() {
+            if strip.is_holding() || strip.pending.is_some() {
                 return false;
             }
         }

@@ -230,6 +230,11 @@ where
                                     .to_ascii_lowercase()
                                     .starts_with("text/event-stream")
                             })
+                        // A compressed stream cannot be edited as text: it passes as it is.
+                        && parts
+                            .headers
+                            .get(http::header::CONTENT_ENCODING)
+                            .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"))
                 });
                 if strip {
                     // Bytes are taken out: the length is no longer the upstream's.

@@ -28,8 +28,14 @@ const LINE_LIMIT: usize = 64 * 1024;
 /// brace, or when its `Content-Length` is not a number.
 pub(crate) fn inject(held: &mut HeldFrames, headers: &mut HeaderMap) -> bool {
     let frames = held.take_all();
-    let mut data = frames.iter().filter_map(Frame::data_ref);
-    let mentions = data.any(|d| memchr::memmem::find(d, b"\"stream_options\"").is_some());
+    // Searched in the body joined, so a key split across frames is seen (the body is within
+    // the read-ahead bound).
+    let joined: Vec<u8> = frames
+        .iter()
+        .filter_map(Frame::data_ref)
+        .flat_map(|d| d.iter().copied())
+        .collect();
+    let mentions = memchr::memmem::find(&joined, b"\"stream_options\"").is_some();
     // Where the first byte that is not white space is: it must be the object's brace.
     let brace = frames.iter().enumerate().find_map(|(i, f)| {
         let d = f.data_ref()?;
@@ -68,11 +74,17 @@ pub(crate) fn inject(held: &mut HeldFrames, headers: &mut HeaderMap) -> bool {
     if let Some(n) = length {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(n + INSERTED.len() as u64));
     }
+    // The usage is taken back out of the stream as text: ask for it uncompressed (identity is
+    // acceptable to every client unless it says `identity;q=0`, which none of the SDKs does).
+    headers.insert(
+        http::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     true
 }
 
 /// Takes the usage the layer asked for back out of a chat completion stream.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct UsageStripper {
     /// The start of a line whose end has not come yet.
     partial: BytesMut,
@@ -82,6 +94,8 @@ pub(crate) struct UsageStripper {
     skip_blank: bool,
     /// The body has ended and what was held has gone out.
     pub(crate) ended: bool,
+    /// Trailers that came while a line was held: they go out after it.
+    pub(crate) pending: Option<Frame<Bytes>>,
 }
 
 impl UsageStripper {
@@ -92,6 +106,11 @@ impl UsageStripper {
         let mut clean = self.partial.is_empty() && !self.skip_blank;
         while start < frame.len() {
             let Some(nl) = memchr::memchr(b'\n', &frame[start..]) else {
+                if clean {
+                    // The whole lines before this one were kept as they came.
+                    out.get_or_insert_with(BytesMut::new)
+                        .extend_from_slice(&frame[..start]);
+                }
                 // The rest is the start of a line: held until its end comes.
                 let rest = &frame[start..];
                 if self.passing || self.partial.len() + rest.len() > LINE_LIMIT {
@@ -151,6 +170,11 @@ impl UsageStripper {
     /// What is still held when the body ends: a last line without its line break.
     pub(crate) fn finish(&mut self) -> Bytes {
         self.ended = true;
+        self.take_held()
+    }
+
+    /// What is held, as it would end (trailers follow it).
+    pub(crate) fn take_held(&mut self) -> Bytes {
         let rest = self.partial.split().freeze();
         match self.line(&rest) {
             Kept::Same => rest,
@@ -237,6 +261,20 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = whole.chunks(1).collect();
         assert_eq!(strip(&bytes), WITHOUT.as_bytes());
+    }
+
+    #[test]
+    fn lines_with_nothing_to_take_out_are_never_lost_however_the_stream_is_cut() {
+        // An upstream that adds no `"usage":null` to its chunks, and CRLF line ends.
+        let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"A\"}}]}\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"B\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\ndata: [DONE]\n\n";
+        let expected = "data: {\"choices\":[{\"delta\":{\"content\":\"A\"}}]}\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"B\"}}]}\n\ndata: [DONE]\n\n";
+        let whole = stream.as_bytes();
+        for at in 0..whole.len() {
+            for at2 in (at..whole.len()).step_by(7) {
+                let out = strip(&[&whole[..at], &whole[at..at2], &whole[at2..]]);
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "cut at {at} and {at2}");
+            }
+        }
     }
 
     #[test]

@@ -213,9 +213,17 @@ fn settings_from_a_toml_file_and_from_the_environment_agree() {
             "{response}"
         );
     }
-    // A flag wins over the file.
+    // A flag wins over the file, a list flag over the file's list (the same dimension name
+    // in both is not given twice).
     let (mut c, addr_c) = start(
-        &["--config", config.to_str().unwrap(), "--prompt-bytes", "100"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--prompt-bytes",
+            "100",
+            "--dimension",
+            "team=header:x-other",
+        ],
         &dir.join("flag.jsonl"),
     );
     assert!(chat(&addr_c, "hello").contains("200"));

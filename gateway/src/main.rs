@@ -11,7 +11,9 @@
 //! Every setting is a flag (`--prompt-bytes 65536`), an environment variable
 //! (`LLM_LOG_GATEWAY_PROMPT_BYTES=65536`) and a key of the `--config` TOML file
 //! (`prompt_bytes = 65536`; lists for repeatable flags: `dimension = ["user=header:x-user-id"]`).
-//! A flag wins over the file, the file over the environment, the environment over the default.
+//! A flag wins over the file (a list given as flags replaces the file's list), the file over the
+//! environment, the environment over the default. A boolean set by the file or the environment
+//! cannot be turned off by a flag: leave it out of both instead.
 //!
 //! Then, in another shell:
 //!
@@ -217,14 +219,30 @@ fn command_line() -> Result<Vec<std::ffi::OsString>, String> {
         .parse()
         .map_err(|e| format!("--config {}: not valid TOML: {e}", path.display()))?;
     let command = <Args as clap::CommandFactory>::command();
+    // Flags given on the command line win over the file, lists included.
+    let on_command_line = |flag: &str| {
+        given.iter().skip(1).any(|a| {
+            let a = a.to_string_lossy();
+            a == format!("--{flag}") || a.starts_with(&format!("--{flag}="))
+        })
+    };
     let mut from_file = Vec::new();
     for (key, value) in &table {
         let flag = key.replace('_', "-");
-        let known = command
+        let Some(arg) = command
             .get_arguments()
-            .any(|a| a.get_long() == Some(flag.as_str()) && flag != "config");
-        if !known {
+            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
+        else {
             return Err(format!("--config {}: unknown setting {key:?}", path.display()));
+        };
+        if on_command_line(&flag) {
+            continue;
+        }
+        if matches!(value, toml::Value::Boolean(false)) {
+            // `false` in the file wins over the environment, as any setting of the file does.
+            if let Some(env) = arg.get_env() {
+                std::env::remove_var(env);
+            }
         }
         let values = match value {
             toml::Value::Array(items) => items.clone(),

@@ -19,8 +19,9 @@ use crate::{LlmLogRecord, LlmLogSink, RecordKind};
 ///
 /// The common labels are `gen_ai.operation.name`, `gen_ai.provider.name`,
 /// `gen_ai.response.model` (the model, response's else request's), `llm_log.api`, and the
-/// dimensions named with [`MetricsSink::with_dimension`] (an allow-list: label cardinality is
-/// the operator's choice, never a client's). Each exchange is counted once, on its last
+/// dimensions named with [`MetricsSink::with_dimension`] (an allow-list: which labels exist is
+/// the operator's choice). The labels whose values a client chooses (the model, dimensions) keep
+/// at most [`MAX_LABEL_VALUES`] values each, cut at 128 bytes; later values are `(other)`. Each exchange is counted once, on its last
 /// response record. The OpenTelemetry GenAI names are kept; a Prometheus exporter writes them
 /// with underscores (`gen_ai_client_token_usage`).
 ///
@@ -35,6 +36,38 @@ use crate::{LlmLogRecord, LlmLogSink, RecordKind};
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSink {
     dimensions: Vec<String>,
+    /// The values seen per label a client can choose (model, dimensions), to bound the series.
+    seen: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+    >,
+}
+
+/// The most values one client-chosen label takes; later ones are `(other)`.
+pub const MAX_LABEL_VALUES: usize = 1000;
+/// The longest label value kept, in bytes.
+const MAX_LABEL_BYTES: usize = 128;
+
+impl MetricsSink {
+    /// `value` as the label `key` may carry it: cut short, and `(other)` once the label has
+    /// [`MAX_LABEL_VALUES`] values, so that a client sending random model names cannot grow
+    /// the series without bound.
+    fn bounded(&self, key: &str, value: &str) -> String {
+        let mut end = value.len().min(MAX_LABEL_BYTES);
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        let value = &value[..end];
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let values = seen.entry(key.to_string()).or_default();
+        if values.contains(value) {
+            return value.to_string();
+        }
+        if values.len() >= MAX_LABEL_VALUES {
+            return "(other)".to_string();
+        }
+        values.insert(value.to_string());
+        value.to_string()
+    }
 }
 
 impl MetricsSink {
@@ -66,12 +99,15 @@ impl LlmLogSink for MetricsSink {
                 "gen_ai.provider.name",
                 r.provider.clone().unwrap_or_else(|| "(none)".into()),
             ),
-            Label::new("gen_ai.response.model", model_label(&r)),
+            Label::new("gen_ai.response.model", self.bounded("model", &model_label(&r))),
             Label::new("llm_log.api", r.api.as_str().to_string()),
         ];
         for name in &self.dimensions {
-            let value = r.dimensions.get(name).cloned().unwrap_or_else(|| "(none)".into());
-            labels.push(Label::new(format!("llm_log.dimension.{name}"), value));
+            let value = r.dimensions.get(name).map_or("(none)", String::as_str);
+            labels.push(Label::new(
+                format!("llm_log.dimension.{name}"),
+                self.bounded(name, value),
+            ));
         }
         let with = |extra: (&'static str, String)| {
             let mut l = labels.clone();
@@ -102,5 +138,25 @@ impl LlmLogSink for MetricsSink {
             // micro-dollars.
             counter!("llm_log.cost_nano_usd", labels).increment((cost * 1e9).round().max(1.0) as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_chosen_labels_are_bounded() {
+        let sink = MetricsSink::new();
+        for i in 0..MAX_LABEL_VALUES {
+            assert_eq!(sink.bounded("model", &format!("m{i}")), format!("m{i}"));
+        }
+        assert_eq!(sink.bounded("model", "one-more"), "(other)");
+        assert_eq!(
+            sink.bounded("model", "m7"),
+            "m7",
+            "values seen before keep their series"
+        );
+        assert_eq!(sink.bounded("user", &"é".repeat(200)).len(), 128);
     }
 }

@@ -187,7 +187,7 @@ impl Input {
             let reader = match Self::open(path) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("llmlog: {name}: {e}");
+                    eprintln!("llmlog: {}: {e}", visible(&name.to_string()));
                     self.problems += 1;
                     continue;
                 }
@@ -235,7 +235,11 @@ impl Input {
                         each(r);
                     }
                     Err(e) => {
-                        eprintln!("llmlog: {name}:{n}: skipped, not a log record: {e}");
+                        eprintln!(
+                            "llmlog: {}:{n}: skipped, not a log record: {}",
+                            visible(&name.to_string()),
+                            visible(&e.to_string())
+                        );
                         self.malformed += 1;
                     }
                 }
@@ -378,6 +382,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             eprintln!("llmlog: wrote {}", args.output.display());
+            let (folded, unsummed) = report.folded();
+            report_folded(folded, unsummed);
             input.finish()
         }
     }
@@ -471,7 +477,8 @@ fn visible(text: &str) -> std::borrow::Cow<'_, str> {
 /// A CSV cell a spreadsheet will not run: one that starts with `=`, `+`, `-`, `@`, a tab or a
 /// carriage return is prefixed with `'` (numbers written by llmlog never start so).
 fn csv_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.as_bytes().first() {
+    // The first character that is not a space: spreadsheets that trim cells would see it first.
+    match cell.trim_start_matches(' ').as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => std::borrow::Cow::Owned(format!("'{cell}")),
         _ => std::borrow::Cow::Borrowed(cell),
     }
@@ -632,5 +639,7 @@ mod tests {
         assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(csv_safe("-2+3"), "'-2+3");
         assert_eq!(csv_safe("gpt-4o"), "gpt-4o");
+        assert_eq!(csv_safe("  =1+1"), "'  =1+1");
+        assert_eq!(visible("a\u{200b}b\u{feff}"), "a\\u{200b}b\\u{feff}");
     }
 }

@@ -36,7 +36,6 @@ pub struct Report {
     dimensions: Vec<(String, Analytics)>,
     top: BinaryHeap<Reverse<Top>>,
     top_n: usize,
-    bucket_secs: f64,
     bucket_given: bool,
 }
 
@@ -50,7 +49,7 @@ impl Report {
         max_groups: usize,
     ) -> Self {
         let ranged = |a: Analytics| {
-            let mut a = a.max_groups(max_groups);
+            let mut a = a.max_groups(max_groups).coarsen_when_full();
             if let Some(s) = since {
                 a = a.since(s);
             }
@@ -80,7 +79,6 @@ impl Report {
             dimensions,
             top: BinaryHeap::new(),
             top_n,
-            bucket_secs: bucket.as_secs_f64(),
             bucket_given: given,
         }
     }
@@ -151,6 +149,13 @@ impl Report {
         h.push_str("table{border-collapse:collapse}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}");
         h.push_str("td.n{text-align:right}svg text{font-size:11px;fill:#444}.legend span{margin-right:1.2em;white-space:nowrap;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:.4em}</style></head><body>\n");
         let _ = writeln!(h, "<h1>LLM usage report</h1>\n<p>{total_requests} exchanges, {total_tokens} tokens (exact, as reported by the providers), ${total_cost:.6} (plus ${estimated_cost:.6} on estimated tokens).</p>");
+        let (folded, _) = self.folded();
+        if folded > 0 {
+            let _ = writeln!(
+                h,
+                "<p>{folded} exchanges of models past --max-groups are drawn as (other).</p>"
+            );
+        }
         h.push_str("<h2>Tokens over time, by model</h2>\n");
         let series: Vec<(String, Vec<(f64, f64)>)> =
             tokens.into_iter().map(|(k, v)| (k, summed(v))).collect();
@@ -180,7 +185,7 @@ impl Report {
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 escape(&t.correlation_id),
-                humantime::format_rfc3339_seconds(t.time),
+                rfc3339(secs(t.time)),
                 escape(&t.model),
                 t.tokens,
                 t.duration_ms
@@ -194,20 +199,27 @@ impl Report {
         h
     }
 
+    /// Exchanges summed as `(other)` (too many models) and not summed at all, by model.
+    pub fn folded(&self) -> (u64, u64) {
+        (self.by_model.folded(), self.by_model.unsummed())
+    }
+
     /// The width the charts are drawn with: the one given, else a round width giving about 60
     /// buckets over the log's span (at least the minute it was counted by).
     fn display_bucket(&self, overall: &[tower_llm_log::analytics::UsageRow]) -> f64 {
+        // At least the widest the rows were counted in (wider than asked once coarsened).
+        let counted = self.by_model.bucket().max(self.overall.bucket()).as_secs_f64();
         if self.bucket_given {
-            return self.bucket_secs;
+            return counted;
         }
         let times = overall.iter().map(|r| secs(r.bucket_start));
         let (first, last) = times.fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(t), b.max(t)));
-        let span = (last - first).max(0.0) + self.bucket_secs;
+        let span = (last - first).max(0.0) + counted;
         TIME_STEPS
             .into_iter()
-            .filter(|&w| w >= self.bucket_secs)
+            .filter(|&w| w >= counted && (w / counted).fract() == 0.0)
             .find(|&w| span / w <= 60.0)
-            .unwrap_or(30.0 * 86_400.0)
+            .unwrap_or_else(|| counted * (span / 60.0 / counted).ceil().max(1.0))
     }
 
     /// The top values of one dimension, by tokens and by cost.
@@ -349,14 +361,27 @@ const TIME_STEPS: [f64; 16] = [
 
 /// A time tick's label: the time of day, with the date where the span is a day or more.
 fn time_label(t: f64, span: f64) -> String {
-    let text =
-        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0))).to_string();
+    let text = rfc3339(t);
     // `2026-11-24T03:02:12Z`
     match span >= 86_400.0 {
         true => format!("{} {}", &text[5..10], &text[11..16]),
         false if span < 300.0 => text[11..19].to_string(),
         false => text[11..16].to_string(),
     }
+}
+
+/// A time as RFC 3339, clamped to what it can write (the years 1970 to 9999: a forged record
+/// can carry any time).
+fn rfc3339(t: f64) -> String {
+    const LAST: f64 = 253_402_300_799.0; // 9999-12-31T23:59:59Z
+    let t = if t.is_finite() { t.clamp(0.0, LAST) } else { 0.0 };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{}",
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(t))
+    );
+    out
 }
 
 /// The legend, as HTML under its chart: every name in full, wrapping as the page does.
@@ -440,8 +465,7 @@ fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)], bucket: f64) -> St
         );
         t += tstep;
     }
-    let from = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(x0.max(0.0)));
-    let to = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(x1.max(0.0)));
+    let (from, to) = (rfc3339(x0), rfc3339(x1));
     let _ = writeln!(
         s,
         "<text x=\"{LEFT}\" y=\"{}\">{from} to {to} (UTC), buckets of {}</text>",
