@@ -457,7 +457,10 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
 fn visible(text: &str) -> std::borrow::Cow<'_, str> {
     let hidden = |c: char| {
         c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(
+                c,
+                '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
+            )
     };
     if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
