@@ -14,9 +14,8 @@ mod mock;
 mod mock_apis;
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_openai::config::{AzureConfig, OpenAIConfig};
@@ -163,20 +162,6 @@ async fn azure_client_through_the_gateway() {
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert_eq!(rs.request_id.as_deref(), Some(answer.id.as_str()));
     assert_eq!(rs.total_tokens, answer.usage.map(|u| u.total_tokens as u64));
-}
-
-/// A writer the test can read while the sink holds it.
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

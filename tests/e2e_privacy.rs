@@ -15,9 +15,7 @@ mod mock;
 #[allow(dead_code)]
 mod mock_apis;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use anthropic_ai_sdk::client::AnthropicClient;
 use anthropic_ai_sdk::types::message::{
@@ -33,20 +31,6 @@ use tower_llm_log::{JsonLinesSink, LlmLogLayer, LlmLogRecord, LogConfig, RecordK
 const KEY: &str = "sk-proj-Qw3rTy9uIoPaSdFgHjKlZxCvBnM0123456789";
 const EMAIL: &str = "jane.doe@example.com";
 const CARD: &str = "4111 1111 1111 1111";
-
-/// A writer the test can read while the sink holds it.
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn gateway(buf: &SharedBuf) -> SocketAddr {
     let config = LogConfig::builder().redact_pii(true).build().unwrap();

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{chat, gateway_binary, http_get};
+use common::{chat, gateway_binary, http_get, listening_address};
 
 /// Starts the gateway on a random port with `args`; returns it and its address.
 fn start(args: &[&str], log: &std::path::Path) -> (Child, String) {
@@ -26,15 +26,7 @@ fn start_with_env(args: &[&str], log: &std::path::Path, env: &[(&str, &str)]) ->
         .spawn()
         .expect("the gateway starts");
     let mut stderr = BufReader::new(gateway.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let mut addr = None;
-    while addr.is_none() && stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        addr = line
-            .trim()
-            .strip_prefix("gateway listening on http://")
-            .map(str::to_string);
-        line.clear();
-    }
+    let addr = listening_address(&mut stderr);
     // Keep reading stderr so the gateway never blocks on it.
     std::thread::spawn(move || for _ in stderr.lines() {});
     (gateway, addr.expect("the gateway says where it listens"))

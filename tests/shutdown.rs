@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{chat, gateway_binary};
+use common::{chat, gateway_binary, listening_address};
 use tower_llm_log::sink::{JsonLinesFile, ShutdownReport};
 use tower_llm_log::{LlmLogRecord, LlmLogSink, NonBlocking};
 
@@ -135,15 +135,7 @@ fn the_gateway_exits_on_ctrl_c_with_a_blocked_log_file() {
         .spawn()
         .expect("the gateway starts");
     let mut stderr = BufReader::new(gateway.stderr.take().expect("stderr"));
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        addr = line
-            .trim()
-            .strip_prefix("gateway listening on http://")
-            .map(str::to_string);
-        line.clear();
-    }
+    let addr = listening_address(&mut stderr);
     let addr = addr.expect("the gateway says where it listens");
     // The rest of stderr is read on a thread, so the gateway never blocks writing to it.
     let rest = std::thread::spawn(move || {

@@ -186,3 +186,29 @@ fn http_exchange(addr: &str, request: &str) -> (String, String) {
         .map_or(String::new(), |(_, b)| b.to_string());
     (status, body)
 }
+
+/// A writer the test can read while a sink holds it.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The address a gateway process says it listens on, read from its stderr (the first lines).
+pub fn listening_address(stderr: &mut impl std::io::BufRead) -> Option<String> {
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(addr) = line.trim().strip_prefix("gateway listening on http://") {
+            return Some(addr.to_string());
+        }
+        line.clear();
+    }
+    None
+}
