@@ -110,6 +110,7 @@ mod record;
 pub mod scan;
 mod service;
 pub mod sink;
+mod stats;
 mod stream_usage;
 mod tap;
 
@@ -122,12 +123,12 @@ pub use config::{
 };
 pub use control::{sampled_in, ContentOmitted, LogControl};
 pub use correlation::CorrelationId;
-pub use exchange::LogStats;
 pub use future::ResponseFuture;
 pub use layer::LlmLogLayer;
 pub use record::{ApiFamily, LlmLogRecord, Outcome, RecordKind};
 pub use service::LlmLog;
 pub use sink::{JsonLinesSink, LlmLogSink, MemorySink, NonBlocking, NonBlockingGuard, SinkStats};
+pub use stats::LogStats;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,170 @@
+//! What a family's readers are: the traits, what they find, and the raw reader for bodies no
+//! family reads.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{ApiFamily, LoggedMessage, MessageCapture, RequestHead, Route, SseEvent};
+
+/// Token counts as a provider reported them; `None` where it said nothing (unknown is not 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenUsage {
+    /// Prompt (input) tokens.
+    pub prompt: Option<u64>,
+    /// Completion (output) tokens.
+    pub completion: Option<u64>,
+    /// All tokens billed for the exchange.
+    pub total: Option<u64>,
+    /// Prompt tokens read from the provider's cache.
+    pub cached: Option<u64>,
+    /// Completion tokens spent on reasoning.
+    pub reasoning: Option<u64>,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_creation: Option<u64>,
+}
+
+impl TokenUsage {
+    /// Whether any count is known.
+    pub fn is_empty(&self) -> bool {
+        *self == TokenUsage::default()
+    }
+}
+
+/// What a reader found in one body.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct BodyFacts {
+    /// The logged message: the prompt of a request, the completion of a response.
+    pub message: LoggedMessage,
+    /// The model the body names.
+    pub model: Option<String>,
+    /// The provider's response id.
+    pub request_id: Option<String>,
+    /// Token counts (responses only).
+    pub usage: TokenUsage,
+    /// Why generation stopped, per choice or output.
+    pub finish_reasons: Vec<String>,
+    /// A request asked for a stream; a stream was read.
+    pub stream: bool,
+    /// A stream said it was done (`[DONE]`, a final event); an unfinished stream is reported.
+    pub stream_ended: bool,
+    /// When the first token arrived (streams).
+    pub first_token_at: Option<Instant>,
+    /// What was wrong with the body, each a sentence.
+    pub errors: Vec<String>,
+    /// Media payloads the layer elided before the reader saw the body.
+    pub(crate) media_elided: u32,
+    /// The end user a request body names (built-in families).
+    pub(crate) end_user: Option<String>,
+}
+
+/// Reads one JSON (or other non-stream) body, frame by frame, keeping at most its cap.
+pub trait BodyReader: Send {
+    /// The next frame of the body (decoded, if the body was compressed).
+    fn feed(&mut self, frame: &Bytes);
+    /// The body ended (`ended`), or stopped before its end (the client left, an error):
+    /// what was found.
+    fn finish(self: Box<Self>, ended: bool) -> BodyFacts;
+}
+
+/// Reads one server-sent-events stream, event by event, keeping at most its cap.
+pub trait StreamReader: Send {
+    /// The next event of the stream.
+    fn event(&mut self, event: &SseEvent<'_>);
+    /// The stream ended (`ended`), or stopped before its end: what was found.
+    fn finish(self: Box<Self>, ended: bool) -> BodyFacts;
+}
+
+/// An API family: which requests are its own, and how to read their bodies.
+///
+/// Readers are made per exchange and must keep memory within the `cap` they are given (use
+/// [`MessageCapture`], or the [`JsonScanner`](crate::scan::json::JsonScanner)); the layer
+/// chunks what they return, counts it, and never lets them touch the traffic. A reader that
+/// panics is not caught: write readers that do not.
+pub trait LlmApi: Send + Sync + 'static {
+    /// The family's name in records. Recognizers (and [`Route`]s) name the family with it.
+    fn family(&self) -> ApiFamily;
+    /// The route of a request this family serves, or `None`.
+    fn recognize(&self, head: &RequestHead<'_>) -> Option<Route>;
+    /// A reader for a request body; `cap` is the prompt cap.
+    fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader>;
+    /// A reader for a successful non-stream response body; `cap` is the completion cap.
+    fn response_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader>;
+    /// A reader for a `text/event-stream` response; `cap` is the completion cap.
+    fn stream_reader(&self, route: &Route, cap: usize) -> Box<dyn StreamReader>;
+}
+
+impl<T: LlmApi + ?Sized> LlmApi for Arc<T> {
+    fn family(&self) -> ApiFamily {
+        (**self).family()
+    }
+    fn recognize(&self, head: &RequestHead<'_>) -> Option<Route> {
+        (**self).recognize(head)
+    }
+    fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
+        (**self).request_reader(route, cap)
+    }
+    fn response_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
+        (**self).response_reader(route, cap)
+    }
+    fn stream_reader(&self, route: &Route, cap: usize) -> Box<dyn StreamReader> {
+        (**self).stream_reader(route, cap)
+    }
+}
+
+/// Keeps a body as it is, up to the cap: for error responses, and families nobody can read.
+pub(crate) struct RawReader {
+    capture: MessageCapture,
+    note: Option<String>,
+}
+
+impl RawReader {
+    pub(crate) fn new(cap: usize) -> Self {
+        RawReader {
+            capture: MessageCapture::new(cap),
+            note: None,
+        }
+    }
+
+    pub(crate) fn unknown(route: &Route, cap: usize) -> Self {
+        RawReader {
+            capture: MessageCapture::new(cap),
+            note: Some(format!(
+                "no reader for the API family \"{}\" (add it with LlmLogLayer::with_api); the body is logged as it is",
+                route.family
+            )),
+        }
+    }
+}
+
+impl BodyReader for RawReader {
+    fn feed(&mut self, frame: &Bytes) {
+        self.capture.push_all(frame);
+    }
+
+    fn finish(self: Box<Self>, _ended: bool) -> BodyFacts {
+        BodyFacts {
+            message: self.capture.finish(),
+            errors: self.note.into_iter().collect(),
+            ..BodyFacts::default()
+        }
+    }
+}
+
+impl StreamReader for RawReader {
+    fn event(&mut self, event: &SseEvent<'_>) {
+        let data = Bytes::copy_from_slice(event.data);
+        self.capture.push_all(&data);
+    }
+
+    fn finish(self: Box<Self>, ended: bool) -> BodyFacts {
+        let mut facts = BodyReader::finish(self, ended);
+        facts.stream = true;
+        // No protocol to say when such a stream is done: its end is its end.
+        facts.stream_ended = true;
+        facts
+    }
+}
