@@ -15,17 +15,15 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
-use super::scanned::{self, ScannedBody};
-use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
-use crate::scan::json::{Action, Node, ScanResult};
+use super::scanned::ScannedBody;
+use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
+use crate::scan::json::{Action, Node};
 use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
 
-const ID: u8 = 3;
-const USAGE: u8 = 4;
-const FINISH_REASON: u8 = 5;
+use super::openai::{read_response, Usage, FINISH_REASON, ID, USAGE};
 
 /// The paths read from a chat request body.
 pub(crate) static REQUEST: Node = Node::root(&[
@@ -84,65 +82,6 @@ impl LlmApi for ChatCompletionsApi {
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
         Box::new(ChatStreamAssembler::new(cap))
     }
-}
-
-/// Reads an OpenAI-style response: id, model, each choice's finish reason, usage (chat and
-/// legacy completions share the shape).
-pub(crate) fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
-    facts.request_id = scanned::string(scan, ID);
-    facts.model = scanned::string(scan, MODEL);
-    facts.finish_reasons = scan
-        .scalars_in(FINISH_REASON)
-        .filter_map(crate::scan::json::scalar_string)
-        .map(|s| clip(&s))
-        .collect();
-    if let Some(u) = scanned::parsed::<Usage>(scan, USAGE, "usage", facts) {
-        facts.usage = u.into();
-    }
-}
-
-/// OpenAI's usage object, as chat and legacy completions report it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub(crate) struct Usage {
-    #[serde(default)]
-    pub(crate) prompt_tokens: Option<u64>,
-    #[serde(default)]
-    pub(crate) completion_tokens: Option<u64>,
-    #[serde(default)]
-    pub(crate) total_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "cached_tokens")]
-    #[serde(rename = "prompt_tokens_details")]
-    pub(crate) cached_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "reasoning_tokens")]
-    #[serde(rename = "completion_tokens_details")]
-    pub(crate) reasoning_tokens: Option<u64>,
-}
-
-impl From<Usage> for TokenUsage {
-    fn from(u: Usage) -> TokenUsage {
-        TokenUsage {
-            prompt: u.prompt_tokens,
-            completion: u.completion_tokens,
-            total: u.total_tokens,
-            cached: u.cached_tokens,
-            reasoning: u.reasoning_tokens,
-            cache_creation: None,
-        }
-    }
-}
-
-/// A number inside a details object (`{"cached_tokens": 3}`), read leniently.
-pub(crate) fn detail<'de, D: serde::Deserializer<'de>>(d: D, name: &str) -> Result<Option<u64>, D::Error> {
-    let v = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)?;
-    Ok(v.and_then(|m| m.get(name).and_then(serde_json::Value::as_u64)))
-}
-
-pub(crate) fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    detail(d, "cached_tokens")
-}
-
-pub(crate) fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    detail(d, "reasoning_tokens")
 }
 
 #[derive(Deserialize)]
@@ -450,6 +389,7 @@ impl ChatStreamAssembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::TokenUsage;
     use bytes::Bytes;
 
     fn read(reader: Box<dyn BodyReader>, body: &str) -> BodyFacts {

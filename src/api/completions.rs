@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
-use super::chat::Usage;
+use super::openai::{read_response, Usage, FINISH_REASON, ID, USAGE};
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
 use crate::scan::json::{Action, Node};
@@ -23,10 +23,6 @@ use crate::scan::sse::SseEvent;
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
-
-const ID: u8 = 3;
-const USAGE: u8 = 4;
-const FINISH_REASON: u8 = 5;
 
 static REQUEST: Node = Node::root(&[
     Node::key(b"model", Action::Scalar(MODEL), &[]),
@@ -77,12 +73,7 @@ impl LlmApi for CompletionsApi {
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(ScannedBody::new(
-            &RESPONSE,
-            cap,
-            Some("choices"),
-            super::chat::read_response,
-        ))
+        Box::new(ScannedBody::new(&RESPONSE, cap, Some("choices"), read_response))
     }
 
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {

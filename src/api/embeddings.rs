@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::chat::Usage;
+use super::openai::Usage;
 use super::scanned::{self, ScannedBody, END_USER};
 use super::{BodyFacts, BodyReader, LlmApi, LoggedMessage, RawReader, RequestHead, Route, StreamReader};
 use crate::scan::json::{Action, Node, ScanResult};

@@ -42,6 +42,7 @@ pub(crate) mod chat;
 pub(crate) mod completions;
 pub(crate) mod embeddings;
 mod head;
+mod openai;
 mod provider;
 mod reader;
 mod registry;

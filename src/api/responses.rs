@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::assemble::{
     clip, clip_word, cow_str, scalar_text, stream_facts, EventTally, PartBound, TextBudget,
 };
-use super::chat::{cached_tokens, reasoning_tokens};
+use super::openai::{cached_tokens, reasoning_tokens};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
