@@ -41,6 +41,12 @@ use memchr::memchr2;
 
 use crate::capture::{LoggedMessage, MessageCapture};
 
+mod paths;
+mod result;
+
+pub use paths::{Action, Node, Step};
+pub use result::{scalar_bool, scalar_string, ScanResult};
+
 /// The most bytes kept of one scalar value; a longer one is dropped.
 pub(crate) const SCALAR_LIMIT: usize = 4096;
 /// The most bytes kept of all scalar values of one body together.
@@ -49,89 +55,6 @@ const SCALAR_BUDGET: usize = 16 * 1024;
 const KEY_LIMIT: usize = 192;
 /// Enough of a literal to tell `true`, `false` and `null` apart from garbage.
 const LITERAL_PREFIX: usize = 6;
-
-/// One step of a path.
-#[derive(Debug)]
-pub enum Step {
-    /// An object member with this key.
-    Key(&'static [u8]),
-    /// Any element of an array.
-    Element,
-}
-
-/// What to do with the value found at a node's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Nothing; walk into it only to reach children.
-    Walk,
-    /// Retain the raw value up to the scanner's cap (the first such value only).
-    Capture,
-    /// Record the raw value (small) under this slot number; a later value at the same path
-    /// replaces it, as JSON parsers take the last of duplicate keys.
-    Scalar(u8),
-    /// Record every raw value found at this path (for paths under arrays).
-    EachScalar(u8),
-    /// Count the values found at this path, keeping nothing.
-    Count(u8),
-    /// Count the values found at this path and add up their raw sizes in bytes (one measured
-    /// path at a time: not inside another measured value).
-    Measure(u8),
-}
-
-/// A path in the tree of values to find.
-#[derive(Debug)]
-pub struct Node {
-    /// How this node is reached from its parent.
-    pub step: Step,
-    /// What to do with the value here.
-    pub action: Action,
-    /// Paths below this one.
-    pub children: &'static [Node],
-}
-
-impl Node {
-    /// The top-level value, walked to reach `children`.
-    pub const fn root(children: &'static [Node]) -> Node {
-        Node {
-            step: Step::Element,
-            action: Action::Walk,
-            children,
-        }
-    }
-
-    /// The member `key` of an object.
-    pub const fn key(key: &'static [u8], action: Action, children: &'static [Node]) -> Node {
-        Node {
-            step: Step::Key(key),
-            action,
-            children,
-        }
-    }
-
-    /// Every element of an array.
-    pub const fn element(action: Action, children: &'static [Node]) -> Node {
-        Node {
-            step: Step::Element,
-            action,
-            children,
-        }
-    }
-
-    fn capture_nodes(&self) -> usize {
-        usize::from(self.action == Action::Capture)
-            + self.children.iter().map(Node::capture_nodes).sum::<usize>()
-    }
-
-    fn child_for_key(&self, key: &[u8]) -> Option<&'static Node> {
-        self.children
-            .iter()
-            .find(|c| matches!(c.step, Step::Key(k) if k == key))
-    }
-
-    fn element_child(&self) -> Option<&'static Node> {
-        self.children.iter().find(|c| matches!(c.step, Step::Element))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -172,91 +95,6 @@ struct Level {
 struct Recording {
     start: usize,
     level: usize,
-}
-
-/// What a finished scan found.
-#[derive(Debug, Default)]
-pub struct ScanResult {
-    /// The captured value, if the path was found.
-    pub(crate) capture: Option<LoggedMessage>,
-    /// Counted values by slot: (slot, values, bytes).
-    pub(crate) counts: Vec<(u8, u64, u64)>,
-    /// Scalars in the order they were found, by slot.
-    pub(crate) scalars: Vec<(u8, u32, u32)>,
-    /// The bytes of the scalars, one after another (`scalars` holds their ranges).
-    pub(crate) scalar_data: Vec<u8>,
-    /// Why the input is not JSON, if it is not.
-    pub(crate) error: Option<String>,
-    /// Whether the top-level value was read to its end.
-    pub(crate) complete: bool,
-    /// The captured path appeared more than once; the capture holds the last.
-    pub(crate) duplicate_capture: bool,
-    /// Bytes fed.
-    pub(crate) bytes: u64,
-}
-
-impl ScanResult {
-    /// The captured value (or values, as one object), if any was found.
-    pub fn capture(&self) -> Option<&LoggedMessage> {
-        self.capture.as_ref()
-    }
-
-    /// Takes the captured value out.
-    pub fn take_capture(&mut self) -> Option<LoggedMessage> {
-        self.capture.take()
-    }
-
-    /// Why the input is not JSON, if it is not.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-
-    /// Whether the top-level value was read to its end.
-    pub fn is_complete(&self) -> bool {
-        self.complete
-    }
-
-    /// Whether a captured path appeared more than once (the last is kept).
-    pub fn has_duplicate_capture(&self) -> bool {
-        self.duplicate_capture
-    }
-
-    /// How many values were found at the [`Action::Count`] or [`Action::Measure`] path `slot`,
-    /// and (for `Measure`) their raw size in bytes.
-    pub fn count(&self, slot: u8) -> (u64, u64) {
-        self.counts
-            .iter()
-            .find(|(s, _, _)| *s == slot)
-            .map_or((0, 0), |&(_, n, b)| (n, b))
-    }
-
-    /// The raw value of the scalar in `slot` (the last, where the key repeated).
-    pub fn scalar(&self, slot: u8) -> Option<&[u8]> {
-        self.scalars
-            .iter()
-            .find(|(s, _, _)| *s == slot)
-            .map(|&(_, start, end)| &self.scalar_data[start as usize..end as usize])
-    }
-
-    /// Why the body could not be read whole, if it could not: not JSON, empty, or cut short.
-    pub fn problem(&self) -> Option<String> {
-        if let Some(e) = &self.error {
-            return Some(e.clone());
-        }
-        match (self.complete, self.bytes) {
-            (true, _) => None,
-            (false, 0) => Some("the body is empty".to_string()),
-            (false, n) => Some(format!("the body ended inside the JSON value after {n} bytes")),
-        }
-    }
-
-    /// Every scalar in `slot`, in order.
-    pub fn scalars_in(&self, slot: u8) -> impl Iterator<Item = &[u8]> {
-        self.scalars
-            .iter()
-            .filter(move |(s, _, _)| *s == slot)
-            .map(|&(_, start, end)| &self.scalar_data[start as usize..end as usize])
-    }
 }
 
 /// Scans one JSON body incrementally.
@@ -846,20 +684,6 @@ impl JsonScanner {
         self.state = State::Failed;
         self.fail_at = Some(i);
         usize::MAX
-    }
-}
-
-/// A JSON string scalar's value.
-pub fn scalar_string(raw: &[u8]) -> Option<String> {
-    serde_json::from_slice::<String>(raw).ok()
-}
-
-/// A JSON boolean scalar's value.
-pub fn scalar_bool(raw: &[u8]) -> Option<bool> {
-    match raw {
-        b"true" => Some(true),
-        b"false" => Some(false),
-        _ => None,
     }
 }
 
