@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{chat, gateway_binary, http_get, listening_address};
+use common::{chat, gateway_binary, http_get, spawn_gateway};
 
 /// Starts the gateway on a random port with `args`; returns it and its address.
 fn start(args: &[&str], log: &std::path::Path) -> (Child, String) {
@@ -15,21 +15,12 @@ fn start(args: &[&str], log: &std::path::Path) -> (Child, String) {
 }
 
 fn start_with_env(args: &[&str], log: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
-    let mut gateway = Command::new(gateway_binary())
-        .args(["--listen", "127.0.0.1:0", "--log-file"])
-        .arg(log)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the gateway starts");
-    let mut stderr = BufReader::new(gateway.stderr.take().expect("stderr"));
-    let addr = listening_address(&mut stderr);
+    let mut all: Vec<&std::ffi::OsStr> = vec!["--log-file".as_ref(), log.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    let (gateway, stderr, addr) = spawn_gateway(&all, env);
     // Keep reading stderr so the gateway never blocks on it.
     std::thread::spawn(move || for _ in stderr.lines() {});
-    (gateway, addr.expect("the gateway says where it listens"))
+    (gateway, addr)
 }
 
 /// One sample of the exposition: name, labels, value.

@@ -5,14 +5,14 @@
 
 mod common;
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{chat, gateway_binary, listening_address};
+use common::{chat, spawn_gateway};
 use tower_llm_log::sink::{JsonLinesFile, ShutdownReport};
 use tower_llm_log::{LlmLogRecord, LlmLogSink, NonBlocking};
 
@@ -126,17 +126,13 @@ fn the_gateway_exits_on_ctrl_c_with_a_blocked_log_file() {
     let dir = temp_dir("gateway");
     let log = dir.join("llm.jsonl");
     mkfifo(&log);
-    let mut gateway = Command::new(gateway_binary())
-        .args(["--listen", "127.0.0.1:0", "--shutdown-timeout", "1", "--log-file"])
-        .arg(&log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the gateway starts");
-    let mut stderr = BufReader::new(gateway.stderr.take().expect("stderr"));
-    let addr = listening_address(&mut stderr);
-    let addr = addr.expect("the gateway says where it listens");
+    let args: [&std::ffi::OsStr; 4] = [
+        "--shutdown-timeout".as_ref(),
+        "1".as_ref(),
+        "--log-file".as_ref(),
+        log.as_os_str(),
+    ];
+    let (mut gateway, mut stderr, addr) = spawn_gateway(&args, &[]);
     // The rest of stderr is read on a thread, so the gateway never blocks writing to it.
     let rest = std::thread::spawn(move || {
         let mut text = String::new();

@@ -212,3 +212,28 @@ pub fn listening_address(stderr: &mut impl std::io::BufRead) -> Option<String> {
     }
     None
 }
+
+/// Starts the gateway binary on a random port with `args` and `env`; returns it, its stderr
+/// (past the line saying where it listens) and its address.
+pub fn spawn_gateway(
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    use std::process::{Command, Stdio};
+    let mut gateway = Command::new(gateway_binary())
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the gateway starts");
+    let mut stderr = std::io::BufReader::new(gateway.stderr.take().expect("stderr"));
+    let addr = listening_address(&mut stderr).expect("the gateway says where it listens");
+    (gateway, stderr, addr)
+}

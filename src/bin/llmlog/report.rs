@@ -427,19 +427,7 @@ fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)], bucket: f64) -> St
     let top = (y1 / step).ceil().max(1.0) * step;
     let px = |x: f64| LEFT + (x - x0) / span * (W - LEFT - RIGHT_PAD);
     let py = |y: f64| H - BOTTOM - y / top * (H - BOTTOM - TOP_PAD);
-    let mut v = 0.0;
-    while v <= top + step / 2.0 {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT_PAD,
-            LEFT - 6.0,
-            py(v) + 4.0,
-            tick(v),
-            y = py(v),
-        );
-        v += step;
-    }
+    y_axis(&mut s, top, step, py);
     let _ = writeln!(
         s,
         "<line x1=\"{LEFT}\" y1=\"{b}\" x2=\"{}\" y2=\"{b}\" stroke=\"#888\"/>",
@@ -506,6 +494,23 @@ fn line_chart(id: &str, series: &[(String, Vec<(f64, f64)>)], bucket: f64) -> St
     s
 }
 
+/// The y axis: a grid line and a label at each step from 0 to `top`.
+fn y_axis(s: &mut String, top: f64, step: f64, py: impl Fn(f64) -> f64) {
+    let mut v = 0.0;
+    while v <= top + step / 2.0 {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT_PAD,
+            LEFT - 6.0,
+            py(v) + 4.0,
+            tick(v),
+            y = py(v),
+        );
+        v += step;
+    }
+}
+
 /// Bars of a duration histogram (log-scale buckets) with a count axis of round ticks, duration
 /// labels under the bars (as many as fit), and the percentiles above the plot.
 fn histogram_chart(id: &str, h: &Histogram) -> String {
@@ -541,19 +546,7 @@ fn histogram_chart(id: &str, h: &Histogram) -> String {
     let top = (max / step).ceil().max(1.0) * step;
     let plot_top = TOP_PAD + 20.0;
     let py = |c: f64| H - BOTTOM - c / top * (H - BOTTOM - plot_top);
-    let mut v = 0.0;
-    while v <= top + step / 2.0 {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT_PAD,
-            LEFT - 6.0,
-            py(v) + 4.0,
-            tick(v),
-            y = py(v),
-        );
-        v += step;
-    }
+    y_axis(&mut s, top, step, py);
     let _ = writeln!(s, "<text x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" text-anchor=\"middle\">exchanges</text>", (H - BOTTOM + plot_top) / 2.0, (H - BOTTOM + plot_top) / 2.0);
     let bar = (W - LEFT - RIGHT_PAD) / buckets.len() as f64;
     // Labels every k bars, so that each has 70 pixels.
