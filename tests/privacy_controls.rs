@@ -168,7 +168,7 @@ async fn a_20_mb_image_with_default_caps_costs_no_cap_the_text_after_it_is_logge
     let seen = exchange(layer, &sink, request.as_bytes(), &cuts, ok(), None, &[]).await;
     assert_eq!(seen.upstream.len(), request.len());
     let (prompt, record) = side(&seen.records, RecordKind::Request);
-    assert!(!record.truncated, "the image took none of the 32 KiB cap");
+    assert!(!record.truncated, "the image used none of the 32 KiB cap");
     assert!(record.message_bytes > 20 << 20);
     assert_eq!(record.media_elided, 1);
     let messages: serde_json::Value = serde_json::from_str(&prompt).unwrap();
