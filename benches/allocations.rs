@@ -173,23 +173,18 @@ fn main() {
     // Where a stream's allocations go: the SSE parser alone, then the chat reader on its events.
     {
         use tower_llm_log::api::{ChatCompletionsApi, LlmApi, Route};
-        use tower_llm_log::scan::sse::SseParser;
+        use tower_llm_log::api::Framing;
+        use tower_llm_log::bench_support::frame_stream;
         let frames = sse_events(200);
         let parser_only = count(|| {
-            let mut p = SseParser::new(64 * 1024);
-            for f in &frames {
-                p.feed(f, &mut |e| {
-                    black_box(e.data.len());
-                });
-            }
+            frame_stream(Framing::ServerSentEvents, &frames, &mut |e| {
+                black_box(e.data.len());
+            });
         });
         let route = Route::new(tower_llm_log::ApiFamily::ChatCompletions, "openai");
         let with_reader = count(|| {
-            let mut p = SseParser::new(64 * 1024);
             let mut reader = ChatCompletionsApi.stream_reader(&route, 64 * 1024);
-            for f in &frames {
-                p.feed(f, &mut |e| reader.event(&e));
-            }
+            frame_stream(Framing::ServerSentEvents, &frames, &mut |e| reader.event(e));
             black_box(reader.finish(true));
         });
         println!(

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::api::{ApiRef, Apis, BodyFacts, Route, TokenUsage};
+use crate::api::{Apis, BodyFacts, LlmApi, Route, TokenUsage};
 use crate::attribution::ExchangeDimensions;
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
@@ -35,7 +35,7 @@ pub(crate) struct Shared {
 pub(crate) struct Exchange {
     pub(crate) shared: Arc<Shared>,
     pub(crate) route: Route,
-    pub(crate) api: ApiRef,
+    pub(crate) api: Arc<dyn LlmApi>,
     pub(crate) correlation_id: CorrelationId,
     pub(crate) time_generated: SystemTime,
     pub(crate) started: Instant,
@@ -112,7 +112,7 @@ impl Exchange {
     pub(crate) fn new(
         shared: Arc<Shared>,
         route: Route,
-        api: ApiRef,
+        api: Arc<dyn LlmApi>,
         correlation_id: CorrelationId,
         trace: Option<(String, String)>,
         plan: ContentPlan,

@@ -101,13 +101,20 @@ mod decode;
 #[cfg(feature = "tokenizer")]
 mod estimate;
 mod exchange;
+#[cfg(feature = "unstable-scan")]
+pub mod framing;
+#[cfg(not(feature = "unstable-scan"))]
+mod framing;
 mod future;
 mod layer;
 pub mod privacy;
 mod read_ahead;
 pub mod reassemble;
 mod record;
+#[cfg(feature = "unstable-scan")]
 pub mod scan;
+#[cfg(not(feature = "unstable-scan"))]
+mod scan;
 mod service;
 pub mod sink;
 mod stats;
@@ -154,6 +161,19 @@ pub mod bench_support {
                 .map(|c| c.segments.iter().map(Bytes::len).sum())
                 .unwrap_or(0),
         )
+    }
+
+    /// Frames a stream given as frames, as the tap does, calling `on_event` for each event.
+    pub fn frame_stream(
+        framing: crate::api::Framing,
+        frames: &[Bytes],
+        on_event: &mut dyn FnMut(&crate::api::StreamEvent<'_>),
+    ) {
+        let mut framer = crate::framing::Framer::new(framing, 64 * 1024);
+        for f in frames {
+            framer.feed(f, &mut |e| on_event(&e));
+        }
+        framer.finish(true, &mut |e| on_event(&e));
     }
 
     /// Runs the media elider over a body given as frames, as the tap does; returns (payloads

@@ -11,14 +11,14 @@ use crate::api::{BodyFacts, BodyReader, LoggedMessage, RawReader, StreamReader};
 use crate::decode::{self, Decoder};
 use crate::exchange::{Exchange, SideReport};
 use crate::privacy::MediaElider;
-use crate::scan::sse::SseParser;
+use crate::framing::Framer;
 use crate::{LogConfig, Outcome, RecordKind};
 
-/// The limit on one SSE event's data. Events of every family are small (a delta, a usage
+/// The limit on one stream event's data. Events of every family are small (a delta, a usage
 /// object); the large ones (a Responses API final event carrying the whole response) are read
-/// from their start and end, which the parser keeps. Fixed, not scaled with the caps, so a
+/// from their start and end, which the framer keeps. Fixed, not scaled with the caps, so a
 /// stream being read holds at most this much beyond its caps.
-pub(crate) const SSE_EVENT_LIMIT: usize = 64 * 1024;
+pub(crate) const STREAM_EVENT_LIMIT: usize = 64 * 1024;
 
 /// How a side's body ended, as far as the tap knows.
 #[derive(Debug)]
@@ -165,7 +165,7 @@ enum Target {
     /// A body reader, behind the media elider when media is elided.
     Body(Box<dyn BodyReader>, Option<Box<MediaElider>>),
     Stream {
-        sse: SseParser,
+        framer: Framer,
         reader: Box<dyn StreamReader>,
     },
 }
@@ -180,7 +180,7 @@ impl Target {
         match self {
             Target::Body(reader, None) => reader.feed(data),
             Target::Body(reader, Some(media)) => media.feed(data, &mut |b| reader.feed(b)),
-            Target::Stream { sse, reader } => sse.feed(data, &mut |e| reader.event(&e)),
+            Target::Stream { framer, reader } => framer.feed(data, &mut |e| reader.event(&e)),
         }
     }
 
@@ -197,13 +197,13 @@ impl Target {
                 }
                 facts
             }
-            Target::Stream { mut sse, mut reader } => {
-                if ended {
-                    // A last event without its blank line counts only when the stream ended;
-                    // a stream cut short leaves a partial event, which is not one.
-                    sse.finish(&mut |e| reader.event(&e));
-                }
+            Target::Stream {
+                mut framer,
+                mut reader,
+            } => {
+                let problems = framer.finish(ended, &mut |e| reader.event(&e));
                 let mut facts = reader.finish(ended);
+                facts.errors.extend(problems);
                 facts.stream = true;
                 facts
             }
@@ -327,20 +327,22 @@ impl ResponseTap {
     pub(crate) fn new(exchange: Arc<Exchange>, status: u16, headers: &HeaderMap) -> Self {
         let config = exchange.config();
         let cap = exchange.cap(RecordKind::Response);
-        let is_sse = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("text/event-stream")
-            });
         let route = &exchange.route;
+        let framing = if status >= 400 {
+            None
+        } else {
+            let content_type = headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            exchange.api.stream_framing(route, &content_type)
+        };
         let target = if status >= 400 {
             Target::body(Box::new(RawReader::new(cap)), config)
-        } else if is_sse {
+        } else if let Some(framing) = framing {
             Target::Stream {
-                sse: SseParser::new(SSE_EVENT_LIMIT),
+                framer: Framer::new(framing, STREAM_EVENT_LIMIT),
                 reader: exchange.api.stream_reader(route, cap),
             }
         } else {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use tower_llm_log::api::{
-    BodyFacts, BodyReader, LlmApi, LoggedMessage, RequestHead, Route, SseEvent, StreamReader, TokenUsage,
+    BodyFacts, BodyReader, LlmApi, LoggedMessage, RequestHead, Route, StreamEvent, StreamReader, TokenUsage,
 };
 use tower_llm_log::scan::json::{scalar_string, Action, JsonScanner, Node, ScanResult};
 use tower_llm_log::ApiFamily;
@@ -186,7 +186,7 @@ struct Stream {
 }
 
 impl StreamReader for Stream {
-    fn event(&mut self, event: &SseEvent<'_>) {
+    fn event(&mut self, event: &StreamEvent<'_>) {
         let chunk = match serde_json::from_slice::<Chunk>(event.data) {
             Ok(c) => c,
             Err(e) => return self.facts.errors.push(format!("unreadable chunk: {e}")),

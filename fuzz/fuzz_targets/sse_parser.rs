@@ -15,7 +15,7 @@ mod common;
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tower_llm_log::scan::sse::{SseEvent, SseParser, TAIL_BYTES};
+use tower_llm_log::framing::{Framer, Framing, StreamEvent, TAIL_BYTES};
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -31,14 +31,14 @@ const EVENT_NAME_LIMIT: usize = 64;
 type Event = (Vec<u8>, Vec<u8>, bool, Vec<u8>);
 
 fn parse(limit: usize, frames: &[Bytes]) -> Vec<Event> {
-    let mut parser = SseParser::new(limit);
+    let mut parser = Framer::new(Framing::ServerSentEvents, limit);
     let mut events = Vec::new();
     let mut on_event =
-        |e: SseEvent<'_>| events.push((e.event.to_vec(), e.data.to_vec(), e.oversized, e.tail.to_vec()));
+        |e: StreamEvent<'_>| events.push((e.name.to_vec(), e.data.to_vec(), e.oversized, e.tail.to_vec()));
     for frame in frames {
         parser.feed(frame, &mut on_event);
     }
-    parser.finish(&mut on_event);
+    parser.finish(true, &mut on_event);
     events
 }
 

@@ -21,7 +21,7 @@ use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBo
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
-use crate::scan::sse::SseEvent;
+use crate::framing::StreamEvent;
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
@@ -364,7 +364,7 @@ enum Field {
 }
 
 impl StreamReader for MessageStream {
-    fn event(&mut self, event: &SseEvent<'_>) {
+    fn event(&mut self, event: &StreamEvent<'_>) {
         if !self.tally.next(event.oversized) {
             return;
         }

@@ -18,7 +18,7 @@ use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBo
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
 use crate::scan::json::{Action, Node};
-use crate::scan::sse::SseEvent;
+use crate::framing::StreamEvent;
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
@@ -192,7 +192,7 @@ pub(crate) struct ChatStreamAssembler {
 }
 
 impl StreamReader for ChatStreamAssembler {
-    fn event(&mut self, event: &SseEvent<'_>) {
+    fn event(&mut self, event: &StreamEvent<'_>) {
         self.on_event(event.data, event.oversized);
     }
 

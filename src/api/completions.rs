@@ -19,7 +19,7 @@ use super::openai::{read_response, Usage, FINISH_REASON, ID, USAGE};
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
 use crate::scan::json::{Action, Node};
-use crate::scan::sse::SseEvent;
+use crate::framing::StreamEvent;
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
@@ -185,7 +185,7 @@ impl CompletionStream {
 }
 
 impl StreamReader for CompletionStream {
-    fn event(&mut self, event: &SseEvent<'_>) {
+    fn event(&mut self, event: &StreamEvent<'_>) {
         if !self.tally.next(event.oversized) || self.saw_done {
             return;
         }

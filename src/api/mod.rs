@@ -33,7 +33,7 @@
 //! ```
 
 pub use crate::capture::{LoggedMessage, MessageCapture};
-pub use crate::scan::sse::SseEvent;
+pub use crate::framing::{Framing, StreamEvent, HEAD_BYTES, TAIL_BYTES};
 use crate::ApiFamily;
 
 pub(crate) mod anthropic;
@@ -58,8 +58,8 @@ use head::percent_decode;
 pub use head::{recognize, RequestHead, Route};
 pub use provider::provider_for;
 pub(crate) use reader::RawReader;
-pub use reader::{BodyFacts, BodyReader, LlmApi, StreamReader, TokenUsage};
-pub(crate) use registry::{ApiRef, Apis};
+pub use reader::{is_media_type, BodyFacts, BodyReader, LlmApi, StreamReader, TokenUsage};
+pub(crate) use registry::Apis;
 pub use responses::ResponsesApi;
 
 #[cfg(test)]

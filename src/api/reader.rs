@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{ApiFamily, LoggedMessage, MessageCapture, RequestHead, Route, SseEvent};
+use super::{ApiFamily, Framing, LoggedMessage, MessageCapture, RequestHead, Route, StreamEvent};
 
 /// Token counts as a provider reported them; `None` where it said nothing (unknown is not 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,10 +70,11 @@ pub trait BodyReader: Send {
     fn finish(self: Box<Self>, ended: bool) -> BodyFacts;
 }
 
-/// Reads one server-sent-events stream, event by event, keeping at most its cap.
+/// Reads one streamed response, event by event (as its family's [`Framing`] cuts it), keeping at
+/// most its cap.
 pub trait StreamReader: Send {
     /// The next event of the stream.
-    fn event(&mut self, event: &SseEvent<'_>);
+    fn event(&mut self, event: &StreamEvent<'_>);
     /// The stream ended (`ended`), or stopped before its end: what was found.
     fn finish(self: Box<Self>, ended: bool) -> BodyFacts;
 }
@@ -93,8 +94,26 @@ pub trait LlmApi: Send + Sync + 'static {
     fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader>;
     /// A reader for a successful non-stream response body; `cap` is the completion cap.
     fn response_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader>;
-    /// A reader for a `text/event-stream` response; `cap` is the completion cap.
+    /// A reader for a streamed response (one [`stream_framing`](LlmApi::stream_framing) names
+    /// a framing for); `cap` is the completion cap.
     fn stream_reader(&self, route: &Route, cap: usize) -> Box<dyn StreamReader>;
+    /// How a successful response with this `Content-Type` (lowercase, parameters included) is
+    /// framed when it is a stream, or `None` to read it whole with
+    /// [`response_reader`](LlmApi::response_reader). By default, `text/event-stream` is
+    /// server-sent events and anything else is one body.
+    fn stream_framing(&self, route: &Route, content_type: &str) -> Option<Framing> {
+        let _ = route;
+        is_media_type(content_type, "text/event-stream").then_some(Framing::ServerSentEvents)
+    }
+}
+
+/// Whether a `Content-Type` value (lowercase) is of the media type `essence`, whatever its
+/// parameters.
+pub fn is_media_type(content_type: &str, essence: &str) -> bool {
+    content_type
+        .trim_start()
+        .strip_prefix(essence)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(';') || rest.starts_with(' '))
 }
 
 impl<T: LlmApi + ?Sized> LlmApi for Arc<T> {
@@ -112,6 +131,9 @@ impl<T: LlmApi + ?Sized> LlmApi for Arc<T> {
     }
     fn stream_reader(&self, route: &Route, cap: usize) -> Box<dyn StreamReader> {
         (**self).stream_reader(route, cap)
+    }
+    fn stream_framing(&self, route: &Route, content_type: &str) -> Option<Framing> {
+        (**self).stream_framing(route, content_type)
     }
 }
 
@@ -155,7 +177,7 @@ impl BodyReader for RawReader {
 }
 
 impl StreamReader for RawReader {
-    fn event(&mut self, event: &SseEvent<'_>) {
+    fn event(&mut self, event: &StreamEvent<'_>) {
         let data = Bytes::copy_from_slice(event.data);
         self.capture.push_all(&data);
     }

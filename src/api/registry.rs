@@ -16,11 +16,23 @@ pub(crate) type Recognizer = dyn Fn(&RequestHead<'_>) -> Option<Route> + Send + 
 pub(crate) type Filter = dyn Fn(&RequestHead<'_>) -> bool + Send + Sync;
 
 /// The families a layer knows, and how it recognizes requests.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Apis {
     custom: Vec<Arc<dyn LlmApi>>,
+    builtins: [Arc<dyn LlmApi>; 5],
     recognizer: Option<Arc<Recognizer>>,
     filter: Option<Arc<Filter>>,
+}
+
+impl Default for Apis {
+    fn default() -> Self {
+        Apis {
+            custom: Vec::new(),
+            builtins: builtins(),
+            recognizer: None,
+            filter: None,
+        }
+    }
 }
 
 impl fmt::Debug for Apis {
@@ -36,11 +48,17 @@ impl fmt::Debug for Apis {
     }
 }
 
-static CHAT: ChatCompletionsApi = ChatCompletionsApi;
-static RESPONSES: ResponsesApi = ResponsesApi;
-static EMBEDDINGS: EmbeddingsApi = EmbeddingsApi;
-static COMPLETIONS: CompletionsApi = CompletionsApi;
-static ANTHROPIC: AnthropicMessagesApi = AnthropicMessagesApi;
+/// The built-in families, in the order recognition tries them (recognition itself is one pass
+/// over the path: [`recognize`]).
+fn builtins() -> [Arc<dyn LlmApi>; 5] {
+    [
+        Arc::new(ChatCompletionsApi),
+        Arc::new(ResponsesApi),
+        Arc::new(EmbeddingsApi),
+        Arc::new(CompletionsApi),
+        Arc::new(AnthropicMessagesApi),
+    ]
+}
 
 impl Apis {
     pub(crate) fn add(&mut self, api: Arc<dyn LlmApi>) {
@@ -56,7 +74,7 @@ impl Apis {
     }
 
     /// The route of a request and the family that reads it, or `None` to let it pass unlogged.
-    pub(crate) fn route(&self, head: &RequestHead<'_>) -> Option<(Route, ApiRef)> {
+    pub(crate) fn route(&self, head: &RequestHead<'_>) -> Option<(Route, Arc<dyn LlmApi>)> {
         if let Some(filter) = &self.filter {
             if !filter(head) {
                 return None;
@@ -69,7 +87,7 @@ impl Apis {
         }
         for api in &self.custom {
             if let Some(route) = api.recognize(head) {
-                return Some((route, ApiRef::Custom(api.clone())));
+                return Some((route, api.clone()));
             }
         }
         let route = recognize(head)?;
@@ -77,52 +95,35 @@ impl Apis {
         Some((route, api))
     }
 
-    fn reader_for(&self, family: &ApiFamily) -> ApiRef {
-        if let Some(api) = self.custom.iter().find(|a| a.family() == *family) {
-            return ApiRef::Custom(api.clone());
-        }
-        ApiRef::Builtin(match family {
-            ApiFamily::ChatCompletions => &CHAT,
-            ApiFamily::Responses => &RESPONSES,
-            ApiFamily::Embeddings => &EMBEDDINGS,
-            ApiFamily::Completions => &COMPLETIONS,
-            ApiFamily::AnthropicMessages => &ANTHROPIC,
-            ApiFamily::Other(_) => return ApiRef::Unknown,
-        })
+    /// The family named `family`: one the user added, else a built-in one, else a reader that
+    /// logs bodies as they are and says why.
+    fn reader_for(&self, family: &ApiFamily) -> Arc<dyn LlmApi> {
+        self.custom
+            .iter()
+            .chain(self.builtins.iter())
+            .find(|a| a.family() == *family)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(UnknownApi(family.clone())))
     }
 }
 
-/// The family that reads an exchange's bodies.
-#[derive(Clone)]
-pub(crate) enum ApiRef {
-    Builtin(&'static dyn LlmApi),
-    Custom(Arc<dyn LlmApi>),
-    /// A recognizer named a family nobody added: bodies are logged raw, with an error.
-    Unknown,
-}
+/// A family a recognizer named that nobody added: bodies are logged raw, with an error.
+struct UnknownApi(ApiFamily);
 
-impl ApiRef {
-    pub(crate) fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
-        match self {
-            ApiRef::Builtin(api) => api.request_reader(route, cap),
-            ApiRef::Custom(api) => api.request_reader(route, cap),
-            ApiRef::Unknown => Box::new(RawReader::unknown(route, cap)),
-        }
+impl LlmApi for UnknownApi {
+    fn family(&self) -> ApiFamily {
+        self.0.clone()
     }
-
-    pub(crate) fn response_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
-        match self {
-            ApiRef::Builtin(api) => api.response_reader(route, cap),
-            ApiRef::Custom(api) => api.response_reader(route, cap),
-            ApiRef::Unknown => Box::new(RawReader::unknown(route, cap)),
-        }
+    fn recognize(&self, _: &RequestHead<'_>) -> Option<Route> {
+        None
     }
-
-    pub(crate) fn stream_reader(&self, route: &Route, cap: usize) -> Box<dyn StreamReader> {
-        match self {
-            ApiRef::Builtin(api) => api.stream_reader(route, cap),
-            ApiRef::Custom(api) => api.stream_reader(route, cap),
-            ApiRef::Unknown => Box::new(RawReader::unknown(route, cap)),
-        }
+    fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(RawReader::unknown(route, cap))
+    }
+    fn response_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
+        Box::new(RawReader::unknown(route, cap))
+    }
+    fn stream_reader(&self, route: &Route, cap: usize) -> Box<dyn StreamReader> {
+        Box::new(RawReader::unknown(route, cap))
     }
 }

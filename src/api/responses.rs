@@ -25,7 +25,7 @@ use super::openai::{cached_tokens, reasoning_tokens};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
-use crate::scan::sse::SseEvent;
+use crate::framing::StreamEvent;
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
@@ -438,9 +438,9 @@ impl ResponseStream {
     /// deltas said and are let go; a final event (which carries the whole response) still ends
     /// the stream with its status, and its usage is read from the end of its data, where the
     /// response object keeps it. Whether it was handled.
-    fn oversized(&mut self, event: &SseEvent<'_>) -> bool {
+    fn oversized(&mut self, event: &StreamEvent<'_>) -> bool {
         let head = HeadFacts::read(event.head);
-        let name = match event.event {
+        let name = match event.name {
             b"" => head.kind.clone().unwrap_or_default(),
             named => String::from_utf8_lossy(named).into_owned(),
         };
@@ -475,7 +475,7 @@ impl ResponseStream {
             Some(usage) => self.facts.usage = usage.into(),
             None => self.tally.note(format!(
                 "the final event ({name}) is larger than the parse limit, and its usage was not found in its last {} bytes",
-                crate::scan::sse::TAIL_BYTES
+                crate::framing::TAIL_BYTES
             )),
         }
         true
@@ -615,7 +615,7 @@ impl HeadFacts {
 }
 
 impl StreamReader for ResponseStream {
-    fn event(&mut self, event: &SseEvent<'_>) {
+    fn event(&mut self, event: &StreamEvent<'_>) {
         if event.oversized && self.oversized(event) {
             return;
         }

@@ -3,4 +3,3 @@
 //! of one's own API family ([`LlmApi`](crate::api::LlmApi)) can use them too.
 
 pub mod json;
-pub mod sse;

@@ -15,59 +15,13 @@
 
 use memchr::memchr2;
 
+use super::{give_back, keep_tail, StreamEvent, HEAD_BYTES, TAIL_BYTES};
+
 const EVENT_NAME_LIMIT: usize = 64;
-/// How much of the end of an oversized event's data is kept.
-pub const TAIL_BYTES: usize = 16 * 1024;
-/// How much of the start of an oversized event's data is kept.
-pub const HEAD_BYTES: usize = 8 * 1024;
-/// A buffer that grew past this for one large event is given back after it.
-const KEPT_CAPACITY: usize = 4 * 1024;
-
-/// One parsed event.
-#[derive(Debug, PartialEq, Eq)]
-pub struct SseEvent<'a> {
-    /// The `event:` field, empty when absent.
-    pub event: &'a [u8],
-    /// The data lines joined with `\n` (empty when `oversized`).
-    pub data: &'a [u8],
-    /// The data passed the limit and was dropped.
-    pub oversized: bool,
-    /// For an oversized event, the last bytes of its data (at most [`TAIL_BYTES`]); empty
-    /// otherwise.
-    pub tail: &'a [u8],
-    /// For an oversized event, the first bytes of its data (at most [`HEAD_BYTES`]); empty
-    /// otherwise.
-    pub head: &'a [u8],
-}
-
-/// Appends `bytes` to a buffer that keeps at least the last [`TAIL_BYTES`] + 1 of all it was
-/// given (the one for the line end `dispatch` takes off), and at most [`TAIL_SLACK`] more.
-fn keep_tail(buf: &mut Vec<u8>, bytes: &[u8]) {
-    const MOST: usize = TAIL_BYTES + 1 + TAIL_SLACK;
-    let bytes = &bytes[bytes.len().saturating_sub(MOST)..];
-    if buf.len() + bytes.len() > MOST {
-        buf.drain(..(buf.len() + bytes.len() - (TAIL_BYTES + 1)).min(buf.len()));
-    }
-    if buf.capacity() < MOST {
-        buf.reserve_exact(MOST - buf.len());
-    }
-    buf.extend_from_slice(bytes);
-}
-
-/// How much a kept tail may grow past [`TAIL_BYTES`] before its start is let go (a trade of
-/// memory against the bytes moved each time).
-const TAIL_SLACK: usize = 4 * 1024;
 
 /// What is kept of a line past the limit: enough for the field name and the head of its value;
 /// the rest of it goes to the kept tail.
 const LINE_KEPT_PAST_LIMIT: usize = HEAD_BYTES + 16;
-
-/// Frees a buffer that grew for one large event, so it is not held for the rest of the stream.
-fn give_back(buf: &mut Vec<u8>) {
-    if buf.capacity() > KEPT_CAPACITY && buf.is_empty() {
-        *buf = Vec::new();
-    }
-}
 
 /// Parses an event stream fed in frames.
 #[derive(Debug)]
@@ -111,7 +65,7 @@ impl SseParser {
     }
 
     /// Parses the next bytes, calling `on_event` for each complete event.
-    pub fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
+    pub fn feed(&mut self, chunk: &[u8], on_event: &mut impl FnMut(StreamEvent<'_>)) {
         if chunk.is_empty() {
             return; // an empty frame must not end a CRLF split around it
         }
@@ -173,7 +127,7 @@ impl SseParser {
     }
 
     /// Ends the stream: a last line or event without its terminator is still dispatched.
-    pub fn finish(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+    pub fn finish(&mut self, on_event: &mut impl FnMut(StreamEvent<'_>)) {
         if !self.started && self.bom_matched > 0 {
             // The stream was only the start of a mark: those bytes were a line after all.
             self.started = true;
@@ -215,7 +169,7 @@ impl SseParser {
         }
     }
 
-    fn process_line(&mut self, line: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
+    fn process_line(&mut self, line: &[u8], on_event: &mut impl FnMut(StreamEvent<'_>)) {
         if line.is_empty() && !self.line_overflow {
             self.dispatch(on_event);
             return;
@@ -267,7 +221,7 @@ impl SseParser {
         }
     }
 
-    fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent<'_>)) {
+    fn dispatch(&mut self, on_event: &mut impl FnMut(StreamEvent<'_>)) {
         if self.has_data {
             if self.data.last() == Some(&b'\n') {
                 self.data.pop();
@@ -275,8 +229,8 @@ impl SseParser {
             if self.tail.last() == Some(&b'\n') {
                 self.tail.pop();
             }
-            on_event(SseEvent {
-                event: &self.event,
+            on_event(StreamEvent {
+                name: &self.event,
                 data: &self.data,
                 oversized: self.oversized,
                 tail: &self.tail[self.tail.len().saturating_sub(TAIL_BYTES)..],
@@ -301,9 +255,9 @@ mod tests {
     fn parse(frames: &[&[u8]], limit: usize) -> Vec<(String, String, bool)> {
         let mut p = SseParser::new(limit);
         let mut out = Vec::new();
-        let mut on = |e: SseEvent<'_>| {
+        let mut on = |e: StreamEvent<'_>| {
             out.push((
-                String::from_utf8_lossy(e.event).into_owned(),
+                String::from_utf8_lossy(e.name).into_owned(),
                 String::from_utf8_lossy(e.data).into_owned(),
                 e.oversized,
             ))
@@ -383,11 +337,11 @@ mod tests {
             let mut at = 0;
             for &cut in cuts.iter().chain([body.len()].iter()) {
                 p.feed(&body[at..cut], &mut |e| {
-                    out.push((e.event.to_vec(), e.data.to_vec()))
+                    out.push((e.name.to_vec(), e.data.to_vec()))
                 });
                 at = cut;
             }
-            p.finish(&mut |e| out.push((e.event.to_vec(), e.data.to_vec())));
+            p.finish(&mut |e| out.push((e.name.to_vec(), e.data.to_vec())));
             out
         };
         let whole = collect(&[]);
