@@ -322,7 +322,8 @@ pub(crate) fn cost_pico(family: &ApiFamily, tokens: Billed, price: &ModelPrice) 
     let write_rate = price.cache_write.unwrap_or(price.input);
     let output = at(tokens.completion, price.output);
     Some(match family {
-        ApiFamily::AnthropicMessages => {
+        // Input tokens exclude the cache's reads and writes, which are billed apart.
+        ApiFamily::AnthropicMessages | ApiFamily::BedrockConverse => {
             at(tokens.prompt, price.input)
                 + at(tokens.cached, cached_rate)
                 + at(tokens.cache_creation, write_rate)

@@ -96,6 +96,14 @@ pub enum ApiFamily {
     Completions,
     /// Anthropic's Messages API (`/v1/messages`).
     AnthropicMessages,
+    /// Google's Gemini `generateContent` and `streamGenerateContent` (Google AI and Vertex AI).
+    GeminiGenerateContent,
+    /// AWS Bedrock's Converse API (`/model/{modelId}/converse`, `/converse-stream`).
+    BedrockConverse,
+    /// Ollama's native chat API (`/api/chat`).
+    OllamaChat,
+    /// Ollama's native generate API (`/api/generate`).
+    OllamaGenerate,
     /// A family added by the user with [`LlmApi`](crate::api::LlmApi), by its name.
     Other(Cow<'static, str>),
 }
@@ -109,6 +117,10 @@ impl ApiFamily {
             ApiFamily::Embeddings => "embeddings",
             ApiFamily::Completions => "completions",
             ApiFamily::AnthropicMessages => "anthropic_messages",
+            ApiFamily::GeminiGenerateContent => "gemini_generate_content",
+            ApiFamily::BedrockConverse => "bedrock_converse",
+            ApiFamily::OllamaChat => "ollama_chat",
+            ApiFamily::OllamaGenerate => "ollama_generate",
             ApiFamily::Other(name) => name,
         }
     }
@@ -121,6 +133,10 @@ impl ApiFamily {
             "embeddings" => ApiFamily::Embeddings,
             "completions" => ApiFamily::Completions,
             "anthropic_messages" => ApiFamily::AnthropicMessages,
+            "gemini_generate_content" => ApiFamily::GeminiGenerateContent,
+            "bedrock_converse" => ApiFamily::BedrockConverse,
+            "ollama_chat" => ApiFamily::OllamaChat,
+            "ollama_generate" => ApiFamily::OllamaGenerate,
             other => ApiFamily::Other(Cow::Owned(other.to_string())),
         }
     }

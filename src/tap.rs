@@ -319,6 +319,8 @@ impl Drop for RequestTap {
 pub(crate) struct ResponseTap {
     exchange: Arc<Exchange>,
     status: u16,
+    /// The request id a response header carries, for families that name one.
+    request_id: Option<String>,
     reading: Option<Reading>,
     progress: Progress,
 }
@@ -349,11 +351,19 @@ impl ResponseTap {
             Target::body(exchange.api.response_reader(route, cap), config)
         };
         let reading = Reading::new(target, headers, config.decoded_bytes);
+        let request_id = exchange
+            .api
+            .request_id_header()
+            .and_then(|name| headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(crate::api::clip_field);
         ResponseTap {
             exchange,
             status,
             reading: Some(reading),
             progress: Progress::new(headers),
+            request_id,
         }
     }
 
@@ -390,6 +400,9 @@ impl ResponseTap {
             );
         }
         side.status = Some(self.status);
+        if side.request_id.is_none() {
+            side.request_id = self.request_id.take();
+        }
         self.exchange.report(RecordKind::Response, outcome, side);
     }
 }

@@ -113,6 +113,18 @@ impl TextBudget {
         }
     }
 
+    /// A value kept whole or not at all (a tool call's arguments as JSON): paid for from the
+    /// budget when it fits, else counted.
+    pub(crate) fn whole(&mut self, text: &str) -> bool {
+        if text.len() <= self.left {
+            self.left -= text.len();
+            true
+        } else {
+            self.dropped_escaped += escaped_len(text);
+            false
+        }
+    }
+
     /// Text that is not kept at all, counted in the message's size.
     pub(crate) fn drop(&mut self, text: &str) {
         self.dropped_escaped += escaped_len(text);
@@ -294,6 +306,50 @@ impl PartBound {
     }
 }
 
+/// Parts (candidates, content blocks, tool calls) that a stream names by index, kept in the
+/// order they first appear, at most [`MAX_PARTS`] of them, and finished in index order.
+#[derive(Debug)]
+pub(crate) struct Indexed<T> {
+    items: Vec<(u32, T)>,
+    bound: PartBound,
+}
+
+impl<T> Default for Indexed<T> {
+    fn default() -> Self {
+        Indexed {
+            items: Vec::new(),
+            bound: PartBound::default(),
+        }
+    }
+}
+
+impl<T: Default> Indexed<T> {
+    /// The part at `index`, made when first seen; `None` past the bound (reported once as
+    /// "more than 256 `what`").
+    pub(crate) fn get(&mut self, index: u32, tally: &mut EventTally, what: &str) -> Option<&mut T> {
+        // Streams add to their latest part far more often than to any other.
+        let at = match self.items.last() {
+            Some((last, _)) if *last == index => Some(self.items.len() - 1),
+            _ => self.items.iter().position(|(i, _)| *i == index),
+        };
+        let at = match at {
+            Some(at) => at,
+            None if self.bound.admit(tally, what) => {
+                self.items.push((index, T::default()));
+                self.items.len() - 1
+            }
+            None => return None,
+        };
+        Some(&mut self.items[at].1)
+    }
+
+    /// The parts in index order.
+    pub(crate) fn into_sorted(mut self) -> Vec<T> {
+        self.items.sort_by_key(|(i, _)| *i);
+        self.items.into_iter().map(|(_, t)| t).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +420,23 @@ mod tests {
             assert_eq!(text.len(), cap);
             assert_eq!(text.capacity(), cap, "not a byte of spare room beyond the cap");
         }
+    }
+
+    #[test]
+    fn indexed_parts_are_bounded_and_sorted() {
+        let mut parts = Indexed::<String>::default();
+        let mut tally = EventTally::default();
+        for i in (0..300u32).rev() {
+            if let Some(p) = parts.get(i, &mut tally, "parts") {
+                p.push('x');
+            }
+        }
+        parts.get(299, &mut tally, "parts").unwrap().push('y');
+        assert!(parts.get(0, &mut tally, "parts").is_none());
+        let sorted = parts.into_sorted();
+        assert_eq!(sorted.len(), MAX_PARTS);
+        assert_eq!(sorted.last().map(String::as_str), Some("xy"));
+        assert_eq!(tally.summary().as_deref(), Some("more than 256 parts; the rest are not logged"));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct Route {
     pub api_version: Option<String>,
     /// The model named in the path (some APIs put it there); the body's model wins.
     pub model: Option<String>,
+    /// The request head itself asks for a stream (Gemini's `streamGenerateContent`, Bedrock's
+    /// `converse-stream`), whatever its body says.
+    pub streaming: bool,
 }
 
 impl Route {
@@ -88,8 +91,8 @@ impl Route {
     pub fn new(family: ApiFamily, provider: impl Into<Cow<'static, str>>) -> Self {
         let operation = match family {
             ApiFamily::Embeddings => "embeddings",
-            ApiFamily::Completions => "text_completion",
-            ApiFamily::Other(_) => "generate_content",
+            ApiFamily::Completions | ApiFamily::OllamaGenerate => "text_completion",
+            ApiFamily::Other(_) | ApiFamily::GeminiGenerateContent => "generate_content",
             _ => "chat",
         };
         Route {
@@ -99,6 +102,7 @@ impl Route {
             deployment: None,
             api_version: None,
             model: None,
+            streaming: false,
         }
     }
 
@@ -120,6 +124,12 @@ impl Route {
         self
     }
 
+    /// The same route, asking for a stream by its head (`streaming`) or not.
+    pub fn with_streaming(mut self, streaming: bool) -> Self {
+        self.streaming = streaming;
+        self
+    }
+
     /// The same route with the model named in the path.
     pub fn with_model(mut self, model: impl Into<String>) -> Self {
         self.model = Some(model.into());
@@ -134,6 +144,9 @@ pub fn recognize(head: &RequestHead<'_>) -> Option<Route> {
         return None;
     }
     let path = head.path();
+    if let Some(route) = recognize_by_model_in_path(head, path) {
+        return Some(route);
+    }
     let (family, prefix) = if let Some(p) = path.strip_suffix("/chat/completions") {
         (ApiFamily::ChatCompletions, p)
     } else if let Some(p) = path.strip_suffix("/completions") {
@@ -144,6 +157,10 @@ pub fn recognize(head: &RequestHead<'_>) -> Option<Route> {
         (ApiFamily::Embeddings, p)
     } else if let Some(p) = path.strip_suffix("/v1/messages") {
         (ApiFamily::AnthropicMessages, p)
+    } else if path.ends_with("/api/chat") {
+        (ApiFamily::OllamaChat, "")
+    } else if path.ends_with("/api/generate") {
+        (ApiFamily::OllamaGenerate, "")
     } else {
         return None;
     };
@@ -158,6 +175,51 @@ pub fn recognize(head: &RequestHead<'_>) -> Option<Route> {
     route.deployment = deployment;
     route.api_version = head.query_param("api-version");
     Some(route)
+}
+
+/// The families that name the model in the path: Gemini
+/// (`.../models/{model}:generateContent`, `:streamGenerateContent`, on Google AI and on Vertex
+/// AI's `.../publishers/google/models/{model}:...`) and Bedrock Converse
+/// (`/model/{modelId}/converse`, `/converse-stream`, the id percent-encoded or not).
+fn recognize_by_model_in_path(head: &RequestHead<'_>, path: &str) -> Option<Route> {
+    if let Some((prefix, method)) = path.rsplit_once(':') {
+        let streaming = match method {
+            "generateContent" => false,
+            "streamGenerateContent" => true,
+            _ => return recognize_bedrock(head, path),
+        };
+        let (_, model) = prefix.rsplit_once("/models/")?;
+        if model.is_empty() || model.contains('/') {
+            return None;
+        }
+        let family = ApiFamily::GeminiGenerateContent;
+        let provider = provider_for(head.host(), path, &family);
+        return Some(
+            Route::new(family, provider)
+                .with_model(percent_decode(model))
+                .with_streaming(streaming),
+        );
+    }
+    recognize_bedrock(head, path)
+}
+
+fn recognize_bedrock(head: &RequestHead<'_>, path: &str) -> Option<Route> {
+    let (prefix, streaming) = match path.strip_suffix("/converse") {
+        Some(p) => (p, false),
+        None => (path.strip_suffix("/converse-stream")?, true),
+    };
+    // The id may be an ARN sent unencoded, `/` and all: everything after `/model/`.
+    let (_, model) = prefix.split_once("/model/")?;
+    if model.is_empty() {
+        return None;
+    }
+    let family = ApiFamily::BedrockConverse;
+    let provider = provider_for(head.host(), path, &family);
+    Some(
+        Route::new(family, provider)
+            .with_model(percent_decode(model))
+            .with_streaming(streaming),
+    )
 }
 
 /// Decodes `%XX` escapes; anything malformed is kept as written.

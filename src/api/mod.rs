@@ -10,6 +10,9 @@
 //! | [`ApiFamily::Embeddings`] | `.../embeddings` | `embeddings.rs` |
 //! | [`ApiFamily::Completions`] | `.../completions` (not chat) | `completions.rs` |
 //! | [`ApiFamily::AnthropicMessages`] | `.../v1/messages` | `anthropic.rs` |
+//! | [`ApiFamily::GeminiGenerateContent`] | `.../models/{model}:generateContent`, `:streamGenerateContent` (Google AI, Vertex AI) | `gemini.rs` |
+//! | [`ApiFamily::BedrockConverse`] | `/model/{modelId}/converse`, `/converse-stream` | `bedrock.rs` |
+//! | [`ApiFamily::OllamaChat`], [`ApiFamily::OllamaGenerate`] | `/api/chat`, `/api/generate` | `ollama.rs` |
 //!
 //! The provider (`openai`, `azure.ai.openai`, `anthropic`, ...) comes from the host and the path;
 //! see [`provider_for`].
@@ -17,8 +20,8 @@
 //! Users add families of their own with [`LlmLogLayer::with_api`](crate::LlmLogLayer::with_api),
 //! and replace recognition with
 //! [`LlmLogLayer::with_recognizer`](crate::LlmLogLayer::with_recognizer) (for example, to log a
-//! chat API served under a path of one's own). `examples/gemini_api.rs` adds Google's
-//! `generateContent`.
+//! chat API served under a path of one's own). `examples/custom_api` adds a family of one's
+//! own.
 //!
 //! ```
 //! use http::{HeaderMap, Method, Uri};
@@ -38,10 +41,13 @@ use crate::ApiFamily;
 
 pub(crate) mod anthropic;
 mod assemble;
+mod bedrock;
 pub(crate) mod chat;
 pub(crate) mod completions;
 pub(crate) mod embeddings;
+mod gemini;
 mod head;
+mod ollama;
 mod openai;
 mod provider;
 mod reader;
@@ -50,13 +56,17 @@ pub(crate) mod responses;
 mod scanned;
 
 pub use anthropic::AnthropicMessagesApi;
+pub use bedrock::BedrockConverseApi;
 pub use chat::ChatCompletionsApi;
 pub use completions::CompletionsApi;
 pub use embeddings::EmbeddingsApi;
+pub use gemini::GeminiApi;
 #[cfg(test)]
 use head::percent_decode;
 pub use head::{recognize, RequestHead, Route};
+pub use ollama::OllamaApi;
 pub use provider::provider_for;
+pub(crate) use assemble::clip as clip_field;
 pub(crate) use reader::RawReader;
 pub use reader::{is_media_type, BodyFacts, BodyReader, LlmApi, StreamReader, TokenUsage};
 pub(crate) use registry::Apis;

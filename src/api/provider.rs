@@ -71,8 +71,13 @@ pub fn provider_for(host: Option<&str>, path: &str, family: &ApiFamily) -> &'sta
             return provider;
         }
     }
-    if *family == ApiFamily::AnthropicMessages {
-        return "anthropic";
+    match family {
+        ApiFamily::AnthropicMessages => return "anthropic",
+        ApiFamily::GeminiGenerateContent if path.contains("/publishers/google/") => return "gcp.vertex_ai",
+        ApiFamily::GeminiGenerateContent => return "gcp.gemini",
+        ApiFamily::BedrockConverse => return "aws.bedrock",
+        ApiFamily::OllamaChat | ApiFamily::OllamaGenerate => return "ollama",
+        _ => {}
     }
     if path.starts_with("/openai/") || path.contains("/openai/deployments/") {
         "azure.ai.openai"

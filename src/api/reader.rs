@@ -105,6 +105,11 @@ pub trait LlmApi: Send + Sync + 'static {
         let _ = route;
         is_media_type(content_type, "text/event-stream").then_some(Framing::ServerSentEvents)
     }
+    /// A response header (lowercase) that carries the provider's request id, for families
+    /// whose bodies carry none (Bedrock's `x-amzn-requestid`); an id in the body wins.
+    fn request_id_header(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Whether a `Content-Type` value (lowercase) is of the media type `essence`, whatever its
@@ -134,6 +139,9 @@ impl<T: LlmApi + ?Sized> LlmApi for Arc<T> {
     }
     fn stream_framing(&self, route: &Route, content_type: &str) -> Option<Framing> {
         (**self).stream_framing(route, content_type)
+    }
+    fn request_id_header(&self) -> Option<&'static str> {
+        (**self).request_id_header()
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{
-    recognize, AnthropicMessagesApi, BodyReader, ChatCompletionsApi, CompletionsApi, EmbeddingsApi, LlmApi,
+    recognize, AnthropicMessagesApi, BedrockConverseApi, BodyReader, ChatCompletionsApi, CompletionsApi, EmbeddingsApi, GeminiApi, LlmApi, OllamaApi,
     RawReader, RequestHead, ResponsesApi, Route, StreamReader,
 };
 use crate::ApiFamily;
@@ -19,7 +19,7 @@ pub(crate) type Filter = dyn Fn(&RequestHead<'_>) -> bool + Send + Sync;
 #[derive(Clone)]
 pub(crate) struct Apis {
     custom: Vec<Arc<dyn LlmApi>>,
-    builtins: [Arc<dyn LlmApi>; 5],
+    builtins: [Arc<dyn LlmApi>; BUILTINS],
     recognizer: Option<Arc<Recognizer>>,
     filter: Option<Arc<Filter>>,
 }
@@ -50,15 +50,21 @@ impl fmt::Debug for Apis {
 
 /// The built-in families, in the order recognition tries them (recognition itself is one pass
 /// over the path: [`recognize`]).
-fn builtins() -> [Arc<dyn LlmApi>; 5] {
+fn builtins() -> [Arc<dyn LlmApi>; BUILTINS] {
     [
         Arc::new(ChatCompletionsApi),
         Arc::new(ResponsesApi),
         Arc::new(EmbeddingsApi),
         Arc::new(CompletionsApi),
         Arc::new(AnthropicMessagesApi),
+        Arc::new(GeminiApi),
+        Arc::new(BedrockConverseApi),
+        Arc::new(OllamaApi::CHAT),
+        Arc::new(OllamaApi::GENERATE),
     ]
 }
+
+const BUILTINS: usize = 9;
 
 impl Apis {
     pub(crate) fn add(&mut self, api: Arc<dyn LlmApi>) {

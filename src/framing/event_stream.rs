@@ -370,33 +370,26 @@ impl<'a> Kind<'a> {
     }
 }
 
-/// Encodes one message (string headers only): for tests and benches.
-#[cfg(test)]
-pub(crate) fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
-    let mut h = Vec::new();
-    for (name, value) in headers {
-        h.push(name.len() as u8);
-        h.extend_from_slice(name.as_bytes());
-        h.push(7);
-        h.extend_from_slice(&(value.len() as u16).to_be_bytes());
-        h.extend_from_slice(value.as_bytes());
-    }
-    let total = OVERHEAD + h.len() + payload.len();
-    let mut m = Vec::with_capacity(total);
-    m.extend_from_slice(&(total as u32).to_be_bytes());
-    m.extend_from_slice(&(h.len() as u32).to_be_bytes());
-    m.extend_from_slice(&crc32fast::hash(&m[..8]).to_be_bytes());
-    m.extend_from_slice(&h);
-    m.extend_from_slice(payload);
-    m.extend_from_slice(&crc32fast::hash(&m).to_be_bytes());
-    m
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::{run, same_at_every_split, Events};
     use super::super::Framing;
     use super::*;
+
+    /// One message, encoded by AWS's own implementation.
+    fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+        use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+        let mut message = Message::new(payload.to_vec());
+        for (name, value) in headers {
+            message = message.add_header(Header::new(
+                name.to_string(),
+                HeaderValue::String(value.to_string().into()),
+            ));
+        }
+        let mut out = Vec::new();
+        aws_smithy_eventstream::frame::write_message_to(&message, &mut out).unwrap();
+        out
+    }
 
     fn event(kind: &str, payload: &str) -> Vec<u8> {
         encode(
