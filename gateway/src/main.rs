@@ -26,6 +26,7 @@
 mod app;
 mod mock;
 mod mock_apis;
+mod mock_native;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

@@ -1,7 +1,9 @@
 //! A mock upstream, so the gateway works offline: every API family the crate logs.
 //!
 //! Chat completions are answered here; the Responses API, embeddings, legacy completions and
-//! Anthropic's Messages API in `mock_apis.rs`. This file answers chat completions on the OpenAI paths (`/v1/chat/completions`, `/chat/completions`,
+//! Anthropic's Messages API in `mock_apis.rs`; Gemini (`/v1beta/models/...`, Vertex AI's
+//! `/v1/projects/.../publishers/google/models/...`), Bedrock Converse (`/model/.../converse`,
+//! `/converse-stream`) and Ollama (`/api/chat`, `/api/generate`) in `mock_native.rs`. This file answers chat completions on the OpenAI paths (`/v1/chat/completions`, `/chat/completions`,
 //! `/openai/v1/chat/completions`, `/models/chat/completions`) and the Azure OpenAI path
 //! (`/openai/deployments/{deployment}/chat/completions`), as JSON or as server-sent events when
 //! the request says `"stream": true`, with usage in the last event when it asks for
@@ -22,7 +24,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::mock_apis;
+use crate::{mock_apis, mock_native};
 
 /// The mock's routes.
 pub fn router() -> Router {
@@ -50,6 +52,16 @@ pub fn router() -> Router {
             post(mock_apis::completions),
         )
         .route("/v1/messages", post(mock_apis::messages))
+        .route("/v1beta/models/{call}", post(mock_native::gemini))
+        .route("/v1/models/{call}", post(mock_native::gemini))
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{call}",
+            post(mock_native::vertex),
+        )
+        .route("/model/{model}/converse", post(mock_native::converse))
+        .route("/model/{model}/converse-stream", post(mock_native::converse_stream))
+        .route("/api/chat", post(mock_native::ollama_chat))
+        .route("/api/generate", post(mock_native::ollama_generate))
         .route("/anthropic/v1/messages", post(mock_apis::messages))
 }
 

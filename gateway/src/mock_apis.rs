@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::mock::{content_text, error, fnv, last_user_text, message_tokens, words};
 
-fn events(chunks: Vec<Bytes>) -> Response {
+pub(crate) fn events(chunks: Vec<Bytes>) -> Response {
     let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, Infallible>));
     (
         [
@@ -28,7 +28,7 @@ fn events(chunks: Vec<Bytes>) -> Response {
         .into_response()
 }
 
-fn json_response(body: Value) -> Response {
+pub(crate) fn json_response(body: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
@@ -43,7 +43,7 @@ fn parse(body: &[u8]) -> Result<Value, Box<Response>> {
 }
 
 /// The reply to `text`, cut to `max` words; whether it was cut.
-fn reply(text: &str, max: Option<u64>) -> (Vec<String>, bool) {
+pub(crate) fn reply(text: &str, max: Option<u64>) -> (Vec<String>, bool) {
     let mut reply: Vec<String> = "Mock reply to:".split(' ').map(str::to_string).collect();
     reply.extend(text.split_whitespace().take(12).map(str::to_string));
     match max.map(|m| m.clamp(1, 1_000_000) as usize) {
@@ -56,7 +56,7 @@ fn reply(text: &str, max: Option<u64>) -> (Vec<String>, bool) {
 }
 
 /// The reply as stream pieces: each word with the space before the next.
-fn pieces(reply: &[String]) -> Vec<String> {
+pub(crate) fn pieces(reply: &[String]) -> Vec<String> {
     reply
         .iter()
         .enumerate()
