@@ -8,6 +8,11 @@
 //! - Each exchange and stream also with request read-ahead off (`layer_read_ahead_off`): the
 //!   layer's default reads the request body before calling the service (budget: under 1 us
 //!   added).
+//! - `stream_native_200`: 200-event streams of the native families, one event per frame, bare
+//!   and with the layer: Gemini as a streamed JSON array and as SSE, Ollama's JSON lines, and
+//!   Bedrock's AWS event stream (budget as for SSE: at most 2 us per event).
+//! - `event_stream_16mib`: the event-stream framer alone on 16 MiB of 32 KiB messages: the
+//!   checksum check's throughput (budget: at least 1 GB/s).
 //! - `scan_2mib`, `scan_10mib`: the request scanner alone (throughput).
 //! - `chunk_2mib`: the chunker on a 2 MiB message (throughput); it also prints the bytes it
 //!   copied per byte logged.
@@ -22,8 +27,8 @@ use std::convert::Infallible;
 mod buffering;
 mod common;
 use common::{
-    caps_for, chat_request, chat_response, drain, one_exchange, one_exchange_with, ready, sink, sse_events,
-    upstream, ATTRIBUTED,
+    caps_for, chat_request, chat_response, drain, one_exchange, one_exchange_at, one_exchange_with, ready, sink,
+    sse_events, upstream, ATTRIBUTED,
 };
 
 use std::hint::black_box;
@@ -201,6 +206,135 @@ fn stream(c: &mut Criterion, events: usize) {
         .layer(upstream("text/event-stream", make));
     group.bench_function("layer_read_ahead_off", |b| {
         b.iter(|| one_exchange(&mut layered_no_ra, &req))
+    });
+    group.finish();
+}
+
+/// One AWS event-stream message, encoded by AWS's own implementation.
+fn event_stream_message(kind: &str, payload: String) -> Bytes {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let string = |s: &str| HeaderValue::String(s.to_string().into());
+    let message = Message::new(payload)
+        .add_header(Header::new(":event-type", string(kind)))
+        .add_header(Header::new(":content-type", string("application/json")))
+        .add_header(Header::new(":message-type", string("event")));
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut out).expect("encodes");
+    Bytes::from(out)
+}
+
+/// The 200-event streams of the native families: (name, path, content type, frames).
+fn native_streams(n: usize) -> Vec<(&'static str, &'static str, &'static str, Vec<Bytes>)> {
+    let gemini = |i: usize, last: bool| {
+        let finish = if last { r#","finishReason":"STOP""# } else { "" };
+        format!(
+            r#"{{"candidates":[{{"content":{{"parts":[{{"text":"tok{i} "}}],"role":"model"}}{finish},"index":0}}],"usageMetadata":{{"promptTokenCount":12,"candidatesTokenCount":{i},"totalTokenCount":{}}},"modelVersion":"gemini-2.5-flash","responseId":"r-1"}}"#,
+            12 + i
+        )
+    };
+    let array = (0..n)
+        .map(|i| {
+            let before = if i == 0 { "[" } else { "\r\n,\r\n" };
+            let after = if i + 1 == n { "\r\n]" } else { "" };
+            Bytes::from(format!("{before}{}{after}", gemini(i, i + 1 == n)))
+        })
+        .collect();
+    let sse = (0..n)
+        .map(|i| Bytes::from(format!("data: {}\r\n\r\n", gemini(i, i + 1 == n))))
+        .collect();
+    let mut ndjson: Vec<Bytes> = (0..n)
+        .map(|i| {
+            Bytes::from(format!(
+                r#"{{"model":"llama3.2","created_at":"2026-01-01T00:00:00.000000001Z","message":{{"role":"assistant","content":"tok{i} "}},"done":false}}"#
+            ) + "\n")
+        })
+        .collect();
+    ndjson.push(Bytes::from_static(
+        b"{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":12,\"eval_count\":200}\n",
+    ));
+    let mut bedrock = vec![event_stream_message("messageStart", r#"{"role":"assistant"}"#.into())];
+    bedrock.extend((0..n).map(|i| {
+        event_stream_message(
+            "contentBlockDelta",
+            format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"tok{i} "}},"p":"abcdefghij"}}"#),
+        )
+    }));
+    bedrock.push(event_stream_message("messageStop", r#"{"stopReason":"end_turn"}"#.into()));
+    bedrock.push(event_stream_message(
+        "metadata",
+        r#"{"usage":{"inputTokens":12,"outputTokens":200,"totalTokens":212}}"#.into(),
+    ));
+    vec![
+        (
+            "gemini_array",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            "application/json",
+            array,
+        ),
+        (
+            "gemini_sse",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            "text/event-stream",
+            sse,
+        ),
+        ("ollama_ndjson", "/api/chat", "application/x-ndjson", ndjson),
+        (
+            "bedrock_event_stream",
+            "/model/us.amazon.nova-micro-v1%3A0/converse-stream",
+            "application/vnd.amazon.eventstream",
+            bedrock,
+        ),
+    ]
+}
+
+fn stream_native_200(c: &mut Criterion) {
+    let events = 200;
+    let req = Bytes::from_static(
+        br#"{"contents":[{"role":"user","parts":[{"text":"hello"}]}],"messages":[{"role":"user","content":"hello"}],"model":"llama3.2"}"#,
+    );
+    let mut group = c.benchmark_group(format!("stream_native_{events}"));
+    group.throughput(Throughput::Elements(events as u64));
+    for (name, path, content_type, frames) in native_streams(events) {
+        let make = move || {
+            StreamBody::new(futures_util::stream::iter(
+                frames
+                    .clone()
+                    .into_iter()
+                    .map(|e| Ok::<_, Infallible>(Frame::data(e))),
+            ))
+        };
+        let mut bare = upstream(content_type, make.clone());
+        group.bench_function(format!("{name}/bare"), |b| {
+            b.iter(|| one_exchange_at(&mut bare, path, &req, &[]))
+        });
+        let config = LogConfig::builder().completion_bytes(64 * 1024).build().unwrap();
+        let mut layered = LlmLogLayer::new(sink())
+            .with_config(config)
+            .layer(upstream(content_type, make));
+        group.bench_function(format!("{name}/layer"), |b| {
+            b.iter(|| one_exchange_at(&mut layered, path, &req, &[]))
+        });
+    }
+    group.finish();
+}
+
+fn event_stream_16mib(c: &mut Criterion) {
+    let payload = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{}"}}}}"#, "x".repeat(32 * 1024 - 64));
+    let message = event_stream_message("contentBlockDelta", payload);
+    let frames: Vec<Bytes> = (0..(16 << 20) / message.len()).map(|_| message.clone()).collect();
+    let bytes: usize = frames.iter().map(Bytes::len).sum();
+    let mut group = c.benchmark_group("event_stream_16mib");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("frame_and_check", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            tower_llm_log::bench_support::frame_stream(
+                tower_llm_log::api::Framing::AwsEventStream,
+                black_box(&frames),
+                &mut |e| n += e.data.len(),
+            );
+            black_box(n)
+        })
     });
     group.finish();
 }
@@ -400,5 +534,5 @@ fn estimate_4k(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, scan_2mib, scan_10mib, chunk_2mib, estimate_4k, redact_2mib, pii_2mib, media_20mb }
+criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, stream_native_200, event_stream_16mib, scan_2mib, scan_10mib, chunk_2mib, estimate_4k, redact_2mib, pii_2mib, media_20mb }
 criterion_main!(benches);

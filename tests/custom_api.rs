@@ -1,8 +1,8 @@
-//! API families of one's own (`LlmLogLayer::with_api`, the Gemini example's family), recognition
-//! replaced (`with_recognizer`) and narrowed (`only_when`).
+//! API families of one's own (`LlmLogLayer::with_api`, the example's Cohere family, built on the
+//! stable surface only), recognition replaced (`with_recognizer`) and narrowed (`only_when`).
+#[path = "../examples/custom_api/cohere.rs"]
+mod cohere;
 mod common;
-#[path = "../examples/gemini_api/gemini.rs"]
-mod gemini;
 
 use std::convert::Infallible;
 
@@ -47,74 +47,55 @@ async fn run(
     sink.take()
 }
 
-const GEMINI_REQUEST: &str = r#"{"systemInstruction":{"parts":[{"text":"Be brief."}]},"contents":[{"role":"user","parts":[{"text":"Say hello."}]}],"generationConfig":{"temperature":0}}"#;
-const GEMINI_RESPONSE: &str = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello."}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":2,"totalTokenCount":9,"thoughtsTokenCount":0},"modelVersion":"gemini-2.0-flash-001","responseId":"r-1"}"#;
+const COHERE_REQUEST: &str = r#"{"model":"command-a-03-2025","messages":[{"role":"user","content":"Say hello."}],"temperature":0}"#;
+const COHERE_RESPONSE: &str = r#"{"id":"c14c80c3","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"text","text":"Hello."}]},"usage":{"billed_units":{"input_tokens":3,"output_tokens":2},"tokens":{"input_tokens":65,"output_tokens":2}}}"#;
 
 #[tokio::test]
 async fn a_family_of_ones_own_is_logged_like_the_built_in_ones() {
     let sink = MemorySink::new();
-    let layer = LlmLogLayer::new(sink.clone()).with_api(gemini::GeminiApi);
-    let records = run(
-        &layer,
-        &sink,
-        "/v1beta/models/gemini-2.0-flash:generateContent",
-        GEMINI_REQUEST,
-        "application/json",
-        GEMINI_RESPONSE,
-    )
-    .await;
+    let layer = LlmLogLayer::new(sink.clone()).with_api(cohere::CohereChatApi);
+    let records = run(&layer, &sink, "/v2/chat", COHERE_REQUEST, "application/json", COHERE_RESPONSE).await;
     let rq = &of_kind(&records, RecordKind::Request)[0];
-    assert_eq!(rq.api, ApiFamily::Other("gemini.generate_content".into()));
-    assert_eq!(rq.api.as_str(), "gemini.generate_content");
+    assert_eq!(rq.api, ApiFamily::Other("cohere_chat".into()));
     assert_eq!(
-        (rq.provider.as_deref(), rq.operation_name.as_str()),
-        (Some("gcp.gemini"), "generate_content")
+        (rq.provider.as_deref(), rq.operation_name.as_str(), rq.model_name.as_deref()),
+        (Some("cohere"), "chat", Some("command-a-03-2025"))
     );
-    assert_eq!(
-        rq.model_name.as_deref(),
-        Some("gemini-2.0-flash"),
-        "the model named in the path"
-    );
-    assert_eq!(
-        rq.messages_str(),
-        r#"{"systemInstruction":{"parts":[{"text":"Be brief."}]},"contents":[{"role":"user","parts":[{"text":"Say hello."}]}]}"#
-    );
+    assert_eq!(rq.messages_str(), r#"[{"content":"Say hello.","role":"user"}]"#);
     let rs = &of_kind(&records, RecordKind::Response)[0];
-    assert_eq!(rs.model_name.as_deref(), Some("gemini-2.0-flash-001"));
+    assert_eq!(rs.model_name.as_deref(), Some("command-a-03-2025"), "the request's model");
     assert_eq!(
-        (
-            rs.prompt_tokens,
-            rs.completion_tokens,
-            rs.total_tokens,
-            rs.reasoning_tokens
-        ),
-        (Some(7), Some(2), Some(9), Some(0))
+        (rs.prompt_tokens, rs.completion_tokens, rs.total_tokens),
+        (Some(65), Some(2), Some(67))
     );
-    assert_eq!(rs.finish_reasons, ["STOP"]);
-    assert_eq!(rs.request_id.as_deref(), Some("r-1"));
+    assert_eq!(rs.finish_reasons, ["COMPLETE"]);
+    assert_eq!(rs.request_id.as_deref(), Some("c14c80c3"));
+    assert_eq!(rs.messages_str(), r#"[{"text":"Hello.","type":"text"}]"#);
     assert_eq!(rs.error, None);
     // The family's name reads back from JSON.
     let back: LlmLogRecord = serde_json::from_str(&serde_json::to_string(rs).unwrap()).unwrap();
     assert_eq!(back.api, rs.api);
 
-    let stream = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}],\"role\":\"model\"},\"index\":0}],\"modelVersion\":\"gemini-2.0-flash-001\"}\r\n\r\ndata: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"lo.\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":2,\"totalTokenCount\":9}}\r\n\r\n";
-    let records = run(
-        &layer,
-        &sink,
-        "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
-        GEMINI_REQUEST,
-        "text/event-stream",
-        stream,
-    )
-    .await;
+    let stream = concat!(
+        "event: message-start\ndata: {\"id\":\"c2\",\"type\":\"message-start\",\"delta\":{\"message\":{\"role\":\"assistant\"}}}\n\n",
+        "event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"text\":\"Hel\"}}}}\n\n",
+        "event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"text\":\"lo.\"}}}}\n\n",
+        "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\",\"usage\":{\"tokens\":{\"input_tokens\":65,\"output_tokens\":2}}}}\n\n",
+    );
+    let records = run(&layer, &sink, "/v2/chat", COHERE_REQUEST, "text/event-stream", stream).await;
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert!(rs.is_stream_completion);
-    assert_eq!(
-        rs.messages_str(),
-        r#"[{"content":{"parts":[{"text":"Hello."}],"role":"model"},"finishReason":"STOP","index":0}]"#
-    );
-    assert_eq!(rs.total_tokens, Some(9));
+    assert_eq!(rs.messages_str(), r#"[{"text":"Hello.","type":"text"}]"#);
+    assert_eq!((rs.total_tokens, rs.request_id.as_deref()), (Some(67), Some("c2")));
     assert_eq!(rs.error, None);
+    // A body over the cap is logged as it came, and says why it was not read.
+    let small = LlmLogLayer::new(sink.clone())
+        .with_api(cohere::CohereChatApi)
+        .with_config(tower_llm_log::LogConfig::builder().prompt_bytes(10).build().unwrap());
+    let records = run(&small, &sink, "/v2/chat", COHERE_REQUEST, "application/json", COHERE_RESPONSE).await;
+    let rq = &of_kind(&records, RecordKind::Request)[0];
+    assert_eq!(rq.messages_str(), &COHERE_REQUEST[..10]);
+    assert!(rq.error.as_deref().is_some_and(|e| e.contains("over the cap")), "{:?}", rq.error);
     // The built-in families still work beside it.
     let records = run(
         &layer,

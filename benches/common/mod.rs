@@ -91,7 +91,17 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
-    let mut req = Request::post("/v1/chat/completions").header("content-type", "application/json");
+    one_exchange_at(svc, "/v1/chat/completions", body, headers)
+}
+
+/// One exchange at `path`.
+pub fn one_exchange_at<S, B>(svc: &mut S, path: &str, body: &Bytes, headers: &[(&str, &str)]) -> usize
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let mut req = Request::post(path).header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
