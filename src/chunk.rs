@@ -62,7 +62,8 @@ fn chunk_within(segments: &[Bytes], chunk_bytes: usize, limit: usize) -> Chunked
         let keep = floor_char_boundary(&fixed_rope, limit.min(fixed_rope.len));
         let mut redone = fixed_rope.cut(keep, chunk_bytes.max(1));
         redone.copied_bytes += out.copied_bytes + all.len();
-        redone.cut = true;
+        // Cut only if the cap was reached: replacing is said apart (`invalid_utf8_at`).
+        redone.cut = out.cut || keep < fixed_rope.len;
         redone.invalid_utf8_at = Some(at);
         return redone;
     }
@@ -304,10 +305,11 @@ mod tests {
         ];
         let out = chunk_message(&segs, 4);
         assert_eq!(out.invalid_utf8_at, Some(3));
-        assert!(out.cut);
+        assert!(!out.cut, "replacing bad bytes is not cutting the message");
         assert_eq!(texts(&out).concat(), "ok \u{FFFD}\u{FFFD} then more");
         let capped = chunk_within(&segs, 4, 8);
         assert_eq!(texts(&capped).concat(), "ok \u{FFFD}");
+        assert!(capped.cut, "the replacement made it longer than the cap: cut");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::api::{Apis, BodyFacts, LlmApi, Route, TokenUsage};
+use crate::api::{Apis, BodyFacts, LlmApi, Problem, ProblemKind, Route, TokenUsage};
 use crate::attribution::ExchangeDimensions;
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
@@ -76,7 +76,7 @@ pub(crate) struct RequestFacts {
 #[derive(Default)]
 pub(crate) struct SideReport {
     pub(crate) message: LoggedMessage,
-    pub(crate) errors: Vec<String>,
+    pub(crate) errors: Vec<Problem>,
     pub(crate) status: Option<u16>,
     pub(crate) model: Option<String>,
     pub(crate) request_id: Option<String>,
@@ -90,8 +90,8 @@ pub(crate) struct SideReport {
 
 impl SideReport {
     /// A side's report from what its reader found; `side` prefixes the reader's errors.
-    pub(crate) fn from_facts(facts: BodyFacts, side: &str, mut errors: Vec<String>) -> Self {
-        errors.extend(facts.errors.into_iter().map(|e| format!("{side}: {e}")));
+    pub(crate) fn from_facts(facts: BodyFacts, side: &str, mut errors: Vec<Problem>) -> Self {
+        errors.extend(facts.errors.into_iter().map(|e| e.prefixed(side)));
         SideReport {
             message: facts.message,
             errors,
@@ -216,7 +216,10 @@ impl Exchange {
             RecordKind::Response => self.plan.completion,
         };
         if kind == RecordKind::Request {
-            side.errors.splice(0..0, self.plan.note.iter().cloned());
+            side.errors.splice(
+                0..0,
+                self.plan.note.iter().map(|n| Problem::new(ProblemKind::Control, n.clone())),
+            );
         }
         let estimated = kind == RecordKind::Response && self.estimate_tokens(outcome, &mut side);
         let mut content_omitted = planned.or(sampled);
@@ -234,8 +237,10 @@ impl Exchange {
                     .stats
                     .redactor_failures
                     .fetch_add(1, Ordering::Relaxed);
-                side.errors
-                    .push(format!("redactor: {problem}; the content is withheld"));
+                side.errors.push(Problem::new(
+                    ProblemKind::Redactor,
+                    format!("redactor: {problem}; the content is withheld"),
+                ));
                 side.message = LoggedMessage::not_kept(side.message.total);
                 content_omitted = Some(ContentOmitted::RedactorFailed);
                 BTreeMap::new()
@@ -243,11 +248,20 @@ impl Exchange {
         };
         let chunked = chunk_captured(&side.message, self.config().chunk_bytes, cap);
         if let Some(at) = chunked.invalid_utf8_at {
-            side.errors.push(format!(
-                "the message is not valid UTF-8 (first bad byte at offset {at}); bad bytes were replaced with U+FFFD"
+            side.errors.push(Problem::new(
+                ProblemKind::InvalidUtf8,
+                format!(
+                    "the message is not valid UTF-8 (first bad byte at offset {at}); bad bytes were replaced with U+FFFD"
+                ),
             ));
         }
-        let error = (!side.errors.is_empty()).then(|| side.errors.join("; "));
+        let error = (!side.errors.is_empty()).then(|| {
+            let texts: Vec<&str> = side.errors.iter().map(Problem::detail).collect();
+            texts.join("; ")
+        });
+        let mut error_kinds: Vec<ProblemKind> = side.errors.iter().map(Problem::kind).collect();
+        error_kinds.sort_unstable();
+        error_kinds.dedup();
         let mut end_user = side.end_user.take();
         let mut cost = None;
         let model = match kind {
@@ -301,6 +315,7 @@ impl Exchange {
                 messages,
                 message_bytes: side.message.total,
                 truncated: chunked.cut,
+                invalid_utf8_replaced: chunked.invalid_utf8_at.is_some(),
                 status_code: side.status,
                 duration,
                 time_to_first_token: side
@@ -309,6 +324,7 @@ impl Exchange {
                 finish_reasons: side.finish_reasons.clone(),
                 outcome,
                 error: error.clone(),
+                error_kinds: error_kinds.clone(),
                 redactions: redactions.clone(),
                 media_elided: side.media_elided,
                 content_omitted,
@@ -411,6 +427,7 @@ impl Exchange {
         }
         if config.redact_pii {
             for error in &mut side.errors {
+                let error = error.detail_mut();
                 let found = privacy::find_pii(error);
                 if !found.is_empty() {
                     let edits = self.pii_edits(error, found);
@@ -537,8 +554,8 @@ fn redact_secrets(side: &mut SideReport, cap: usize, counts: &mut BTreeMap<Strin
         }
     }
     for error in &mut side.errors {
-        if let Some(redacted) = privacy::redact_secrets_in(error, &mut found) {
-            *error = redacted;
+        if let Some(redacted) = privacy::redact_secrets_in(error.detail(), &mut found) {
+            *error.detail_mut() = redacted;
         }
     }
     for (kind, n) in found {

@@ -108,6 +108,7 @@ mod framing;
 mod future;
 mod layer;
 pub mod privacy;
+mod problem;
 mod read_ahead;
 pub mod reassemble;
 mod record;

@@ -221,6 +221,9 @@ pub struct LlmLogRecord {
     pub message_bytes: u64,
     /// Whether the logged message was cut at the cap (or could not be read whole).
     pub truncated: bool,
+    /// Whether bytes of the message that were not valid UTF-8 were replaced with U+FFFD
+    /// (`InvalidUtf8Replaced`, written only when true).
+    pub invalid_utf8_replaced: bool,
     /// The response status, once known.
     pub status_code: Option<u16>,
     /// From the request reaching the layer to the end of this side's body.
@@ -231,8 +234,12 @@ pub struct LlmLogRecord {
     pub finish_reasons: Vec<String>,
     /// How this side of the exchange ended.
     pub outcome: Outcome,
-    /// What went wrong reading or parsing this side, if anything.
+    /// What went wrong reading or parsing this side, if anything: each problem's sentence,
+    /// joined with `; `.
     pub error: Option<String>,
+    /// The kinds of the problems in `error`, each once, in order (`ErrorKinds`, written only
+    /// when there are any).
+    pub error_kinds: Vec<crate::api::ProblemKind>,
     /// What was replaced in this side's logged message (and error text) before it was logged,
     /// by kind (`openai_key`, `private_key`, ...), with how many (`Redactions`). `MessageBytes`
     /// stays the size of the message as it passed.
@@ -311,6 +318,8 @@ struct Wire<'a> {
     response_messages: Option<Cow<'a, str>>,
     message_bytes: u64,
     truncated: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    invalid_utf8_replaced: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status_code: Option<u16>,
     duration_ms: f64,
@@ -321,6 +330,8 @@ struct Wire<'a> {
     outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    error_kinds: Vec<crate::api::ProblemKind>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     redactions: BTreeMap<Cow<'a, str>, u32>,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -397,6 +408,7 @@ impl Serialize for LlmLogRecord {
             response_messages,
             message_bytes: self.message_bytes,
             truncated: self.truncated,
+            invalid_utf8_replaced: self.invalid_utf8_replaced,
             status_code: self.status_code,
             duration_ms: millis(self.duration),
             time_to_first_token_ms: self.time_to_first_token.map(millis),
@@ -407,6 +419,7 @@ impl Serialize for LlmLogRecord {
                 .collect(),
             outcome: self.outcome,
             error: opt_str(&self.error),
+            error_kinds: self.error_kinds.clone(),
             redactions: self
                 .redactions
                 .iter()
@@ -463,12 +476,14 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
             messages: messages.map(|m| Bytes::from(m.into_owned())).unwrap_or_default(),
             message_bytes: w.message_bytes,
             truncated: w.truncated,
+            invalid_utf8_replaced: w.invalid_utf8_replaced,
             status_code: w.status_code,
             duration: from_millis(w.duration_ms),
             time_to_first_token: w.time_to_first_token_ms.map(from_millis),
             finish_reasons: w.finish_reasons.into_iter().map(Cow::into_owned).collect(),
             outcome: w.outcome,
             error: own(w.error),
+            error_kinds: w.error_kinds,
             redactions: w
                 .redactions
                 .into_iter()
@@ -517,6 +532,8 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         messages: Bytes::from_static("[{\"content\":\"h\u{e9}\\\"llo\\n\"}]".as_bytes()),
         message_bytes: 40,
         truncated: true,
+        invalid_utf8_replaced: false,
+        error_kinds: Vec::new(),
         status_code: Some(200),
         duration: Duration::from_nanos(12_345_678),
         time_to_first_token: Some(Duration::from_micros(800)),

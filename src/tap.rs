@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
 
-use crate::api::{BodyFacts, BodyReader, LoggedMessage, RawReader, StreamReader};
+use crate::api::{BodyFacts, BodyReader, LoggedMessage, Problem, ProblemKind, RawReader, StreamReader};
 use crate::decode::{self, Decoder};
 use crate::exchange::{Exchange, SideReport};
 use crate::privacy::MediaElider;
@@ -55,25 +55,30 @@ impl Progress {
 
     /// Marks the side reported and says how it ended: `ended` when the body reached its end,
     /// `dropped` when it was dropped before; `None` when it was reported already.
-    fn take_end(&mut self, side: &str, ended: Outcome, dropped: Outcome) -> Option<(Outcome, Vec<String>)> {
+    fn take_end(&mut self, side: &str, ended: Outcome, dropped: Outcome) -> Option<(Outcome, Vec<Problem>)> {
         let bytes = self.bytes;
         match std::mem::replace(&mut self.end, End::Reported) {
             End::Reported => None,
             End::Ended => Some((ended, Vec::new())),
             End::Failed(e) => Some((
                 Outcome::BodyError,
-                vec![format!("the {side} body failed after {bytes} bytes: {e}")],
+                vec![Problem::new(
+                    ProblemKind::Cut,
+                    format!("the {side} body failed after {bytes} bytes: {e}"),
+                )],
             )),
             End::Open if dropped == Outcome::RequestIncomplete => Some((
                 dropped,
-                vec![format!(
-                    "the {side} body was still arriving after {bytes} bytes when the exchange was dropped"
+                vec![Problem::new(
+                    ProblemKind::Cut,
+                    format!("the {side} body was still arriving after {bytes} bytes when the exchange was dropped"),
                 )],
             )),
             End::Open => Some((
                 dropped,
-                vec![format!(
-                    "the {side} body was dropped after {bytes} bytes, before its end"
+                vec![Problem::new(
+                    ProblemKind::Cut,
+                    format!("the {side} body was dropped after {bytes} bytes, before its end"),
                 )],
             )),
         }
@@ -203,7 +208,9 @@ impl Target {
             } => {
                 let problems = framer.finish(ended, &mut |e| reader.event(&e));
                 let mut facts = reader.finish(ended);
-                facts.errors.extend(problems);
+                facts
+                    .errors
+                    .extend(problems.into_iter().map(|p| Problem::new(ProblemKind::Stream, p)));
                 facts.stream = true;
                 facts
             }
@@ -246,12 +253,14 @@ impl Reading {
             Reading::Decoded(mut decoder, mut target) => {
                 let (complete, error) = decoder.finish(ended, &mut |b| target.feed(b));
                 let mut facts = target.finish(ended && complete);
-                facts.errors.extend(error);
+                facts
+                    .errors
+                    .extend(error.map(|e| Problem::new(ProblemKind::Encoding, e)));
                 facts
             }
             Reading::NotRead(problem) => BodyFacts {
                 message: LoggedMessage::not_kept(bytes),
-                errors: vec![problem],
+                errors: vec![Problem::new(ProblemKind::Encoding, problem)],
                 ..BodyFacts::default()
             },
         }
@@ -395,9 +404,10 @@ impl ResponseTap {
         let unfinished_stream = facts.stream && !facts.stream_ended && completed && self.status < 400;
         let mut side = SideReport::from_facts(facts, "response", errors);
         if unfinished_stream {
-            side.errors.push(
-                "stream: it ended without its final event ([DONE], a finish reason or a stop event)".into(),
-            );
+            side.errors.push(Problem::new(
+                ProblemKind::Stream,
+                "stream: it ended without its final event ([DONE], a finish reason or a stop event)",
+            ));
         }
         side.status = Some(self.status);
         if side.request_id.is_none() {
@@ -439,7 +449,10 @@ impl PendingResponse {
     pub(crate) fn fail(mut self, error: String) {
         if let Some(exchange) = self.exchange.take() {
             let side = SideReport {
-                errors: vec![format!("the inner service failed: {error}")],
+                errors: vec![Problem::new(
+                    ProblemKind::Cut,
+                    format!("the inner service failed: {error}"),
+                )],
                 ..SideReport::default()
             };
             exchange.report(RecordKind::Response, Outcome::ServiceError, side);
@@ -451,7 +464,10 @@ impl Drop for PendingResponse {
     fn drop(&mut self) {
         if let Some(exchange) = self.exchange.take() {
             let side = SideReport {
-                errors: vec!["the response was dropped before the inner service answered".into()],
+                errors: vec![Problem::new(
+                    ProblemKind::Cut,
+                    "the response was dropped before the inner service answered",
+                )],
                 ..SideReport::default()
             };
             exchange.report(RecordKind::Response, Outcome::ClientDisconnected, side);

@@ -13,6 +13,8 @@ mod mock;
 #[allow(dead_code)]
 #[path = "../gateway/src/mock_apis.rs"]
 mod mock_apis;
+#[path = "../gateway/src/mock_native.rs"]
+mod mock_native;
 
 use std::net::SocketAddr;
 

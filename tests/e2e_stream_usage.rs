@@ -14,6 +14,9 @@ mod mock;
 #[path = "../gateway/src/mock_apis.rs"]
 #[allow(dead_code)]
 mod mock_apis;
+#[path = "../gateway/src/mock_native.rs"]
+#[allow(dead_code)]
+mod mock_native;
 
 use std::net::SocketAddr;
 

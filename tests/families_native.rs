@@ -387,6 +387,7 @@ async fn bedrock_stream_exception_and_corrupt_frames_are_reported() {
     let rs = one(&records, RecordKind::Response);
     let error = rs.error.clone().unwrap_or_default();
     assert!(error.contains("message 2's checksum does not match; it was skipped"), "{error}");
+    assert_eq!(rs.error_kinds, [tower_llm_log::api::ProblemKind::Stream]);
     assert_eq!(json_of(&rs)[0]["text"], " the weather.", "the good messages are read");
 
     // A bad prelude: the rest cannot be trusted.

@@ -108,7 +108,7 @@ impl BodyReader for WholeBody {
         let kept = self.capture.finish();
         let mut facts = BodyFacts::default();
         if kept.is_truncated() {
-            facts.errors.push(format!("the body is over the cap ({} bytes): logged as it came, unread", self.cap));
+            facts.errors.push(format!("the body is over the cap ({} bytes): logged as it came, unread", self.cap).into());
             facts.message = kept;
             return facts;
         }

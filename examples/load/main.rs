@@ -31,6 +31,9 @@ mod mock;
 #[allow(dead_code)]
 #[path = "../../gateway/src/mock_apis.rs"]
 mod mock_apis;
+#[allow(dead_code)]
+#[path = "../../gateway/src/mock_native.rs"]
+mod mock_native;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

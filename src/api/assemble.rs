@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::{Deserializer, Visitor};
 use serde::Serialize;
 
-use super::BodyFacts;
+use super::{BodyFacts, Problem, ProblemKind};
 use crate::capture::LoggedMessage;
 
 /// The most parts (choices, output items and their content parts, content blocks, tool calls)
@@ -152,7 +152,9 @@ pub(crate) fn stream_facts(
     ended: bool,
 ) -> BodyFacts {
     facts.message = budget.finish(value, cap);
-    facts.errors.extend(tally.summary());
+    facts
+        .errors
+        .extend(tally.summary().map(|s| Problem::new(ProblemKind::Stream, s)));
     facts.stream = true;
     facts.stream_ended = ended;
     facts

@@ -520,7 +520,7 @@ mod tests {
         assert!(String::from_utf8(msg.segments.concat())
             .unwrap()
             .contains("\"ok\""));
-        let err = facts.errors.join("; ");
+        let err = facts.errors.iter().map(|e| e.detail()).collect::<Vec<_>>().join("; ");
         assert!(err.starts_with("event 1 is not a chat completion chunk"), "{err}");
         assert!(err.ends_with("(and 1 more problems)"), "{err}");
     }
@@ -560,7 +560,7 @@ mod tests {
             logged + (2000 - (max - 1)) * 3 + 4,
             "dropped text still counts in the size"
         );
-        assert!(facts.errors[0].starts_with(&format!("more than {max} choices and tool calls")));
+        assert!(facts.errors[0].detail().starts_with(&format!("more than {max} choices and tool calls")));
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! ```
 
 pub use crate::capture::{LoggedMessage, MessageCapture};
+pub use crate::problem::{Problem, ProblemKind};
 pub use crate::framing::{Framing, StreamEvent, HEAD_BYTES, TAIL_BYTES};
 use crate::ApiFamily;
 

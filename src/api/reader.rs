@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{ApiFamily, Framing, LoggedMessage, MessageCapture, RequestHead, Route, StreamEvent};
+use super::{ApiFamily, Framing, LoggedMessage, MessageCapture, Problem, ProblemKind, RequestHead, Route, StreamEvent};
 
 /// Token counts as a provider reported them; `None` where it said nothing (unknown is not 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,8 +53,9 @@ pub struct BodyFacts {
     pub stream_ended: bool,
     /// When the first token arrived (streams).
     pub first_token_at: Option<Instant>,
-    /// What was wrong with the body, each a sentence.
-    pub errors: Vec<String>,
+    /// What was wrong with the body. Plain text converts (`"...".into()`) to a
+    /// [`ProblemKind::Body`] problem.
+    pub errors: Vec<Problem>,
     /// Media payloads the layer elided before the reader saw the body.
     pub(crate) media_elided: u32,
     /// The end user a request body names (built-in families).
@@ -148,7 +149,7 @@ impl<T: LlmApi + ?Sized> LlmApi for Arc<T> {
 /// Keeps a body as it is, up to the cap: for error responses, and families nobody can read.
 pub(crate) struct RawReader {
     capture: MessageCapture,
-    note: Option<String>,
+    note: Option<Problem>,
 }
 
 impl RawReader {
@@ -162,9 +163,12 @@ impl RawReader {
     pub(crate) fn unknown(route: &Route, cap: usize) -> Self {
         RawReader {
             capture: MessageCapture::new(cap),
-            note: Some(format!(
-                "no reader for the API family \"{}\" (add it with LlmLogLayer::with_api); the body is logged as it is",
-                route.family
+            note: Some(Problem::new(
+                ProblemKind::UnknownFamily,
+                format!(
+                    "no reader for the API family \"{}\" (add it with LlmLogLayer::with_api); the body is logged as it is",
+                    route.family
+                ),
             )),
         }
     }

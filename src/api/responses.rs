@@ -201,7 +201,7 @@ fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
     if let Some(error) = error {
         facts
             .errors
-            .push(format!("the response failed: {}", error.describe()));
+            .push(format!("the response failed: {}", error.describe()).into());
     }
 }
 

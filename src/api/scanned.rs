@@ -40,17 +40,17 @@ impl BodyReader for ScannedBody {
         let mut facts = BodyFacts::default();
         // A body cut short (client gone) is not a JSON problem; a malformed one always is.
         match scan.problem() {
-            Some(p) if ended || scan.error().is_some() => facts.errors.push(p),
+            Some(p) if ended || scan.error().is_some() => facts.errors.push(p.into()),
             _ => {}
         }
         if let Some(name) = self.captured {
             if scan.is_complete() && scan.capture().is_none() {
-                facts.errors.push(format!("no \"{name}\" value"));
+                facts.errors.push(format!("no \"{name}\" value").into());
             }
             if scan.has_duplicate_capture() {
                 facts
                     .errors
-                    .push(format!("\"{name}\" appears more than once; the last is logged"));
+                    .push(format!("\"{name}\" appears more than once; the last is logged").into());
             }
         }
         (self.read)(&mut scan, &mut facts);
@@ -97,7 +97,7 @@ pub(crate) fn parsed<T: serde::de::DeserializeOwned>(
     match serde_json::from_slice::<Option<T>>(raw) {
         Ok(v) => v,
         Err(e) => {
-            facts.errors.push(format!("unreadable {name}: {e}"));
+            facts.errors.push(format!("unreadable {name}: {e}").into());
             None
         }
     }
