@@ -12,12 +12,11 @@
 //!   stream, and `error` events reported.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, Indexed, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::scan::json::{Action, Node, ScanResult};
@@ -222,9 +221,7 @@ struct BlockOut {
 
 /// Assembles a streamed message into its `content` blocks.
 struct MessageStream {
-    blocks: Vec<BlockOut>,
-    block_at: HashMap<u32, usize>,
-    parts: PartBound,
+    blocks: Indexed<BlockOut>,
     facts: BodyFacts,
     usage: Usage,
     budget: TextBudget,
@@ -236,9 +233,7 @@ struct MessageStream {
 impl MessageStream {
     fn new(cap: usize) -> Self {
         MessageStream {
-            blocks: Vec::new(),
-            block_at: HashMap::new(),
-            parts: PartBound::default(),
+            blocks: Indexed::default(),
             facts: BodyFacts::default(),
             usage: Usage::default(),
             budget: TextBudget::new(cap),
@@ -248,24 +243,22 @@ impl MessageStream {
         }
     }
 
-    fn block(&mut self, index: u32, kind: &str) -> Option<usize> {
-        if let Some(&at) = self.block_at.get(&index) {
-            return Some(at);
+    /// The block at `index` (of type `kind` when it is new), or `None` past the bound.
+    fn block<'b>(
+        blocks: &'b mut Indexed<BlockOut>,
+        tally: &mut EventTally,
+        index: u32,
+        kind: &str,
+    ) -> Option<&'b mut BlockOut> {
+        let block = blocks.get(index, tally, "content blocks")?;
+        if block.kind.is_empty() {
+            block.index = index;
+            block.kind = clip_word(kind);
         }
-        if !self.parts.admit(&mut self.tally, "content blocks") {
-            return None;
-        }
-        self.blocks.push(BlockOut {
-            index,
-            kind: clip_word(kind),
-            ..BlockOut::default()
-        });
-        self.block_at.insert(index, self.blocks.len() - 1);
-        Some(self.blocks.len() - 1)
+        Some(block)
     }
 
-    fn append(&mut self, at: usize, field: Field, text: &str) {
-        let block = &mut self.blocks[at];
+    fn append(block: &mut BlockOut, budget: &mut TextBudget, field: Field, text: &str) {
         let target = match field {
             Field::Text => &mut block.text,
             Field::Thinking => &mut block.thinking,
@@ -273,7 +266,7 @@ impl MessageStream {
             Field::Data => &mut block.data,
             Field::Input => &mut block.input_json,
         };
-        self.budget.append(target.get_or_insert_with(String::new), text);
+        budget.append(target.get_or_insert_with(String::new), text);
     }
 
     fn apply(&mut self, event: EventWire<'_>) {
@@ -290,14 +283,14 @@ impl MessageStream {
             "content_block_start" => {
                 let Some(start) = event.content_block else { return };
                 let kind = start.kind.as_deref().unwrap_or("text").to_string();
-                let Some(at) = self.block(index, &kind) else {
+                let Some(block) = Self::block(&mut self.blocks, &mut self.tally, index, &kind) else {
                     for text in [&start.text, &start.thinking].into_iter().flatten() {
                         self.budget.drop(text);
                     }
                     return;
                 };
-                self.blocks[at].id = start.id.and_then(|s| self.budget.field(&s));
-                self.blocks[at].name = start.name.and_then(|s| self.budget.field(&s));
+                block.id = start.id.and_then(|s| self.budget.field(&s));
+                block.name = start.name.and_then(|s| self.budget.field(&s));
                 for (field, text) in [
                     (Field::Text, start.text),
                     (Field::Thinking, start.thinking),
@@ -305,13 +298,13 @@ impl MessageStream {
                     (Field::Data, start.data),
                 ] {
                     if let Some(text) = text {
-                        self.append(at, field, &text);
+                        Self::append(block, &mut self.budget, field, &text);
                     }
                 }
                 match start.input {
                     // The usual start of a tool call: its input streams next.
                     Some(serde_json::Value::Object(o)) if o.is_empty() => {}
-                    Some(input) => self.append(at, Field::Input, &input.to_string()),
+                    Some(input) => Self::append(block, &mut self.budget, Field::Input, &input.to_string()),
                     None => {}
                 }
             }
@@ -328,8 +321,8 @@ impl MessageStream {
                 {
                     self.facts.first_token_at = Some(Instant::now());
                 }
-                match self.block(index, kind) {
-                    Some(at) => self.append(at, field, &text),
+                match Self::block(&mut self.blocks, &mut self.tally, index, kind) {
+                    Some(block) => Self::append(block, &mut self.budget, field, &text),
                     None => self.budget.drop(&text),
                 }
             }
@@ -345,8 +338,7 @@ impl MessageStream {
             "error" => {
                 self.ended = true;
                 let text = event.error.map(|e| e.to_string()).unwrap_or_default();
-                self.tally
-                    .note(format!("the stream carried an error: {}", clip(&text)));
+                self.tally.carried_error(&text);
             }
             // `ping`, `content_block_stop`, and event types added later carry no completion.
             _ => {}
@@ -371,16 +363,14 @@ impl StreamReader for MessageStream {
         match serde_json::from_slice::<EventWire<'_>>(event.data) {
             Ok(e) => self.apply(e),
             Err(e) => {
-                let n = self.tally.events;
-                self.tally
-                    .note(format!("event {n} is not a Messages API event: {e}"));
+                self.tally.unreadable("a Messages API event", e);
             }
         }
     }
 
     fn finish(mut self: Box<Self>, _ended: bool) -> BodyFacts {
-        self.blocks.sort_by_key(|b| b.index);
-        for block in &mut self.blocks {
+        let mut blocks = std::mem::take(&mut self.blocks).into_sorted();
+        for block in &mut blocks {
             if block.kind == "tool_use" || block.input_json.is_some() {
                 let json = block.input_json.take().unwrap_or_default();
                 block.input = Some(if json.is_empty() {
@@ -396,7 +386,7 @@ impl StreamReader for MessageStream {
         stream_facts(
             facts,
             &self.budget,
-            &self.blocks,
+            &blocks,
             self.cap,
             &mut self.tally,
             self.ended,
@@ -417,7 +407,7 @@ mod tests {
         );
         s.apply(serde_json::from_str(&event).unwrap());
         assert_eq!(
-            s.blocks[0].kind.len(),
+            s.blocks.into_sorted()[0].kind.len(),
             64,
             "a type is a short word, whatever the event says"
         );

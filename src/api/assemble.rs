@@ -268,6 +268,17 @@ impl EventTally {
         !oversized
     }
 
+    /// The current event could not be read as `what` (`"a chat completion chunk"`).
+    pub(crate) fn unreadable(&mut self, what: &str, error: impl fmt::Display) {
+        self.note(format!("event {} is not {what}: {error}", self.events));
+    }
+
+    /// The stream carried an error (an error event, an error object, an exception): `text`
+    /// says what it was, clipped.
+    pub(crate) fn carried_error(&mut self, text: &str) {
+        self.note(format!("the stream carried an error: {}", clip(text)));
+    }
+
     pub(crate) fn note(&mut self, message: String) {
         self.bad += 1;
         if self.first.is_none() {

@@ -327,9 +327,7 @@ impl StreamReader for ConverseStream {
         match serde_json::from_slice::<EventWire<'_>>(event.data) {
             Ok(e) => self.apply(event.name, e),
             Err(e) => {
-                let n = self.tally.events;
-                self.tally
-                    .note(format!("event {n} is not a ConverseStream event: {e}"));
+                self.tally.unreadable("a ConverseStream event", e);
             }
         }
     }

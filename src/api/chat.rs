@@ -10,11 +10,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, PartBound, TextBudget};
+use super::assemble::{clip_word, cow_str, PartBound};
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
 use crate::scan::json::{Action, Node};
@@ -23,7 +22,7 @@ use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
 
-use super::openai::{read_response, Usage, FINISH_REASON, ID, USAGE};
+use super::openai::{read_response, ChunkStream, FINISH_REASON, ID, USAGE};
 
 /// The paths read from a chat request body.
 pub(crate) static REQUEST: Node = Node::root(&[
@@ -82,20 +81,6 @@ impl LlmApi for ChatCompletionsApi {
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
         Box::new(ChatStreamAssembler::new(cap))
     }
-}
-
-#[derive(Deserialize)]
-struct ChunkWire<'a> {
-    #[serde(borrow, default, deserialize_with = "cow_str")]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "cow_str")]
-    model: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Option<Vec<ChoiceDeltaWire<'a>>>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -178,17 +163,13 @@ struct FunctionOut {
 }
 
 /// Assembles a streamed chat completion from its events, keeping at most `cap` bytes of text.
-#[derive(Default)]
 pub(crate) struct ChatStreamAssembler {
+    stream: ChunkStream,
     choices: Vec<ChoiceOut>,
     choice_at: HashMap<u32, usize>,
     tool_at: HashMap<(u32, u32), usize>,
+    /// Choices and tool calls count against one bound.
     parts: PartBound,
-    facts: BodyFacts,
-    budget: TextBudget,
-    cap: usize,
-    saw_done: bool,
-    tally: EventTally,
 }
 
 impl StreamReader for ChatStreamAssembler {
@@ -204,49 +185,23 @@ impl StreamReader for ChatStreamAssembler {
 impl ChatStreamAssembler {
     pub(crate) fn new(cap: usize) -> Self {
         ChatStreamAssembler {
-            budget: TextBudget::new(cap),
-            cap,
-            ..Self::default()
+            stream: ChunkStream::new(cap),
+            choices: Vec::new(),
+            choice_at: HashMap::new(),
+            tool_at: HashMap::new(),
+            parts: PartBound::default(),
         }
     }
 
     /// Takes one event's data.
     pub(crate) fn on_event(&mut self, data: &[u8], oversized: bool) {
-        if !self.tally.next(oversized) || self.saw_done {
+        let Some(choices) = self
+            .stream
+            .choices::<ChoiceDeltaWire<'_>>(data, oversized, "a chat completion chunk")
+        else {
             return;
-        }
-        if data == b"[DONE]" {
-            self.saw_done = true;
-            return;
-        }
-        match serde_json::from_slice::<ChunkWire<'_>>(data) {
-            Ok(chunk) => self.apply(chunk),
-            Err(e) => {
-                let n = self.tally.events;
-                self.note_error(format!("event {n} is not a chat completion chunk: {e}"))
-            }
-        }
-    }
-
-    fn note_error(&mut self, message: String) {
-        self.tally.note(message);
-    }
-
-    fn apply(&mut self, chunk: ChunkWire<'_>) {
-        if self.facts.request_id.is_none() {
-            self.facts.request_id = chunk.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
-        }
-        if self.facts.model.is_none() {
-            self.facts.model = chunk.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
-        }
-        if let Some(usage) = chunk.usage {
-            self.facts.usage = usage.into();
-        }
-        if let Some(error) = chunk.error {
-            let text = error.to_string();
-            self.note_error(format!("the stream carried an error: {}", clip(&text)));
-        }
-        for c in chunk.choices.into_iter().flatten() {
+        };
+        for c in choices {
             let Some(at) = self.choice_slot(c.index) else {
                 self.drop_delta(c.delta.as_ref());
                 continue;
@@ -272,7 +227,7 @@ impl ChatStreamAssembler {
                     1 => &mut msg.refusal,
                     _ => &mut msg.reasoning_content,
                 };
-                self.budget.append(target.get_or_insert_with(String::new), &text);
+                self.stream.budget.append(target.get_or_insert_with(String::new), &text);
             }
             for call in delta.tool_calls.into_iter().flatten() {
                 token = true;
@@ -287,22 +242,22 @@ impl ChatStreamAssembler {
                 let t = &mut self.choices[at].message.tool_calls[slot];
                 // Some servers repeat the id on every delta: it is paid for once.
                 if let Some(id) = call.id.filter(|_| t.id.is_none()) {
-                    t.id = self.budget.field(&id);
+                    t.id = self.stream.budget.field(&id);
                 }
                 if let Some(kind) = call.kind {
                     t.kind = clip_word(&kind);
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
-                        self.budget.append(&mut t.function.name, &name);
+                        self.stream.budget.append(&mut t.function.name, &name);
                     }
                     if let Some(args) = f.arguments {
-                        self.budget.append(&mut t.function.arguments, &args);
+                        self.stream.budget.append(&mut t.function.arguments, &args);
                     }
                 }
             }
-            if token && self.facts.first_token_at.is_none() {
-                self.facts.first_token_at = Some(Instant::now());
+            if token {
+                self.stream.token();
             }
         }
     }
@@ -312,7 +267,7 @@ impl ChatStreamAssembler {
         if let Some(&at) = self.choice_at.get(&index) {
             return Some(at);
         }
-        if !self.parts.admit(&mut self.tally, "choices and tool calls") {
+        if !self.parts.admit(&mut self.stream.tally, "choices and tool calls") {
             return None;
         }
         self.choices.push(ChoiceOut {
@@ -328,7 +283,7 @@ impl ChatStreamAssembler {
         if let Some(&slot) = self.tool_at.get(&(choice, index)) {
             return Some(slot);
         }
-        if !self.parts.admit(&mut self.tally, "choices and tool calls") {
+        if !self.parts.admit(&mut self.stream.tally, "choices and tool calls") {
             return None;
         }
         let calls = &mut self.choices[at].message.tool_calls;
@@ -344,7 +299,7 @@ impl ChatStreamAssembler {
     /// Text of a part not kept: counted in the message's size.
     fn drop_text<'t>(&mut self, texts: impl IntoIterator<Item = Option<&'t str>>) {
         for text in texts.into_iter().flatten() {
-            self.budget.drop(text);
+            self.stream.budget.drop(text);
         }
     }
 
@@ -368,21 +323,8 @@ impl ChatStreamAssembler {
         for c in &mut self.choices {
             c.message.tool_calls.sort_by_key(|t| t.index);
         }
-        self.facts.finish_reasons = self
-            .choices
-            .iter()
-            .filter_map(|c| c.finish_reason.clone())
-            .collect();
-        let ended = self.saw_done || !self.facts.finish_reasons.is_empty();
-        let facts = std::mem::take(&mut self.facts);
-        stream_facts(
-            facts,
-            &self.budget,
-            &self.choices,
-            self.cap,
-            &mut self.tally,
-            ended,
-        )
+        let reasons = self.choices.iter().filter_map(|c| c.finish_reason.clone()).collect();
+        self.stream.finish(&self.choices, reasons)
     }
 }
 

@@ -265,8 +265,7 @@ impl GeminiStream {
     fn apply(&mut self, chunk: ChunkWire<'_>) {
         if let Some(error) = chunk.error {
             self.ended = true;
-            self.tally
-                .note(format!("the stream carried an error: {}", clip(error.get())));
+            self.tally.carried_error(error.get());
             return;
         }
         if let Some(model) = chunk.model_version.filter(|m| !m.is_empty()) {
@@ -344,9 +343,7 @@ impl StreamReader for GeminiStream {
         match serde_json::from_slice::<ChunkWire<'_>>(event.data) {
             Ok(chunk) => self.apply(chunk),
             Err(e) => {
-                let n = self.tally.events;
-                self.tally
-                    .note(format!("event {n} is not a generateContent chunk: {e}"));
+                self.tally.unreadable("a generateContent chunk", e);
             }
         }
     }

@@ -221,8 +221,7 @@ impl OllamaStream {
     fn apply(&mut self, chunk: ChunkWire<'_>) {
         if let Some(error) = chunk.error {
             self.ended = true;
-            self.tally
-                .note(format!("the stream carried an error: {}", clip(error.get())));
+            self.tally.carried_error(error.get());
             return;
         }
         if self.facts.model.is_none() {

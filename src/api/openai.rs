@@ -1,9 +1,12 @@
 //! What OpenAI's families share: the scalar slots of their response bodies, the reading of a
 //! response (id, model, finish reasons, usage) and the usage object with its details.
 
-use serde::Deserialize;
+use std::borrow::Cow;
+use std::time::Instant;
 
-use super::assemble::clip;
+use serde::{Deserialize, Serialize};
+
+use super::assemble::{clip, cow_str, stream_facts, EventTally, TextBudget};
 use super::scanned;
 use super::{BodyFacts, TokenUsage};
 use crate::scan::json::ScanResult;
@@ -74,4 +77,90 @@ pub(crate) fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Op
 
 pub(crate) fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     detail(d, "reasoning_tokens")
+}
+
+/// A chunk of an OpenAI-style stream; `C` is the family's choice.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "C: Deserialize<'de>"))]
+struct ChunkWire<'a, C> {
+    #[serde(borrow, default, deserialize_with = "cow_str")]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "cow_str")]
+    model: Option<Cow<'a, str>>,
+    #[serde(default = "Option::default")]
+    choices: Option<Vec<C>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// What every OpenAI-style chunk stream (chat completions, legacy completions) does besides
+/// assembling its choices: `[DONE]` and what follows it, the id and model of the first chunk
+/// that names them, usage, an error a chunk carries, the first token's time, the text budget
+/// and the tally of events.
+pub(crate) struct ChunkStream {
+    pub(crate) facts: BodyFacts,
+    pub(crate) budget: TextBudget,
+    pub(crate) tally: EventTally,
+    cap: usize,
+    saw_done: bool,
+}
+
+impl ChunkStream {
+    pub(crate) fn new(cap: usize) -> Self {
+        ChunkStream {
+            facts: BodyFacts::default(),
+            budget: TextBudget::new(cap),
+            tally: EventTally::default(),
+            cap,
+            saw_done: false,
+        }
+    }
+
+    /// The choices of the next event, read as `C`: `None` for `[DONE]`, what follows it, and
+    /// an oversized or unreadable event (reported as not being `what`).
+    pub(crate) fn choices<'e, C: Deserialize<'e>>(&mut self, data: &'e [u8], oversized: bool, what: &str) -> Option<Vec<C>> {
+        if !self.tally.next(oversized) || self.saw_done {
+            return None;
+        }
+        if data == b"[DONE]" {
+            self.saw_done = true;
+            return None;
+        }
+        let chunk = match serde_json::from_slice::<ChunkWire<'e, C>>(data) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                self.tally.unreadable(what, e);
+                return None;
+            }
+        };
+        if self.facts.request_id.is_none() {
+            self.facts.request_id = chunk.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
+        }
+        if self.facts.model.is_none() {
+            self.facts.model = chunk.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
+        }
+        if let Some(usage) = chunk.usage {
+            self.facts.usage = usage.into();
+        }
+        if let Some(error) = chunk.error {
+            self.tally.carried_error(&error.to_string());
+        }
+        Some(chunk.choices.unwrap_or_default())
+    }
+
+    /// A token arrived (the first one's time is the stream's time to first token).
+    pub(crate) fn token(&mut self) {
+        self.facts.first_token_at.get_or_insert_with(Instant::now);
+    }
+
+    /// What the stream said: `value` (the assembled choices) as the message, cut to the cap.
+    /// The stream ended with `[DONE]` or once a choice gave its finish reason.
+    pub(crate) fn finish(mut self, value: &impl Serialize, finish_reasons: Vec<String>) -> BodyFacts {
+        let ended = self.saw_done || !finish_reasons.is_empty();
+        let mut facts = std::mem::take(&mut self.facts);
+        facts.finish_reasons = finish_reasons;
+        stream_facts(facts, &self.budget, value, self.cap, &mut self.tally, ended)
+    }
 }

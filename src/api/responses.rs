@@ -625,9 +625,7 @@ impl StreamReader for ResponseStream {
         match serde_json::from_slice::<EventWire<'_>>(event.data) {
             Ok(e) => self.apply(e),
             Err(e) => {
-                let n = self.tally.events;
-                self.tally
-                    .note(format!("event {n} is not a Responses API event: {e}"));
+                self.tally.unreadable("a Responses API event", e);
             }
         }
     }
