@@ -10,7 +10,7 @@ use common::*;
 use http::header::CONTENT_TYPE;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_llm_log::{ApiFamily, LlmLogBody, LlmLogLayer, LlmLogRecord, MemorySink, Outcome, RecordKind};
 
@@ -46,30 +46,9 @@ async fn run(
     (bytes, sink.take())
 }
 
-fn one(records: &[LlmLogRecord], kind: RecordKind) -> LlmLogRecord {
-    let r = of_kind(records, kind);
-    assert_eq!(r.len(), 1, "{kind:?} records: {r:?}");
-    r.into_iter().next().unwrap()
-}
 
-fn json_of(record: &LlmLogRecord) -> Value {
-    serde_json::from_str(record.messages_str()).unwrap_or_else(|e| panic!("{e}: {}", record.messages_str()))
-}
 
-fn fixture(v: &str) -> Value {
-    serde_json::from_str(v).unwrap()
-}
 
-fn tokens(r: &LlmLogRecord) -> [Option<u64>; 6] {
-    [
-        r.prompt_tokens,
-        r.completion_tokens,
-        r.total_tokens,
-        r.cached_tokens,
-        r.reasoning_tokens,
-        r.cache_creation_tokens,
-    ]
-}
 
 /// Runs a stream split in two at every byte; each run must log what the whole stream logs, and
 /// pass the bytes through unchanged.
@@ -94,24 +73,8 @@ async fn every_split(path: &str, request: &str, stream: &str) -> LlmLogRecord {
         assert_eq!(bytes, stream.as_bytes(), "cut at {cut}");
         let r = one(&records, RecordKind::Response);
         assert_eq!(
-            (
-                r.messages_str(),
-                r.message_bytes,
-                tokens(&r),
-                &r.finish_reasons,
-                &r.error,
-                &r.request_id,
-                &r.model_name
-            ),
-            (
-                whole.messages_str(),
-                whole.message_bytes,
-                tokens(&whole),
-                &whole.finish_reasons,
-                &whole.error,
-                &whole.request_id,
-                &whole.model_name
-            ),
+            said(&r),
+            said(&whole),
             "cut at {cut}"
         );
     }

@@ -60,30 +60,9 @@ async fn run(path: &str, request: &[u8], answer: Answer, frames: Frames) -> (Byt
     (bytes, sink.take())
 }
 
-fn one(records: &[LlmLogRecord], kind: RecordKind) -> LlmLogRecord {
-    let r = of_kind(records, kind);
-    assert_eq!(r.len(), 1, "{kind:?} records: {r:?}");
-    r.into_iter().next().unwrap()
-}
 
-fn json_of(record: &LlmLogRecord) -> Value {
-    serde_json::from_str(record.messages_str()).unwrap_or_else(|e| panic!("{e}: {}", record.messages_str()))
-}
 
-fn fixture(v: &str) -> Value {
-    serde_json::from_str(v).unwrap()
-}
 
-fn tokens(r: &LlmLogRecord) -> [Option<u64>; 6] {
-    [
-        r.prompt_tokens,
-        r.completion_tokens,
-        r.total_tokens,
-        r.cached_tokens,
-        r.reasoning_tokens,
-        r.cache_creation_tokens,
-    ]
-}
 
 /// Runs a stream whole, then split in two at every byte; each run must log what the whole stream
 /// logs, and pass the bytes through unchanged. Returns the records of the whole run.
@@ -100,24 +79,8 @@ async fn every_split(path: &str, request: &[u8], answer: Answer, stream: &[u8]) 
         assert_eq!(bytes, stream, "cuts {:?}", &cuts[..cuts.len().min(2)]);
         let r = one(&records, RecordKind::Response);
         assert_eq!(
-            (
-                r.messages_str(),
-                r.message_bytes,
-                tokens(&r),
-                &r.finish_reasons,
-                &r.error,
-                &r.request_id,
-                &r.model_name
-            ),
-            (
-                whole.messages_str(),
-                whole.message_bytes,
-                tokens(&whole),
-                &whole.finish_reasons,
-                &whole.error,
-                &whole.request_id,
-                &whole.model_name
-            ),
+            said(&r),
+            said(&whole),
             "cuts {:?}",
             &cuts[..cuts.len().min(2)]
         );
@@ -546,6 +509,6 @@ async fn ollama_errors() {
     let lines = b"{\"model\":\"m\",\"response\":\"a\",\"done\":false}\nnot json\n";
     let (_, records) = run("/api/generate", request, ok(NDJSON), Frames::new([Bytes::from_static(lines)])).await;
     let error = one(&records, RecordKind::Response).error.unwrap_or_default();
-    assert!(error.contains("line 2 is not an Ollama chunk"), "{error}");
+    assert!(error.contains("event 2 is not an Ollama chunk"), "{error}");
     assert!(error.contains("ended without its final event"), "{error}");
 }

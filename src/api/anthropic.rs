@@ -357,14 +357,8 @@ enum Field {
 
 impl StreamReader for MessageStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if !self.tally.next(event.oversized) {
-            return;
-        }
-        match serde_json::from_slice::<EventWire<'_>>(event.data) {
-            Ok(e) => self.apply(e),
-            Err(e) => {
-                self.tally.unreadable("a Messages API event", e);
-            }
+        if let Some(e) = self.tally.read::<EventWire<'_>>(event, "a Messages API event") {
+            self.apply(e);
         }
     }
 

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::{Deserializer, Visitor};
 use serde::Serialize;
 
-use super::{BodyFacts, Problem, ProblemKind};
+use super::{BodyFacts, Problem, ProblemKind, StreamEvent};
 use crate::capture::LoggedMessage;
 
 /// The most parts (choices, output items and their content parts, content blocks, tool calls)
@@ -266,6 +266,17 @@ impl EventTally {
             ));
         }
         !oversized
+    }
+
+    /// Counts the next event and reads its data as `T`: `None` when it is oversized or does
+    /// not read (reported as not being `what`, `"a Messages API event"`).
+    pub(crate) fn read<'e, T: serde::Deserialize<'e>>(&mut self, event: &StreamEvent<'e>, what: &str) -> Option<T> {
+        if !self.next(event.oversized) {
+            return None;
+        }
+        serde_json::from_slice(event.data)
+            .map_err(|e| self.unreadable(what, e))
+            .ok()
     }
 
     /// The current event could not be read as `what` (`"a chat completion chunk"`).

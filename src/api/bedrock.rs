@@ -321,14 +321,8 @@ impl ConverseStream {
 
 impl StreamReader for ConverseStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if !self.tally.next(event.oversized) {
-            return;
-        }
-        match serde_json::from_slice::<EventWire<'_>>(event.data) {
-            Ok(e) => self.apply(event.name, e),
-            Err(e) => {
-                self.tally.unreadable("a ConverseStream event", e);
-            }
+        if let Some(e) = self.tally.read::<EventWire<'_>>(event, "a ConverseStream event") {
+            self.apply(event.name, e);
         }
     }
 

@@ -337,14 +337,8 @@ impl GeminiStream {
 
 impl StreamReader for GeminiStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if !self.tally.next(event.oversized) {
-            return;
-        }
-        match serde_json::from_slice::<ChunkWire<'_>>(event.data) {
-            Ok(chunk) => self.apply(chunk),
-            Err(e) => {
-                self.tally.unreadable("a generateContent chunk", e);
-            }
+        if let Some(e) = self.tally.read::<ChunkWire<'_>>(event, "a generateContent chunk") {
+            self.apply(e);
         }
     }
 

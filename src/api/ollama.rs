@@ -259,15 +259,8 @@ impl OllamaStream {
 
 impl StreamReader for OllamaStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if !self.tally.next(event.oversized) {
-            return;
-        }
-        match serde_json::from_slice::<ChunkWire<'_>>(event.data) {
-            Ok(chunk) => self.apply(chunk),
-            Err(e) => {
-                let n = self.tally.events;
-                self.tally.note(format!("line {n} is not an Ollama chunk: {e}"));
-            }
+        if let Some(chunk) = self.tally.read::<ChunkWire<'_>>(event, "an Ollama chunk") {
+            self.apply(chunk);
         }
     }
 

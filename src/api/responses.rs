@@ -619,14 +619,8 @@ impl StreamReader for ResponseStream {
         if event.oversized && self.oversized(event) {
             return;
         }
-        if !self.tally.next(event.oversized) {
-            return;
-        }
-        match serde_json::from_slice::<EventWire<'_>>(event.data) {
-            Ok(e) => self.apply(e),
-            Err(e) => {
-                self.tally.unreadable("a Responses API event", e);
-            }
+        if let Some(e) = self.tally.read::<EventWire<'_>>(event, "a Responses API event") {
+            self.apply(e);
         }
     }
 

@@ -237,3 +237,48 @@ pub fn spawn_gateway(
     let addr = listening_address(&mut stderr).expect("the gateway says where it listens");
     (gateway, stderr, addr)
 }
+
+/// The one record of `kind`.
+pub fn one(records: &[LlmLogRecord], kind: RecordKind) -> LlmLogRecord {
+    let r = of_kind(records, kind);
+    assert_eq!(r.len(), 1, "{kind:?} records: {r:?}");
+    r.into_iter().next().unwrap()
+}
+
+/// A record's logged message, parsed as JSON.
+pub fn json_of(record: &LlmLogRecord) -> serde_json::Value {
+    serde_json::from_str(record.messages_str()).unwrap_or_else(|e| panic!("{e}: {}", record.messages_str()))
+}
+
+/// A fixture, parsed as JSON.
+pub fn fixture(v: &str) -> serde_json::Value {
+    serde_json::from_str(v).unwrap()
+}
+
+/// The token columns: prompt, completion, total, cached, reasoning, cache creation.
+pub fn tokens(r: &LlmLogRecord) -> [Option<u64>; 6] {
+    [
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.total_tokens,
+        r.cached_tokens,
+        r.reasoning_tokens,
+        r.cache_creation_tokens,
+    ]
+}
+
+/// What a response record says, for comparing runs of one stream framed differently.
+pub type Said<'a> = (&'a str, u64, [Option<u64>; 6], &'a [String], &'a Option<String>, &'a Option<String>, &'a Option<String>);
+
+/// What a response record says (message, size, tokens, finish reasons, error, id, model).
+pub fn said(r: &LlmLogRecord) -> Said<'_> {
+    (
+        r.messages_str(),
+        r.message_bytes,
+        tokens(r),
+        &r.finish_reasons,
+        &r.error,
+        &r.request_id,
+        &r.model_name,
+    )
+}
