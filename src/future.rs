@@ -241,7 +241,7 @@ where
                     parts.headers.remove(http::header::CONTENT_LENGTH);
                 }
                 let mut body = match pending.respond(parts.status.as_u16(), &parts.headers) {
-                    Some(tap) => LlmLogBody::tapped(body, Box::new(Tap::Response(tap))),
+                    Some(tap) => LlmLogBody::tapped(body, Box::new(tap)),
                     None => LlmLogBody::passthrough(body),
                 };
                 if strip {

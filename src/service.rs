@@ -16,7 +16,7 @@ use crate::control::{self, LogControl};
 use crate::correlation::CorrelationId;
 use crate::exchange::{Exchange, Shared};
 use crate::future::{ReadingAhead, ResponseFuture};
-use crate::tap::{PendingResponse, RequestTap, Tap};
+use crate::tap::{PendingResponse, Tap};
 
 /// Logs the LLM API exchanges that pass through it. Made by [`LlmLogLayer`](crate::LlmLogLayer).
 ///
@@ -120,7 +120,7 @@ where
             plan,
             dimensions,
         ));
-        let tap = Tap::Request(RequestTap::new(exchange.clone(), &parts.headers));
+        let tap = Tap::request(exchange.clone(), &parts.headers);
         let pending = Some(PendingResponse::new(exchange));
         let read_ahead = self.shared.config.request_read_ahead;
         if read_ahead == 0 || body.is_end_stream() {

@@ -99,24 +99,91 @@ impl Progress {
     }
 }
 
-/// One side's tap.
-pub(crate) enum Tap {
-    Request(RequestTap),
-    Response(ResponseTap),
+/// Which side a tap reads, and what only that side knows.
+enum Side {
+    /// The request: the outcome when its body is dropped before its end (the inner service did
+    /// not read it all, or, while the layer reads it ahead, the client had not sent it all).
+    Request { dropped: Outcome },
+    /// The response: its status, and the request id a header carries (families that name one).
+    Response { status: u16, request_id: Option<String> },
+}
+
+/// One side's tap: reads the body as it passes, and reports once, when the body ends, fails or
+/// is dropped. Where the body has got is `progress`, its state one [`End`].
+pub(crate) struct Tap {
+    exchange: Arc<Exchange>,
+    side: Side,
+    reading: Option<Reading>,
+    progress: Progress,
 }
 
 impl Tap {
+    /// The request side: reads the body with the family's request reader.
+    pub(crate) fn request(exchange: Arc<Exchange>, headers: &HeaderMap) -> Self {
+        let config = exchange.config();
+        let reader = exchange
+            .api
+            .request_reader(&exchange.route, exchange.cap(RecordKind::Request));
+        let reading = Reading::new(Target::body(reader, config), headers, config.decoded_bytes);
+        Tap {
+            exchange,
+            side: Side::Request {
+                dropped: Outcome::RequestNotRead,
+            },
+            reading: Some(reading),
+            progress: Progress::new(headers),
+        }
+    }
+
+    /// The response side: reads JSON or a stream with the family's readers, or keeps an error
+    /// body as it is.
+    pub(crate) fn response(exchange: Arc<Exchange>, status: u16, headers: &HeaderMap) -> Self {
+        let config = exchange.config();
+        let cap = exchange.cap(RecordKind::Response);
+        let route = &exchange.route;
+        let target = if status >= 400 {
+            Target::body(Box::new(RawReader::new(cap)), config)
+        } else {
+            let content_type = headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            match exchange.api.stream_framing(route, &content_type) {
+                Some(framing) => Target::Stream {
+                    framer: Framer::new(framing, STREAM_EVENT_LIMIT),
+                    reader: exchange.api.stream_reader(route, cap),
+                },
+                None => Target::body(exchange.api.response_reader(route, cap), config),
+            }
+        };
+        let reading = Reading::new(target, headers, config.decoded_bytes);
+        let request_id = exchange
+            .api
+            .request_id_header()
+            .and_then(|name| headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(crate::api::clip_field);
+        Tap {
+            exchange,
+            side: Side::Response { status, request_id },
+            reading: Some(reading),
+            progress: Progress::new(headers),
+        }
+    }
+
     pub(crate) fn data(&mut self, data: &Bytes) {
-        match self {
-            Tap::Request(t) => t.data(data),
-            Tap::Response(t) => t.data(data),
+        self.progress.add(data.len());
+        if let Some(r) = self.reading.as_mut() {
+            r.feed(data);
         }
     }
 
     /// The body reached its end. With `report_now`, records go out at once (no frame waits);
     /// otherwise when the body is dropped, so the last frame is not held up.
     pub(crate) fn ended(&mut self, report_now: bool) {
-        self.progress().mark_ended();
+        self.progress.mark_ended();
         if report_now {
             self.report();
         }
@@ -125,8 +192,8 @@ impl Tap {
     /// Whether the layer is reading the body ahead of the inner service: a drop then means the
     /// client had not sent all of it.
     pub(crate) fn set_reading_ahead(&mut self, reading_ahead: bool) {
-        if let Tap::Request(t) = self {
-            t.dropped = match reading_ahead {
+        if let Side::Request { dropped } = &mut self.side {
+            *dropped = match reading_ahead {
                 true => Outcome::RequestIncomplete,
                 false => Outcome::RequestNotRead,
             };
@@ -135,33 +202,63 @@ impl Tap {
 
     /// The exchange this tap belongs to.
     pub(crate) fn exchange(&self) -> &Arc<Exchange> {
-        match self {
-            Tap::Request(t) => &t.exchange,
-            Tap::Response(t) => &t.exchange,
-        }
+        &self.exchange
     }
 
     pub(crate) fn failed(&mut self, error: String) {
-        let progress = self.progress();
         // A body polled again after its end or an error must not report twice.
-        if !matches!(progress.end, End::Reported) {
-            progress.end = End::Failed(error);
+        if !matches!(self.progress.end, End::Reported) {
+            self.progress.end = End::Failed(error);
             self.report();
         }
     }
 
-    fn progress(&mut self) -> &mut Progress {
-        match self {
-            Tap::Request(t) => &mut t.progress,
-            Tap::Response(t) => &mut t.progress,
+    /// Reports the side once: what its reader found, and how its body ended.
+    fn report(&mut self) {
+        let bytes = self.progress.bytes;
+        let (name, ended, dropped) = match &self.side {
+            Side::Request { dropped } => ("request", Outcome::Completed, *dropped),
+            Side::Response { status, .. } if *status >= 400 => {
+                ("response", Outcome::UpstreamError, Outcome::ClientDisconnected)
+            }
+            Side::Response { .. } => ("response", Outcome::Completed, Outcome::ClientDisconnected),
+        };
+        let Some((outcome, errors)) = self.progress.take_end(name, ended, dropped) else {
+            return;
+        };
+        let Some(reading) = self.reading.take() else {
+            return;
+        };
+        let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
+        let facts = reading.finish(completed, bytes);
+        match &mut self.side {
+            Side::Request { .. } => {
+                let side = SideReport::from_facts(facts, name, errors);
+                self.exchange.set_request_facts(&side);
+                self.exchange.report(RecordKind::Request, outcome, side);
+            }
+            Side::Response { status, request_id } => {
+                let unfinished_stream = facts.stream && !facts.stream_ended && completed && *status < 400;
+                let mut side = SideReport::from_facts(facts, name, errors);
+                if unfinished_stream {
+                    side.errors.push(Problem::new(
+                        ProblemKind::Stream,
+                        "stream: it ended without its final event ([DONE], a finish reason or a stop event)",
+                    ));
+                }
+                side.status = Some(*status);
+                if side.request_id.is_none() {
+                    side.request_id = request_id.take();
+                }
+                self.exchange.report(RecordKind::Response, outcome, side);
+            }
         }
     }
+}
 
-    fn report(&mut self) {
-        match self {
-            Tap::Request(t) => t.report(),
-            Tap::Response(t) => t.report(),
-        }
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.report();
     }
 }
 
@@ -267,162 +364,6 @@ impl Reading {
     }
 }
 
-/// The request side: reads the body with the family's request reader.
-pub(crate) struct RequestTap {
-    exchange: Arc<Exchange>,
-    reading: Option<Reading>,
-    progress: Progress,
-    /// The outcome when the body is dropped before its end: the inner service did not read it
-    /// all, or (while the layer reads it ahead) the client had not sent it all.
-    dropped: Outcome,
-}
-
-impl RequestTap {
-    pub(crate) fn new(exchange: Arc<Exchange>, headers: &HeaderMap) -> Self {
-        let config = exchange.config();
-        let reader = exchange
-            .api
-            .request_reader(&exchange.route, exchange.cap(RecordKind::Request));
-        let reading = Reading::new(Target::body(reader, config), headers, config.decoded_bytes);
-        RequestTap {
-            exchange,
-            reading: Some(reading),
-            progress: Progress::new(headers),
-            dropped: Outcome::RequestNotRead,
-        }
-    }
-
-    fn data(&mut self, data: &Bytes) {
-        self.progress.add(data.len());
-        if let Some(r) = self.reading.as_mut() {
-            r.feed(data);
-        }
-    }
-
-    fn report(&mut self) {
-        let bytes = self.progress.bytes;
-        let Some((outcome, errors)) = self
-            .progress
-            .take_end("request", Outcome::Completed, self.dropped)
-        else {
-            return;
-        };
-        let Some(reading) = self.reading.take() else {
-            return;
-        };
-        let facts = reading.finish(outcome == Outcome::Completed, bytes);
-        let side = SideReport::from_facts(facts, "request", errors);
-        self.exchange.set_request_facts(&side);
-        self.exchange.report(RecordKind::Request, outcome, side);
-    }
-}
-
-impl Drop for RequestTap {
-    fn drop(&mut self) {
-        self.report();
-    }
-}
-
-/// The response side: reads JSON or a stream with the family's readers, or keeps an error body
-/// as it is.
-pub(crate) struct ResponseTap {
-    exchange: Arc<Exchange>,
-    status: u16,
-    /// The request id a response header carries, for families that name one.
-    request_id: Option<String>,
-    reading: Option<Reading>,
-    progress: Progress,
-}
-
-impl ResponseTap {
-    pub(crate) fn new(exchange: Arc<Exchange>, status: u16, headers: &HeaderMap) -> Self {
-        let config = exchange.config();
-        let cap = exchange.cap(RecordKind::Response);
-        let route = &exchange.route;
-        let framing = if status >= 400 {
-            None
-        } else {
-            let content_type = headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            exchange.api.stream_framing(route, &content_type)
-        };
-        let target = if status >= 400 {
-            Target::body(Box::new(RawReader::new(cap)), config)
-        } else if let Some(framing) = framing {
-            Target::Stream {
-                framer: Framer::new(framing, STREAM_EVENT_LIMIT),
-                reader: exchange.api.stream_reader(route, cap),
-            }
-        } else {
-            Target::body(exchange.api.response_reader(route, cap), config)
-        };
-        let reading = Reading::new(target, headers, config.decoded_bytes);
-        let request_id = exchange
-            .api
-            .request_id_header()
-            .and_then(|name| headers.get(name))
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(crate::api::clip_field);
-        ResponseTap {
-            exchange,
-            status,
-            reading: Some(reading),
-            progress: Progress::new(headers),
-            request_id,
-        }
-    }
-
-    fn data(&mut self, data: &Bytes) {
-        self.progress.add(data.len());
-        if let Some(r) = self.reading.as_mut() {
-            r.feed(data);
-        }
-    }
-
-    fn report(&mut self) {
-        let bytes = self.progress.bytes;
-        let ended = if self.status >= 400 {
-            Outcome::UpstreamError
-        } else {
-            Outcome::Completed
-        };
-        let Some((outcome, errors)) = self
-            .progress
-            .take_end("response", ended, Outcome::ClientDisconnected)
-        else {
-            return;
-        };
-        let Some(reading) = self.reading.take() else {
-            return;
-        };
-        let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
-        let facts = reading.finish(completed, bytes);
-        let unfinished_stream = facts.stream && !facts.stream_ended && completed && self.status < 400;
-        let mut side = SideReport::from_facts(facts, "response", errors);
-        if unfinished_stream {
-            side.errors.push(Problem::new(
-                ProblemKind::Stream,
-                "stream: it ended without its final event ([DONE], a finish reason or a stop event)",
-            ));
-        }
-        side.status = Some(self.status);
-        if side.request_id.is_none() {
-            side.request_id = self.request_id.take();
-        }
-        self.exchange.report(RecordKind::Response, outcome, side);
-    }
-}
-
-impl Drop for ResponseTap {
-    fn drop(&mut self) {
-        self.report();
-    }
-}
-
 /// The response side before the inner service has answered.
 pub(crate) struct PendingResponse {
     exchange: Option<Arc<Exchange>>,
@@ -440,9 +381,9 @@ impl PendingResponse {
     }
 
     /// The inner service answered: the tap for its body.
-    pub(crate) fn respond(mut self, status: u16, headers: &HeaderMap) -> Option<ResponseTap> {
+    pub(crate) fn respond(mut self, status: u16, headers: &HeaderMap) -> Option<Tap> {
         let exchange = self.exchange.take()?;
-        Some(ResponseTap::new(exchange, status, headers))
+        Some(Tap::response(exchange, status, headers))
     }
 
     /// The inner service failed.
