@@ -172,8 +172,8 @@ fn main() {
     }
     // Where a stream's allocations go: the SSE parser alone, then the chat reader on its events.
     {
-        use tower_llm_log::api::{ChatCompletionsApi, LlmApi, Route};
         use tower_llm_log::api::Framing;
+        use tower_llm_log::api::{ChatCompletionsApi, LlmApi, Route};
         use tower_llm_log::bench_support::frame_stream;
         let frames = sse_events(200);
         let parser_only = count(|| {

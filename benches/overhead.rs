@@ -27,8 +27,8 @@ use std::convert::Infallible;
 mod buffering;
 mod common;
 use common::{
-    caps_for, chat_request, chat_response, drain, one_exchange, one_exchange_at, one_exchange_with, ready, sink,
-    sse_events, upstream, ATTRIBUTED,
+    caps_for, chat_request, chat_response, drain, one_exchange, one_exchange_at, one_exchange_with, ready,
+    sink, sse_events, upstream, ATTRIBUTED,
 };
 
 use std::hint::black_box;
@@ -252,14 +252,20 @@ fn native_streams(n: usize) -> Vec<(&'static str, &'static str, &'static str, Ve
     ndjson.push(Bytes::from_static(
         b"{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":12,\"eval_count\":200}\n",
     ));
-    let mut bedrock = vec![event_stream_message("messageStart", r#"{"role":"assistant"}"#.into())];
+    let mut bedrock = vec![event_stream_message(
+        "messageStart",
+        r#"{"role":"assistant"}"#.into(),
+    )];
     bedrock.extend((0..n).map(|i| {
         event_stream_message(
             "contentBlockDelta",
             format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"tok{i} "}},"p":"abcdefghij"}}"#),
         )
     }));
-    bedrock.push(event_stream_message("messageStop", r#"{"stopReason":"end_turn"}"#.into()));
+    bedrock.push(event_stream_message(
+        "messageStop",
+        r#"{"stopReason":"end_turn"}"#.into(),
+    ));
     bedrock.push(event_stream_message(
         "metadata",
         r#"{"usage":{"inputTokens":12,"outputTokens":200,"totalTokens":212}}"#.into(),
@@ -319,7 +325,10 @@ fn stream_native_200(c: &mut Criterion) {
 }
 
 fn event_stream_16mib(c: &mut Criterion) {
-    let payload = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{}"}}}}"#, "x".repeat(32 * 1024 - 64));
+    let payload = format!(
+        r#"{{"contentBlockIndex":0,"delta":{{"text":"{}"}}}}"#,
+        "x".repeat(32 * 1024 - 64)
+    );
     let message = event_stream_message("contentBlockDelta", payload);
     let frames: Vec<Bytes> = (0..(16 << 20) / message.len()).map(|_| message.clone()).collect();
     let bytes: usize = frames.iter().map(Bytes::len).sum();

@@ -19,6 +19,7 @@ use crate::chunk::chunk_captured;
 use crate::control::{ContentOmitted, ContentPlan};
 use crate::correlation::CorrelationId;
 use crate::privacy::{self, Edit, Redactor};
+use crate::record::SideRecords;
 pub(crate) use crate::stats::Counters;
 use crate::{LlmLogRecord, LlmLogSink, LogConfig, Outcome, RecordKind};
 
@@ -218,7 +219,10 @@ impl Exchange {
         if kind == RecordKind::Request {
             side.errors.splice(
                 0..0,
-                self.plan.note.iter().map(|n| Problem::new(ProblemKind::Control, n.clone())),
+                self.plan
+                    .note
+                    .iter()
+                    .map(|n| Problem::new(ProblemKind::Control, n.clone())),
             );
         }
         let estimated = kind == RecordKind::Response && self.estimate_tokens(outcome, &mut side);
@@ -282,61 +286,37 @@ impl Exchange {
             }
         };
         let dimensions = self.record_dimensions(end_user);
-        let mut chunks = chunked.chunks;
-        if chunks.is_empty() {
-            chunks.push(Bytes::new());
-        }
-        let count = chunks.len();
-        for (i, messages) in chunks.into_iter().enumerate() {
-            let is_last = i + 1 == count;
-            let tokens = is_last && kind == RecordKind::Response;
-            let token = |n: Option<u64>| if tokens { n } else { None };
-            let record = LlmLogRecord {
-                time_generated: self.time_generated,
-                correlation_id: self.correlation_id.as_str().to_string(),
-                kind,
-                sequence_number: i as u32,
-                is_last,
-                api: self.route.family.clone(),
-                provider: Some(self.route.provider.to_string()),
-                operation_name: self.route.operation.to_string(),
-                api_version: self.route.api_version.clone(),
-                deployment_name: self.route.deployment.clone(),
-                model_name: model.clone(),
-                request_id: side.request_id.clone(),
-                is_stream_completion: side.is_stream,
-                prompt_tokens: token(side.usage.prompt),
-                completion_tokens: token(side.usage.completion),
-                total_tokens: token(side.usage.total),
-                cached_tokens: token(side.usage.cached),
-                reasoning_tokens: token(side.usage.reasoning),
-                cache_creation_tokens: token(side.usage.cache_creation),
-                tokens_estimated: tokens && estimated,
-                messages,
-                message_bytes: side.message.total,
-                truncated: chunked.cut,
-                invalid_utf8_replaced: chunked.invalid_utf8_at.is_some(),
-                status_code: side.status,
-                duration,
-                time_to_first_token: side
-                    .first_token_at
-                    .map(|t| t.saturating_duration_since(self.started)),
-                finish_reasons: side.finish_reasons.clone(),
-                outcome,
-                error: error.clone(),
-                error_kinds: error_kinds.clone(),
-                redactions: redactions.clone(),
-                media_elided: side.media_elided,
-                content_omitted,
-                dimensions: dimensions.clone(),
-                cost_usd: if tokens { cost.map(crate::cost::usd) } else { None },
-                cost_estimated: tokens && estimated && cost.is_some(),
-                region: self.shared.config.region.clone(),
-                trace_id: self.trace.as_ref().map(|t| t.0.clone()),
-                span_id: self.trace.as_ref().map(|t| t.1.clone()),
-            };
-            self.deliver(record);
-        }
+        let records = SideRecords {
+            time_generated: self.time_generated,
+            correlation_id: self.correlation_id.as_str(),
+            kind,
+            route: &self.route,
+            model,
+            request_id: side.request_id,
+            is_stream: side.is_stream,
+            usage: side.usage,
+            tokens_estimated: estimated,
+            message_bytes: side.message.total,
+            truncated: chunked.cut,
+            invalid_utf8_replaced: chunked.invalid_utf8_at.is_some(),
+            status: side.status,
+            duration,
+            time_to_first_token: side
+                .first_token_at
+                .map(|t| t.saturating_duration_since(self.started)),
+            finish_reasons: side.finish_reasons,
+            outcome,
+            error,
+            error_kinds,
+            redactions,
+            media_elided: side.media_elided,
+            content_omitted,
+            dimensions,
+            cost,
+            region: self.shared.config.region.as_deref(),
+            trace: self.trace.as_ref(),
+        };
+        records.build(chunked.chunks, &mut |record| self.deliver(record));
     }
 
     /// The exchange's dimensions with the end user the request body named.

@@ -93,8 +93,8 @@ pub mod attribution;
 mod body;
 mod capture;
 pub mod chunk;
-mod config;
-mod control;
+pub mod config;
+pub mod control;
 mod correlation;
 pub mod cost;
 mod decode;
@@ -124,12 +124,8 @@ mod tap;
 
 pub use attribution::{DimensionSource, Dimensions};
 pub use body::LlmLogBody;
-pub use config::{
-    ConfigError, LogConfig, LogConfigBuilder, DEFAULT_CORRELATION_HEADER,
-    DEFAULT_CORRELATION_RESPONSE_HEADER, DEFAULT_DECODED_BYTES, DEFAULT_LOG_CONTROL_HEADER,
-    DEFAULT_MESSAGE_BYTES, DEFAULT_REQUEST_READ_AHEAD, MAX_MESSAGE_BYTES,
-};
-pub use control::{sampled_in, ContentOmitted, LogControl};
+pub use config::{ConfigError, LogConfig, LogConfigBuilder};
+pub use control::{ContentOmitted, LogControl};
 pub use correlation::CorrelationId;
 pub use future::ResponseFuture;
 pub use layer::LlmLogLayer;

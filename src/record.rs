@@ -506,6 +506,101 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
     }
 }
 
+/// What the records of one side of an exchange say: one record per chunk of its message, all
+/// alike but for the chunk, its number, and the token counts and cost, which only the last
+/// chunk of a response carries (so sums over records count each exchange once).
+pub(crate) struct SideRecords<'a> {
+    pub(crate) time_generated: SystemTime,
+    pub(crate) correlation_id: &'a str,
+    pub(crate) kind: RecordKind,
+    pub(crate) route: &'a crate::api::Route,
+    pub(crate) model: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) is_stream: bool,
+    pub(crate) usage: crate::api::TokenUsage,
+    pub(crate) tokens_estimated: bool,
+    pub(crate) message_bytes: u64,
+    pub(crate) truncated: bool,
+    pub(crate) invalid_utf8_replaced: bool,
+    pub(crate) status: Option<u16>,
+    pub(crate) duration: Duration,
+    pub(crate) time_to_first_token: Option<Duration>,
+    pub(crate) finish_reasons: Vec<String>,
+    pub(crate) outcome: Outcome,
+    pub(crate) error: Option<String>,
+    pub(crate) error_kinds: Vec<crate::api::ProblemKind>,
+    pub(crate) redactions: BTreeMap<String, u32>,
+    pub(crate) media_elided: u32,
+    pub(crate) content_omitted: Option<ContentOmitted>,
+    pub(crate) dimensions: std::sync::Arc<BTreeMap<String, String>>,
+    /// The exchange's cost in pico-dollars.
+    pub(crate) cost: Option<u128>,
+    pub(crate) region: Option<&'a str>,
+    pub(crate) trace: Option<&'a (String, String)>,
+}
+
+impl SideRecords<'_> {
+    /// The records, one per chunk (one with an empty message when there are none), handed to
+    /// `deliver` in order.
+    pub(crate) fn build(self, mut chunks: Vec<Bytes>, deliver: &mut dyn FnMut(LlmLogRecord)) {
+        if chunks.is_empty() {
+            chunks.push(Bytes::new());
+        }
+        let count = chunks.len();
+        for (i, messages) in chunks.into_iter().enumerate() {
+            let is_last = i + 1 == count;
+            let tokens = is_last && self.kind == RecordKind::Response;
+            let token = |n: Option<u64>| if tokens { n } else { None };
+            deliver(LlmLogRecord {
+                time_generated: self.time_generated,
+                correlation_id: self.correlation_id.to_string(),
+                kind: self.kind,
+                sequence_number: i as u32,
+                is_last,
+                api: self.route.family.clone(),
+                provider: Some(self.route.provider.to_string()),
+                operation_name: self.route.operation.to_string(),
+                api_version: self.route.api_version.clone(),
+                deployment_name: self.route.deployment.clone(),
+                model_name: self.model.clone(),
+                request_id: self.request_id.clone(),
+                is_stream_completion: self.is_stream,
+                prompt_tokens: token(self.usage.prompt),
+                completion_tokens: token(self.usage.completion),
+                total_tokens: token(self.usage.total),
+                cached_tokens: token(self.usage.cached),
+                reasoning_tokens: token(self.usage.reasoning),
+                cache_creation_tokens: token(self.usage.cache_creation),
+                tokens_estimated: tokens && self.tokens_estimated,
+                messages,
+                message_bytes: self.message_bytes,
+                truncated: self.truncated,
+                invalid_utf8_replaced: self.invalid_utf8_replaced,
+                status_code: self.status,
+                duration: self.duration,
+                time_to_first_token: self.time_to_first_token,
+                finish_reasons: self.finish_reasons.clone(),
+                outcome: self.outcome,
+                error: self.error.clone(),
+                error_kinds: self.error_kinds.clone(),
+                redactions: self.redactions.clone(),
+                media_elided: self.media_elided,
+                content_omitted: self.content_omitted,
+                dimensions: self.dimensions.clone(),
+                cost_usd: if tokens {
+                    self.cost.map(crate::cost::usd)
+                } else {
+                    None
+                },
+                cost_estimated: tokens && self.tokens_estimated && self.cost.is_some(),
+                region: self.region.map(str::to_string),
+                trace_id: self.trace.map(|t| t.0.clone()),
+                span_id: self.trace.map(|t| t.1.clone()),
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
     LlmLogRecord {

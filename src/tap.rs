@@ -10,8 +10,8 @@ use http::HeaderMap;
 use crate::api::{BodyFacts, BodyReader, LoggedMessage, Problem, ProblemKind, RawReader, StreamReader};
 use crate::decode::{self, Decoder};
 use crate::exchange::{Exchange, SideReport};
-use crate::privacy::MediaElider;
 use crate::framing::Framer;
+use crate::privacy::MediaElider;
 use crate::{LogConfig, Outcome, RecordKind};
 
 /// The limit on one stream event's data. Events of every family are small (a delta, a usage

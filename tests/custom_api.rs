@@ -47,23 +47,40 @@ async fn run(
     sink.take()
 }
 
-const COHERE_REQUEST: &str = r#"{"model":"command-a-03-2025","messages":[{"role":"user","content":"Say hello."}],"temperature":0}"#;
+const COHERE_REQUEST: &str =
+    r#"{"model":"command-a-03-2025","messages":[{"role":"user","content":"Say hello."}],"temperature":0}"#;
 const COHERE_RESPONSE: &str = r#"{"id":"c14c80c3","finish_reason":"COMPLETE","message":{"role":"assistant","content":[{"type":"text","text":"Hello."}]},"usage":{"billed_units":{"input_tokens":3,"output_tokens":2},"tokens":{"input_tokens":65,"output_tokens":2}}}"#;
 
 #[tokio::test]
 async fn a_family_of_ones_own_is_logged_like_the_built_in_ones() {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone()).with_api(cohere::CohereChatApi);
-    let records = run(&layer, &sink, "/v2/chat", COHERE_REQUEST, "application/json", COHERE_RESPONSE).await;
+    let records = run(
+        &layer,
+        &sink,
+        "/v2/chat",
+        COHERE_REQUEST,
+        "application/json",
+        COHERE_RESPONSE,
+    )
+    .await;
     let rq = &of_kind(&records, RecordKind::Request)[0];
     assert_eq!(rq.api, ApiFamily::Other("cohere_chat".into()));
     assert_eq!(
-        (rq.provider.as_deref(), rq.operation_name.as_str(), rq.model_name.as_deref()),
+        (
+            rq.provider.as_deref(),
+            rq.operation_name.as_str(),
+            rq.model_name.as_deref()
+        ),
         (Some("cohere"), "chat", Some("command-a-03-2025"))
     );
     assert_eq!(rq.messages_str(), r#"[{"content":"Say hello.","role":"user"}]"#);
     let rs = &of_kind(&records, RecordKind::Response)[0];
-    assert_eq!(rs.model_name.as_deref(), Some("command-a-03-2025"), "the request's model");
+    assert_eq!(
+        rs.model_name.as_deref(),
+        Some("command-a-03-2025"),
+        "the request's model"
+    );
     assert_eq!(
         (rs.prompt_tokens, rs.completion_tokens, rs.total_tokens),
         (Some(65), Some(2), Some(67))
@@ -82,20 +99,48 @@ async fn a_family_of_ones_own_is_logged_like_the_built_in_ones() {
         "event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"text\":\"lo.\"}}}}\n\n",
         "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\",\"usage\":{\"tokens\":{\"input_tokens\":65,\"output_tokens\":2}}}}\n\n",
     );
-    let records = run(&layer, &sink, "/v2/chat", COHERE_REQUEST, "text/event-stream", stream).await;
+    let records = run(
+        &layer,
+        &sink,
+        "/v2/chat",
+        COHERE_REQUEST,
+        "text/event-stream",
+        stream,
+    )
+    .await;
     let rs = &of_kind(&records, RecordKind::Response)[0];
     assert!(rs.is_stream_completion);
     assert_eq!(rs.messages_str(), r#"[{"text":"Hello.","type":"text"}]"#);
-    assert_eq!((rs.total_tokens, rs.request_id.as_deref()), (Some(67), Some("c2")));
+    assert_eq!(
+        (rs.total_tokens, rs.request_id.as_deref()),
+        (Some(67), Some("c2"))
+    );
     assert_eq!(rs.error, None);
     // A body over the cap is logged as it came, and says why it was not read.
     let small = LlmLogLayer::new(sink.clone())
         .with_api(cohere::CohereChatApi)
-        .with_config(tower_llm_log::LogConfig::builder().prompt_bytes(10).build().unwrap());
-    let records = run(&small, &sink, "/v2/chat", COHERE_REQUEST, "application/json", COHERE_RESPONSE).await;
+        .with_config(
+            tower_llm_log::LogConfig::builder()
+                .prompt_bytes(10)
+                .build()
+                .unwrap(),
+        );
+    let records = run(
+        &small,
+        &sink,
+        "/v2/chat",
+        COHERE_REQUEST,
+        "application/json",
+        COHERE_RESPONSE,
+    )
+    .await;
     let rq = &of_kind(&records, RecordKind::Request)[0];
     assert_eq!(rq.messages_str(), &COHERE_REQUEST[..10]);
-    assert!(rq.error.as_deref().is_some_and(|e| e.contains("over the cap")), "{:?}", rq.error);
+    assert!(
+        rq.error.as_deref().is_some_and(|e| e.contains("over the cap")),
+        "{:?}",
+        rq.error
+    );
     // The built-in families still work beside it.
     let records = run(
         &layer,

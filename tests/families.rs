@@ -46,10 +46,6 @@ async fn run(
     (bytes, sink.take())
 }
 
-
-
-
-
 /// Runs a stream split in two at every byte; each run must log what the whole stream logs, and
 /// pass the bytes through unchanged.
 async fn every_split(path: &str, request: &str, stream: &str) -> LlmLogRecord {
@@ -72,11 +68,7 @@ async fn every_split(path: &str, request: &str, stream: &str) -> LlmLogRecord {
         .await;
         assert_eq!(bytes, stream.as_bytes(), "cut at {cut}");
         let r = one(&records, RecordKind::Response);
-        assert_eq!(
-            said(&r),
-            said(&whole),
-            "cut at {cut}"
-        );
+        assert_eq!(said(&r), said(&whole), "cut at {cut}");
     }
     whole
 }

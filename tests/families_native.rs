@@ -60,14 +60,21 @@ async fn run(path: &str, request: &[u8], answer: Answer, frames: Frames) -> (Byt
     (bytes, sink.take())
 }
 
-
-
-
-
 /// Runs a stream whole, then split in two at every byte; each run must log what the whole stream
 /// logs, and pass the bytes through unchanged. Returns the records of the whole run.
-async fn every_split(path: &str, request: &[u8], answer: Answer, stream: &[u8]) -> (LlmLogRecord, LlmLogRecord) {
-    let (bytes, records) = run(path, request, answer.clone(), Frames::new([Bytes::copy_from_slice(stream)])).await;
+async fn every_split(
+    path: &str,
+    request: &[u8],
+    answer: Answer,
+    stream: &[u8],
+) -> (LlmLogRecord, LlmLogRecord) {
+    let (bytes, records) = run(
+        path,
+        request,
+        answer.clone(),
+        Frames::new([Bytes::copy_from_slice(stream)]),
+    )
+    .await;
     assert_eq!(bytes, stream);
     let whole = one(&records, RecordKind::Response);
     let request_record = one(&records, RecordKind::Request);
@@ -78,12 +85,7 @@ async fn every_split(path: &str, request: &[u8], answer: Answer, stream: &[u8]) 
         let (bytes, records) = run(path, request, answer.clone(), Frames::split(stream, &cuts)).await;
         assert_eq!(bytes, stream, "cuts {:?}", &cuts[..cuts.len().min(2)]);
         let r = one(&records, RecordKind::Response);
-        assert_eq!(
-            said(&r),
-            said(&whole),
-            "cuts {:?}",
-            &cuts[..cuts.len().min(2)]
-        );
+        assert_eq!(said(&r), said(&whole), "cuts {:?}", &cuts[..cuts.len().min(2)]);
     }
     (request_record, whole)
 }
@@ -110,7 +112,11 @@ async fn gemini_json() {
     assert_eq!(rq.api, ApiFamily::GeminiGenerateContent);
     assert_eq!(rq.api.as_str(), "gemini_generate_content");
     assert_eq!(
-        (rq.provider.as_deref(), rq.operation_name.as_str(), rq.model_name.as_deref()),
+        (
+            rq.provider.as_deref(),
+            rq.operation_name.as_str(),
+            rq.model_name.as_deref()
+        ),
         (Some("gcp.gemini"), "generate_content", Some("gemini-2.5-flash"))
     );
     assert!(!rq.is_stream_completion);
@@ -123,7 +129,17 @@ async fn gemini_json() {
     assert_eq!(rs.outcome, Outcome::Completed);
     assert_eq!(rs.error, None);
     assert_eq!(json_of(&rs), fixture(response)["candidates"]);
-    assert_eq!(tokens(&rs), [Some(1250), Some(24 + 110), Some(1384), Some(1024), Some(110), None]);
+    assert_eq!(
+        tokens(&rs),
+        [
+            Some(1250),
+            Some(24 + 110),
+            Some(1384),
+            Some(1024),
+            Some(110),
+            None
+        ]
+    );
     assert_eq!(rs.finish_reasons, ["STOP"]);
     assert_eq!(rs.request_id.as_deref(), Some("Zt9kaJ2uFq2W_uMPkoaMwQ4"));
     assert_eq!(rs.model_name.as_deref(), Some("gemini-2.5-flash"));
@@ -133,7 +149,13 @@ async fn gemini_json() {
 async fn gemini_streamed_json_array_and_sse_log_the_same() {
     let request = include_str!("fixtures/gemini/request.json").as_bytes();
     let array = include_str!("fixtures/gemini/stream.json").as_bytes();
-    let (rq, rs) = every_split(GEMINI_STREAM, request, ok("application/json; charset=UTF-8"), array).await;
+    let (rq, rs) = every_split(
+        GEMINI_STREAM,
+        request,
+        ok("application/json; charset=UTF-8"),
+        array,
+    )
+    .await;
     assert!(rq.is_stream_completion, "the path asks for a stream");
     assert_eq!(rs.error, None);
     assert!(rs.is_stream_completion);
@@ -141,7 +163,10 @@ async fn gemini_streamed_json_array_and_sse_log_the_same() {
         json_of(&rs),
         json!([{"index": 0, "content": {"role": "model", "parts": [{"text": "Paris is usually mild in May, around 20 C."}]}, "finishReason": "STOP"}])
     );
-    assert_eq!(tokens(&rs), [Some(12), Some(10 + 37), Some(59), None, Some(37), None]);
+    assert_eq!(
+        tokens(&rs),
+        [Some(12), Some(10 + 37), Some(59), None, Some(37), None]
+    );
     assert_eq!(rs.finish_reasons, ["STOP"]);
     assert_eq!(rs.request_id.as_deref(), Some("q3lmaPnYBsOnvdIPj7S9qA0"));
     assert!(rs.time_to_first_token.is_some());
@@ -149,7 +174,12 @@ async fn gemini_streamed_json_array_and_sse_log_the_same() {
     let sse = include_str!("fixtures/gemini/stream.sse").as_bytes();
     let (_, rs_sse) = every_split(GEMINI_SSE, request, ok("text/event-stream"), sse).await;
     assert_eq!(
-        (rs_sse.messages_str(), tokens(&rs_sse), &rs_sse.finish_reasons, &rs_sse.request_id),
+        (
+            rs_sse.messages_str(),
+            tokens(&rs_sse),
+            &rs_sse.finish_reasons,
+            &rs_sse.request_id
+        ),
         (rs.messages_str(), tokens(&rs), &rs.finish_reasons, &rs.request_id),
         "one stream, two framings, one record"
     );
@@ -177,8 +207,14 @@ async fn gemini_errors() {
     let cut = include_str!("fixtures/gemini/stream_error.json").as_bytes();
     let (_, rs) = every_split(GEMINI_STREAM, request, ok("application/json"), cut).await;
     let error = rs.error.as_deref().unwrap_or_default();
-    assert!(error.contains("the stream carried an error") && error.contains("UNAVAILABLE"), "{error}");
-    assert_eq!(json_of(&rs)[0]["content"]["parts"][0]["text"], "Paris is usually mild in May,");
+    assert!(
+        error.contains("the stream carried an error") && error.contains("UNAVAILABLE"),
+        "{error}"
+    );
+    assert_eq!(
+        json_of(&rs)[0]["content"]["parts"][0]["text"],
+        "Paris is usually mild in May,"
+    );
     assert_eq!(tokens(&rs)[..3], [Some(12), Some(7 + 37), Some(56)]);
     // An HTTP error: logged as it came.
     let body = include_str!("fixtures/gemini/error.json");
@@ -186,7 +222,13 @@ async fn gemini_errors() {
         status: 400,
         ..ok("application/json")
     };
-    let (_, records) = run(GEMINI, request, answer, Frames::new([Bytes::from_static(body.as_bytes())])).await;
+    let (_, records) = run(
+        GEMINI,
+        request,
+        answer,
+        Frames::new([Bytes::from_static(body.as_bytes())]),
+    )
+    .await;
     let rs = one(&records, RecordKind::Response);
     assert_eq!((rs.outcome, rs.status_code), (Outcome::UpstreamError, Some(400)));
     assert_eq!(json_of(&rs), fixture(body));
@@ -195,7 +237,9 @@ async fn gemini_errors() {
         GEMINI_STREAM,
         request,
         ok("application/json"),
-        Frames::new([Bytes::from_static(&include_str!("fixtures/gemini/stream.json").as_bytes()[..700])]),
+        Frames::new([Bytes::from_static(
+            &include_str!("fixtures/gemini/stream.json").as_bytes()[..700],
+        )]),
     )
     .await;
     let error = one(&records, RecordKind::Response).error.unwrap_or_default();
@@ -207,11 +251,21 @@ async fn gemini_on_vertex_ai() {
     let request = include_str!("fixtures/gemini/request.json").as_bytes();
     let sse = include_str!("fixtures/gemini/stream.sse").as_bytes();
     let path = "/v1/projects/my-project/locations/us-central1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
-    let (_, records) = run(path, request, ok("text/event-stream"), Frames::new([Bytes::from_static(sse)])).await;
+    let (_, records) = run(
+        path,
+        request,
+        ok("text/event-stream"),
+        Frames::new([Bytes::from_static(sse)]),
+    )
+    .await;
     let rq = one(&records, RecordKind::Request);
     assert_eq!(
         (rq.api.clone(), rq.provider.as_deref(), rq.model_name.as_deref()),
-        (ApiFamily::GeminiGenerateContent, Some("gcp.vertex_ai"), Some("gemini-2.5-flash"))
+        (
+            ApiFamily::GeminiGenerateContent,
+            Some("gcp.vertex_ai"),
+            Some("gemini-2.5-flash")
+        )
     );
     assert_eq!(one(&records, RecordKind::Response).error, None);
 }
@@ -269,17 +323,30 @@ async fn bedrock_json() {
     let rq = one(&records, RecordKind::Request);
     assert_eq!(rq.api.as_str(), "bedrock_converse");
     assert_eq!(
-        (rq.provider.as_deref(), rq.operation_name.as_str(), rq.model_name.as_deref()),
+        (
+            rq.provider.as_deref(),
+            rq.operation_name.as_str(),
+            rq.model_name.as_deref()
+        ),
         (Some("aws.bedrock"), "chat", Some(BEDROCK_MODEL))
     );
     let req = fixture(request);
-    assert_eq!(json_of(&rq), json!({"system": req["system"], "messages": req["messages"]}));
+    assert_eq!(
+        json_of(&rq),
+        json!({"system": req["system"], "messages": req["messages"]})
+    );
     let rs = one(&records, RecordKind::Response);
     assert_eq!(rs.error, None);
     assert_eq!(json_of(&rs), fixture(response)["output"]["message"]["content"]);
-    assert_eq!(tokens(&rs), [Some(412), Some(58), Some(1494), Some(1024), None, Some(0)]);
+    assert_eq!(
+        tokens(&rs),
+        [Some(412), Some(58), Some(1494), Some(1024), None, Some(0)]
+    );
     assert_eq!(rs.finish_reasons, ["tool_use"]);
-    assert_eq!(rs.request_id.as_deref(), Some("5d4a2c1e-8b7f-4e3a-9c6d-1f2e3a4b5c6d"));
+    assert_eq!(
+        rs.request_id.as_deref(),
+        Some("5d4a2c1e-8b7f-4e3a-9c6d-1f2e3a4b5c6d")
+    );
     assert_eq!(rs.model_name.as_deref(), Some(BEDROCK_MODEL));
 }
 
@@ -287,7 +354,13 @@ async fn bedrock_json() {
 async fn bedrock_stream_with_a_tool_call() {
     let request = include_str!("fixtures/bedrock/request.json").as_bytes();
     let stream = event_stream(include_str!("fixtures/bedrock/stream_events.json"));
-    let (rq, rs) = every_split(BEDROCK_STREAM, request, bedrock_answer(200, EVENT_STREAM), &stream).await;
+    let (rq, rs) = every_split(
+        BEDROCK_STREAM,
+        request,
+        bedrock_answer(200, EVENT_STREAM),
+        &stream,
+    )
+    .await;
     assert!(rq.is_stream_completion);
     assert_eq!(rs.error, None);
     assert_eq!(
@@ -299,7 +372,10 @@ async fn bedrock_stream_with_a_tool_call() {
     );
     assert_eq!(tokens(&rs), [Some(405), Some(61), Some(466), None, None, None]);
     assert_eq!(rs.finish_reasons, ["tool_use"]);
-    assert_eq!(rs.request_id.as_deref(), Some("5d4a2c1e-8b7f-4e3a-9c6d-1f2e3a4b5c6d"));
+    assert_eq!(
+        rs.request_id.as_deref(),
+        Some("5d4a2c1e-8b7f-4e3a-9c6d-1f2e3a4b5c6d")
+    );
     assert!(rs.time_to_first_token.is_some());
 }
 
@@ -307,7 +383,13 @@ async fn bedrock_stream_with_a_tool_call() {
 async fn bedrock_stream_with_reasoning() {
     let request = include_str!("fixtures/bedrock/request.json").as_bytes();
     let stream = event_stream(include_str!("fixtures/bedrock/stream_reasoning_events.json"));
-    let (_, rs) = every_split(BEDROCK_STREAM, request, bedrock_answer(200, EVENT_STREAM), &stream).await;
+    let (_, rs) = every_split(
+        BEDROCK_STREAM,
+        request,
+        bedrock_answer(200, EVENT_STREAM),
+        &stream,
+    )
+    .await;
     assert_eq!(rs.error, None);
     let content = json_of(&rs);
     assert_eq!(
@@ -326,7 +408,13 @@ async fn bedrock_stream_with_reasoning() {
 async fn bedrock_stream_exception_and_corrupt_frames_are_reported() {
     let request = include_str!("fixtures/bedrock/request.json").as_bytes();
     let stream = event_stream(include_str!("fixtures/bedrock/stream_exception_events.json"));
-    let (_, rs) = every_split(BEDROCK_STREAM, request, bedrock_answer(200, EVENT_STREAM), &stream).await;
+    let (_, rs) = every_split(
+        BEDROCK_STREAM,
+        request,
+        bedrock_answer(200, EVENT_STREAM),
+        &stream,
+    )
+    .await;
     let error = rs.error.as_deref().unwrap_or_default();
     assert!(
         error.contains("the stream carried an error: throttlingException: Too many requests"),
@@ -349,24 +437,50 @@ async fn bedrock_stream_exception_and_corrupt_frames_are_reported() {
     assert_eq!(bytes, corrupt, "the traffic passes as it came, corrupt or not");
     let rs = one(&records, RecordKind::Response);
     let error = rs.error.clone().unwrap_or_default();
-    assert!(error.contains("message 2's checksum does not match; it was skipped"), "{error}");
+    assert!(
+        error.contains("message 2's checksum does not match; it was skipped"),
+        "{error}"
+    );
     assert_eq!(rs.error_kinds, [tower_llm_log::api::ProblemKind::Stream]);
-    assert_eq!(json_of(&rs)[0]["text"], " the weather.", "the good messages are read");
+    assert_eq!(
+        json_of(&rs)[0]["text"],
+        " the weather.",
+        "the good messages are read"
+    );
 
     // A bad prelude: the rest cannot be trusted.
     let mut corrupt = whole.clone();
     corrupt[first_len + 1] ^= 0x01;
-    let (_, records) = run(BEDROCK_STREAM, request, bedrock_answer(200, EVENT_STREAM), Frames::new([Bytes::from(corrupt)])).await;
+    let (_, records) = run(
+        BEDROCK_STREAM,
+        request,
+        bedrock_answer(200, EVENT_STREAM),
+        Frames::new([Bytes::from(corrupt)]),
+    )
+    .await;
     let error = one(&records, RecordKind::Response).error.unwrap_or_default();
-    assert!(error.contains("message 2's prelude checksum does not match"), "{error}");
+    assert!(
+        error.contains("message 2's prelude checksum does not match"),
+        "{error}"
+    );
 
     // The stream ends inside a message.
     let cut = Bytes::copy_from_slice(&whole[..whole.len() - 5]);
-    let (_, records) = run(BEDROCK_STREAM, request, bedrock_answer(200, EVENT_STREAM), Frames::new([cut])).await;
+    let (_, records) = run(
+        BEDROCK_STREAM,
+        request,
+        bedrock_answer(200, EVENT_STREAM),
+        Frames::new([cut]),
+    )
+    .await;
     let rs = one(&records, RecordKind::Response);
     let error = rs.error.clone().unwrap_or_default();
     assert!(error.contains("the stream ended inside message 10"), "{error}");
-    assert_eq!(rs.finish_reasons, ["tool_use"], "what came before the cut is kept");
+    assert_eq!(
+        rs.finish_reasons,
+        ["tool_use"],
+        "what came before the cut is kept"
+    );
 }
 
 #[tokio::test]
@@ -374,17 +488,30 @@ async fn bedrock_http_error_keeps_the_request_id() {
     let request = include_str!("fixtures/bedrock/request.json").as_bytes();
     let body = include_str!("fixtures/bedrock/error.json");
     let mut answer = bedrock_answer(400, "application/json");
-    answer.headers.push(("x-amzn-ErrorType", "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"));
-    let (_, records) = run(BEDROCK, request, answer, Frames::new([Bytes::from_static(body.as_bytes())])).await;
+    answer.headers.push((
+        "x-amzn-ErrorType",
+        "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+    ));
+    let (_, records) = run(
+        BEDROCK,
+        request,
+        answer,
+        Frames::new([Bytes::from_static(body.as_bytes())]),
+    )
+    .await;
     let rs = one(&records, RecordKind::Response);
     assert_eq!((rs.outcome, rs.status_code), (Outcome::UpstreamError, Some(400)));
-    assert_eq!(rs.request_id.as_deref(), Some("5d4a2c1e-8b7f-4e3a-9c6d-1f2e3a4b5c6d"));
+    assert_eq!(
+        rs.request_id.as_deref(),
+        Some("5d4a2c1e-8b7f-4e3a-9c6d-1f2e3a4b5c6d")
+    );
     assert_eq!(json_of(&rs), fixture(body));
 }
 
 #[tokio::test]
 async fn bedrock_model_ids_as_arns() {
-    let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0";
+    let arn =
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0";
     let encoded = "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-sonnet-4-20250514-v1%3A0/converse";
     let raw = format!("/model/{arn}/converse");
     for path in [encoded, raw.as_str()] {
@@ -392,10 +519,16 @@ async fn bedrock_model_ids_as_arns() {
             path,
             include_str!("fixtures/bedrock/request.json").as_bytes(),
             bedrock_answer(200, "application/json"),
-            Frames::new([Bytes::from_static(include_str!("fixtures/bedrock/response.json").as_bytes())]),
+            Frames::new([Bytes::from_static(
+                include_str!("fixtures/bedrock/response.json").as_bytes(),
+            )]),
         )
         .await;
-        assert_eq!(one(&records, RecordKind::Request).model_name.as_deref(), Some(arn), "{path}");
+        assert_eq!(
+            one(&records, RecordKind::Request).model_name.as_deref(),
+            Some(arn),
+            "{path}"
+        );
     }
 }
 
@@ -423,7 +556,12 @@ async fn ollama_chat_json() {
     .await;
     let rq = one(&records, RecordKind::Request);
     assert_eq!(
-        (rq.api.as_str(), rq.provider.as_deref(), rq.operation_name.as_str(), rq.model_name.as_deref()),
+        (
+            rq.api.as_str(),
+            rq.provider.as_deref(),
+            rq.operation_name.as_str(),
+            rq.model_name.as_deref()
+        ),
         ("ollama_chat", Some("ollama"), "chat", Some("qwen3:8b"))
     );
     assert!(!rq.is_stream_completion);
@@ -441,7 +579,10 @@ async fn ollama_chat_streams() {
     let request = include_str!("fixtures/ollama/chat_request.json").as_bytes();
     let stream = include_str!("fixtures/ollama/chat_stream.ndjson").as_bytes();
     let (rq, rs) = every_split("/api/chat", request, ok(NDJSON), stream).await;
-    assert!(rq.is_stream_completion, "Ollama streams when the request does not say");
+    assert!(
+        rq.is_stream_completion,
+        "Ollama streams when the request does not say"
+    );
     assert_eq!(rs.error, None);
     assert_eq!(
         json_of(&rs),
@@ -472,9 +613,15 @@ async fn ollama_generate() {
     )
     .await;
     let rq = one(&records, RecordKind::Request);
-    assert_eq!((rq.api.as_str(), rq.operation_name.as_str()), ("ollama_generate", "text_completion"));
+    assert_eq!(
+        (rq.api.as_str(), rq.operation_name.as_str()),
+        ("ollama_generate", "text_completion")
+    );
     let req = fixture(request);
-    assert_eq!(json_of(&rq), json!({"system": req["system"], "prompt": req["prompt"]}));
+    assert_eq!(
+        json_of(&rq),
+        json!({"system": req["system"], "prompt": req["prompt"]})
+    );
     let rs = one(&records, RecordKind::Response);
     assert_eq!(json_of(&rs), fixture(response)["response"]);
     assert_eq!(tokens(&rs)[..3], [Some(31), Some(15), Some(46)]);
@@ -492,7 +639,10 @@ async fn ollama_errors() {
     let stream = include_str!("fixtures/ollama/stream_error.ndjson").as_bytes();
     let (_, rs) = every_split("/api/generate", request, ok(NDJSON), stream).await;
     let error = rs.error.as_deref().unwrap_or_default();
-    assert!(error.contains("the stream carried an error") && error.contains("llama runner"), "{error}");
+    assert!(
+        error.contains("the stream carried an error") && error.contains("llama runner"),
+        "{error}"
+    );
     assert_eq!(json_of(&rs), json!("Air scatters"));
 
     let body = include_str!("fixtures/ollama/error.json");
@@ -500,14 +650,26 @@ async fn ollama_errors() {
         status: 404,
         ..ok("application/json; charset=utf-8")
     };
-    let (_, records) = run("/api/chat", request, answer, Frames::new([Bytes::from_static(body.as_bytes())])).await;
+    let (_, records) = run(
+        "/api/chat",
+        request,
+        answer,
+        Frames::new([Bytes::from_static(body.as_bytes())]),
+    )
+    .await;
     let rs = one(&records, RecordKind::Response);
     assert_eq!((rs.outcome, rs.status_code), (Outcome::UpstreamError, Some(404)));
     assert_eq!(json_of(&rs), fixture(body));
 
     // A stream cut before its `done` line says so; a line that is not JSON is reported.
     let lines = b"{\"model\":\"m\",\"response\":\"a\",\"done\":false}\nnot json\n";
-    let (_, records) = run("/api/generate", request, ok(NDJSON), Frames::new([Bytes::from_static(lines)])).await;
+    let (_, records) = run(
+        "/api/generate",
+        request,
+        ok(NDJSON),
+        Frames::new([Bytes::from_static(lines)]),
+    )
+    .await;
     let error = one(&records, RecordKind::Response).error.unwrap_or_default();
     assert!(error.contains("event 2 is not an Ollama chunk"), "{error}");
     assert!(error.contains("ended without its final event"), "{error}");

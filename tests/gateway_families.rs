@@ -60,13 +60,21 @@ async fn the_gateway_logs_gemini_bedrock_and_ollama() {
     let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "name three colours"}]}]});
     let body = post("/v1beta/models/gemini-2.5-flash:generateContent", gemini.clone()).await;
     let answer: Value = serde_json::from_slice(&body).unwrap();
-    post("/v1beta/models/gemini-2.5-flash:streamGenerateContent", gemini.clone()).await;
+    post(
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        gemini.clone(),
+    )
+    .await;
     post("/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse", gemini).await;
 
     let converse = json!({"messages": [{"role": "user", "content": [{"text": "name three colours"}]}]});
     post("/model/us.amazon.nova-micro-v1%3A0/converse", converse.clone()).await;
     let stream = post("/model/us.amazon.nova-micro-v1%3A0/converse-stream", converse).await;
-    assert_eq!(&stream[8..12], crc32fast::hash(&stream[..8]).to_be_bytes(), "a binary event stream");
+    assert_eq!(
+        &stream[8..12],
+        crc32fast::hash(&stream[..8]).to_be_bytes(),
+        "a binary event stream"
+    );
 
     let chat = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "name three colours"}]});
     let lines = post("/api/chat", chat).await;
@@ -76,7 +84,9 @@ async fn the_gateway_logs_gemini_bedrock_and_ollama() {
     let records = records(&log, 14);
     gateway.kill().ok();
     gateway.wait().ok();
-    let text = answer["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap();
+    let text = answer["candidates"][0]["content"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
     assert_eq!(text, "Mock reply to: name three colours");
     for (api, stream) in [
         ("gemini_generate_content", false),
@@ -88,7 +98,11 @@ async fn the_gateway_logs_gemini_bedrock_and_ollama() {
     ] {
         let r = response_of(&records, api, stream);
         assert_eq!(r.error, None, "{api} {stream}");
-        assert!(r.messages_str().contains("Mock reply to: name three colours"), "{api}: {}", r.messages_str());
+        assert!(
+            r.messages_str().contains("Mock reply to: name three colours"),
+            "{api}: {}",
+            r.messages_str()
+        );
         assert_eq!(r.completion_tokens, Some(6), "{api} {stream}");
         assert!(r.prompt_tokens.is_some_and(|p| p > 0), "{api} {stream}");
     }
@@ -102,12 +116,19 @@ async fn the_gateway_logs_gemini_bedrock_and_ollama() {
     assert_eq!(value(gemini[1]), value(gemini[2]), "streamed array and SSE");
     assert_eq!(gemini[2].provider.as_deref(), Some("gcp.vertex_ai"));
     let bedrock = response_of(&records, "bedrock_converse", true);
-    assert!(bedrock.request_id.as_deref().is_some_and(|id| id.contains("-mock-")));
+    assert!(bedrock
+        .request_id
+        .as_deref()
+        .is_some_and(|id| id.contains("-mock-")));
     assert_eq!(bedrock.model_name.as_deref(), Some("us.amazon.nova-micro-v1:0"));
-    let last_line: Value = serde_json::from_slice(lines.split(|b| *b == b'\n').rev().nth(1).unwrap()).unwrap();
+    let last_line: Value =
+        serde_json::from_slice(lines.split(|b| *b == b'\n').rev().nth(1).unwrap()).unwrap();
     assert_eq!(
         response_of(&records, "ollama_chat", true).total_tokens,
-        last_line["prompt_eval_count"].as_u64().zip(last_line["eval_count"].as_u64()).map(|(p, e)| p + e),
+        last_line["prompt_eval_count"]
+            .as_u64()
+            .zip(last_line["eval_count"].as_u64())
+            .map(|(p, e)| p + e),
         "the log's total is what the client was told"
     );
 }

@@ -513,13 +513,22 @@ async fn invalid_utf8_is_replaced_and_reported() {
     assert!(rq.invalid_utf8_replaced && !rq.truncated);
     assert_eq!(rq.error_kinds, [tower_llm_log::api::ProblemKind::InvalidUtf8]);
     let line = serde_json::to_string(rq).unwrap();
-    assert!(line.contains(r#""InvalidUtf8Replaced":true"#) && line.contains(r#""ErrorKinds":["invalid_utf8"]"#), "{line}");
+    assert!(
+        line.contains(r#""InvalidUtf8Replaced":true"#) && line.contains(r#""ErrorKinds":["invalid_utf8"]"#),
+        "{line}"
+    );
     let back: tower_llm_log::LlmLogRecord = serde_json::from_str(&line).unwrap();
-    assert_eq!((back.invalid_utf8_replaced, back.error_kinds.clone()), (true, rq.error_kinds.clone()));
+    assert_eq!(
+        (back.invalid_utf8_replaced, back.error_kinds.clone()),
+        (true, rq.error_kinds.clone())
+    );
     // A record without problems writes neither.
     let rs = &of_kind(&records, RecordKind::Response)[0];
     let line = serde_json::to_string(rs).unwrap();
-    assert!(!line.contains("ErrorKinds") && !line.contains("InvalidUtf8Replaced"), "{line}");
+    assert!(
+        !line.contains("ErrorKinds") && !line.contains("InvalidUtf8Replaced"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_llm_log::privacy::Edit;
 use tower_llm_log::{
-    sampled_in, ContentOmitted, LlmLogBody, LlmLogLayer, LlmLogRecord, LogConfig, LogControl, MemorySink,
+    control::sampled_in, ContentOmitted, LlmLogBody, LlmLogLayer, LlmLogRecord, LogConfig, LogControl, MemorySink,
     RecordKind,
 };
 

@@ -350,7 +350,7 @@ fn a_body_sent_one_byte_at_a_time_costs_no_more_than_its_caps() {
 
 #[test]
 fn bodies_past_the_largest_caps_cost_no_more_than_the_caps_in_any_framing() {
-    let caps = tower_llm_log::MAX_MESSAGE_BYTES;
+    let caps = tower_llm_log::config::MAX_MESSAGE_BYTES;
     let request = Arc::new(chat_request(caps + 200 * KIB));
     let response = Arc::new(chat_stream(25_000, 100));
     check(

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_llm_log::api::{
-    BodyFacts, BodyReader, LlmApi, LoggedMessage, MessageCapture, RequestHead, Route, StreamEvent, StreamReader,
-    TokenUsage,
+    BodyFacts, BodyReader, LlmApi, LoggedMessage, MessageCapture, RequestHead, Route, StreamEvent,
+    StreamReader, TokenUsage,
 };
 use tower_llm_log::ApiFamily;
 
@@ -108,7 +108,13 @@ impl BodyReader for WholeBody {
         let kept = self.capture.finish();
         let mut facts = BodyFacts::default();
         if kept.is_truncated() {
-            facts.errors.push(format!("the body is over the cap ({} bytes): logged as it came, unread", self.cap).into());
+            facts.errors.push(
+                format!(
+                    "the body is over the cap ({} bytes): logged as it came, unread",
+                    self.cap
+                )
+                .into(),
+            );
             facts.message = kept;
             return facts;
         }
@@ -125,7 +131,11 @@ impl BodyReader for WholeBody {
             }
             Side::Response => {
                 facts.request_id = value["id"].as_str().map(String::from);
-                facts.finish_reasons = value["finish_reason"].as_str().map(String::from).into_iter().collect();
+                facts.finish_reasons = value["finish_reason"]
+                    .as_str()
+                    .map(String::from)
+                    .into_iter()
+                    .collect();
                 if let Ok(usage) = serde_json::from_value::<Usage>(value["usage"].clone()) {
                     facts.usage = usage.into();
                 }
@@ -165,7 +175,9 @@ impl StreamReader for ChatStream {
         match e.kind.as_str() {
             "message-start" => self.facts.request_id = e.id,
             "content-delta" => {
-                let Some(text) = e.delta["message"]["content"]["text"].as_str() else { return };
+                let Some(text) = e.delta["message"]["content"]["text"].as_str() else {
+                    return;
+                };
                 self.facts.first_token_at.get_or_insert_with(Instant::now);
                 // Keep whole characters within the cap.
                 let mut take = text.len().min(self.cap - self.text.len());
@@ -176,7 +188,11 @@ impl StreamReader for ChatStream {
             }
             "message-end" => {
                 self.done = true;
-                self.facts.finish_reasons = e.delta["finish_reason"].as_str().map(String::from).into_iter().collect();
+                self.facts.finish_reasons = e.delta["finish_reason"]
+                    .as_str()
+                    .map(String::from)
+                    .into_iter()
+                    .collect();
                 if let Ok(usage) = serde_json::from_value::<Usage>(e.delta["usage"].clone()) {
                     self.facts.usage = usage.into();
                 }

@@ -23,7 +23,10 @@ const ANSWER: &str = r#"{"id":"c14c80c3-18eb-4519-9460-6c92edd8cfb4","finish_rea
 async fn main() {
     let sink = MemorySink::new();
     let app = Router::new()
-        .route("/v2/chat", post(|| async { ([("content-type", "application/json")], ANSWER) }))
+        .route(
+            "/v2/chat",
+            post(|| async { ([("content-type", "application/json")], ANSWER) }),
+        )
         .layer(LlmLogLayer::new(sink.clone()).with_api(cohere::CohereChatApi));
     let request = Request::post("/v2/chat")
         .header("content-type", "application/json")

@@ -102,14 +102,14 @@ struct Args {
     #[arg(long, env = "LLM_LOG_GATEWAY_QUEUE", default_value_t = 8192)]
     queue: usize,
     /// Most prompt bytes logged per request (at most 2097152; 0 logs metadata and tokens only).
-    #[arg(long, env = "LLM_LOG_GATEWAY_PROMPT_BYTES", default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_PROMPT_BYTES", default_value_t = tower_llm_log::config::DEFAULT_MESSAGE_BYTES)]
     prompt_bytes: usize,
     /// Most completion bytes logged per response (at most 2097152; 0 logs metadata and tokens only).
-    #[arg(long, env = "LLM_LOG_GATEWAY_COMPLETION_BYTES", default_value_t = tower_llm_log::DEFAULT_MESSAGE_BYTES)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_COMPLETION_BYTES", default_value_t = tower_llm_log::config::DEFAULT_MESSAGE_BYTES)]
     completion_bytes: usize,
     /// Most bytes of a request body read before forwarding it, so that a request the upstream
     /// never answers still logs its prompt (0: forward at once, as the body arrives).
-    #[arg(long, env = "LLM_LOG_GATEWAY_REQUEST_READ_AHEAD", default_value_t = tower_llm_log::DEFAULT_REQUEST_READ_AHEAD)]
+    #[arg(long, env = "LLM_LOG_GATEWAY_REQUEST_READ_AHEAD", default_value_t = tower_llm_log::config::DEFAULT_REQUEST_READ_AHEAD)]
     request_read_ahead: usize,
     /// Log credentials found in prompts and completions as they are (by default they are
     /// replaced by `[REDACTED:<kind>]`).

@@ -59,7 +59,10 @@ pub fn router() -> Router {
             post(mock_native::vertex),
         )
         .route("/model/{model}/converse", post(mock_native::converse))
-        .route("/model/{model}/converse-stream", post(mock_native::converse_stream))
+        .route(
+            "/model/{model}/converse-stream",
+            post(mock_native::converse_stream),
+        )
         .route("/api/chat", post(mock_native::ollama_chat))
         .route("/api/generate", post(mock_native::ollama_generate))
         .route("/anthropic/v1/messages", post(mock_apis::messages))

@@ -51,7 +51,11 @@ pub async fn vertex(
 }
 
 fn gemini_error(status: StatusCode, message: &str, kind: &str) -> Response {
-    (status, json_response(json!({"error": {"code": status.as_u16(), "message": message, "status": kind}}))).into_response()
+    (
+        status,
+        json_response(json!({"error": {"code": status.as_u16(), "message": message, "status": kind}})),
+    )
+        .into_response()
 }
 
 fn gemini_answer(call: &str, query: Option<&str>, body: &[u8]) -> Response {
@@ -64,17 +68,27 @@ fn gemini_answer(call: &str, query: Option<&str>, body: &[u8]) -> Response {
         _ => return gemini_error(StatusCode::NOT_FOUND, "unknown method", "NOT_FOUND"),
     };
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return gemini_error(StatusCode::BAD_REQUEST, "Invalid JSON payload received.", "INVALID_ARGUMENT");
+        return gemini_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON payload received.",
+            "INVALID_ARGUMENT",
+        );
     };
     let Some(contents) = request.get("contents").and_then(Value::as_array) else {
-        return gemini_error(StatusCode::BAD_REQUEST, "contents is not specified", "INVALID_ARGUMENT");
+        return gemini_error(
+            StatusCode::BAD_REQUEST,
+            "contents is not specified",
+            "INVALID_ARGUMENT",
+        );
     };
     let (last_user, mut prompt) = gemini_turns(contents);
     prompt += request
         .pointer("/systemInstruction/parts")
         .map(|p| words(&content_text(p)))
         .unwrap_or(0);
-    let max = request.pointer("/generationConfig/maxOutputTokens").and_then(Value::as_u64);
+    let max = request
+        .pointer("/generationConfig/maxOutputTokens")
+        .and_then(Value::as_u64);
     let (reply, cut) = reply(&last_user, max);
     let finish = if cut { "MAX_TOKENS" } else { "STOP" };
     let id = format!("mock-{:016x}", fnv(body));
@@ -97,7 +111,12 @@ fn gemini_answer(call: &str, query: Option<&str>, body: &[u8]) -> Response {
         .map(|(i, p)| chunk(p, i as u64 + 1, (i + 1 == pieces.len()).then_some(finish)))
         .collect();
     if query.is_some_and(|q| q.split('&').any(|kv| kv == "alt=sse")) {
-        return events(chunks.iter().map(|c| Bytes::from(format!("data: {c}\r\n\r\n"))).collect());
+        return events(
+            chunks
+                .iter()
+                .map(|c| Bytes::from(format!("data: {c}\r\n\r\n")))
+                .collect(),
+        );
     }
     // Google's framing of a streamed array: `[`, elements apart by `\r\n,\r\n`, then `\r\n]`.
     let n = chunks.len();
@@ -139,7 +158,11 @@ fn event_stream_message(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {
 
 fn bedrock_event(kind: &str, payload: Value) -> Bytes {
     event_stream_message(
-        &[(":event-type", kind), (":content-type", "application/json"), (":message-type", "event")],
+        &[
+            (":event-type", kind),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ],
         payload.to_string().as_bytes(),
     )
 }
@@ -167,34 +190,60 @@ pub async fn converse_stream(Path(model): Path<String>, body: Bytes) -> Response
 fn converse_answer(model: &str, body: &[u8], stream: bool) -> Response {
     let request_id = format!("{:08x}-mock-{:016x}", body.len(), fnv(body));
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return bedrock_error(StatusCode::BAD_REQUEST, "ValidationException", "Malformed input request", &request_id);
+        return bedrock_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "Malformed input request",
+            &request_id,
+        );
     };
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
-        return bedrock_error(StatusCode::BAD_REQUEST, "ValidationException", "messages is required", &request_id);
+        return bedrock_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "messages is required",
+            &request_id,
+        );
     };
     if model == "mock-throttled" {
-        return bedrock_error(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "Too many requests (mock)", &request_id);
+        return bedrock_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "Too many requests (mock)",
+            &request_id,
+        );
     }
     let (last_user, mut input) = (last_user_text(messages), message_tokens(messages));
-    input += request.get("system").map(|s| words(&content_text(s))).unwrap_or(0);
-    let max = request.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
+    input += request
+        .get("system")
+        .map(|s| words(&content_text(s)))
+        .unwrap_or(0);
+    let max = request
+        .pointer("/inferenceConfig/maxTokens")
+        .and_then(Value::as_u64);
     let (reply, cut) = reply(&last_user, max);
     let stop = if cut { "max_tokens" } else { "end_turn" };
     let output = reply.len() as u64;
     let usage = json!({"inputTokens": input, "outputTokens": output, "totalTokens": input + output});
     let mut res = if !stream {
-        json_response(json!({"output": {"message": {"role": "assistant", "content": [{"text": reply.join(" ")}]}},
-            "stopReason": stop, "usage": usage, "metrics": {"latencyMs": 1}}))
+        json_response(
+            json!({"output": {"message": {"role": "assistant", "content": [{"text": reply.join(" ")}]}},
+            "stopReason": stop, "usage": usage, "metrics": {"latencyMs": 1}}),
+        )
     } else {
         let mut frames = vec![bedrock_event("messageStart", json!({"role": "assistant"}))];
-        frames.extend(
-            pieces(&reply)
-                .iter()
-                .map(|p| bedrock_event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": p}}))),
-        );
+        frames.extend(pieces(&reply).iter().map(|p| {
+            bedrock_event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"text": p}}),
+            )
+        }));
         frames.push(bedrock_event("contentBlockStop", json!({"contentBlockIndex": 0})));
         frames.push(bedrock_event("messageStop", json!({"stopReason": stop})));
-        frames.push(bedrock_event("metadata", json!({"usage": usage, "metrics": {"latencyMs": 1}})));
+        frames.push(bedrock_event(
+            "metadata",
+            json!({"usage": usage, "metrics": {"latencyMs": 1}}),
+        ));
         streamed("application/vnd.amazon.eventstream", frames)
     };
     if let Ok(id) = header::HeaderValue::from_str(&request_id) {
@@ -217,7 +266,11 @@ fn ollama_answer(body: &[u8], generate: bool) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return bad_request(json!({"error": "invalid character in request body"}));
     };
-    let model = request.get("model").and_then(Value::as_str).unwrap_or("").to_string();
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if model.is_empty() {
         return bad_request(json!({"error": "model is required"}));
     }
@@ -264,7 +317,10 @@ fn ollama_answer(body: &[u8], generate: bool) -> Response {
         }
         return json_response(last);
     }
-    let mut lines: Vec<Bytes> = pieces(&reply).iter().map(|p| Bytes::from(format!("{}\n", piece(p)))).collect();
+    let mut lines: Vec<Bytes> = pieces(&reply)
+        .iter()
+        .map(|p| Bytes::from(format!("{}\n", piece(p))))
+        .collect();
     lines.push(Bytes::from(format!("{last}\n")));
     streamed("application/x-ndjson", lines)
 }

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, Indexed, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
-use crate::scan::json::{Action, Node, ScanResult};
 use crate::framing::StreamEvent;
+use crate::scan::json::{Action, Node, ScanResult};
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};

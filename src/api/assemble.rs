@@ -270,7 +270,11 @@ impl EventTally {
 
     /// Counts the next event and reads its data as `T`: `None` when it is oversized or does
     /// not read (reported as not being `what`, `"a Messages API event"`).
-    pub(crate) fn read<'e, T: serde::Deserialize<'e>>(&mut self, event: &StreamEvent<'e>, what: &str) -> Option<T> {
+    pub(crate) fn read<'e, T: serde::Deserialize<'e>>(
+        &mut self,
+        event: &StreamEvent<'e>,
+        what: &str,
+    ) -> Option<T> {
         if !self.next(event.oversized) {
             return None;
         }
@@ -460,7 +464,10 @@ mod tests {
         let sorted = parts.into_sorted();
         assert_eq!(sorted.len(), MAX_PARTS);
         assert_eq!(sorted.last().map(String::as_str), Some("xy"));
-        assert_eq!(tally.summary().as_deref(), Some("more than 256 parts; the rest are not logged"));
+        assert_eq!(
+            tally.summary().as_deref(),
+            Some("more than 256 parts; the rest are not logged")
+        );
     }
 
     #[test]

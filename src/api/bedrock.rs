@@ -22,7 +22,10 @@ use serde_json::value::RawValue;
 
 use super::assemble::{clip, cow_str, stream_facts, EventTally, Indexed, TextBudget};
 use super::scanned::{self, ScannedBody};
-use super::{is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader, TokenUsage};
+use super::{
+    is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader,
+    TokenUsage,
+};
 use crate::scan::json::{Action, Node, ScanResult};
 use crate::ApiFamily;
 
@@ -62,12 +65,21 @@ impl LlmApi for BedrockConverseApi {
     }
 
     fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
-        let read = if route.streaming { read_stream_request } else { read_request };
+        let read = if route.streaming {
+            read_stream_request
+        } else {
+            read_request
+        };
         Box::new(ScannedBody::new(&REQUEST, cap, Some("messages"), read))
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(ScannedBody::new(&RESPONSE, cap, Some("output.message.content"), read_response))
+        Box::new(ScannedBody::new(
+            &RESPONSE,
+            cap,
+            Some("output.message.content"),
+            read_response,
+        ))
     }
 
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
@@ -255,7 +267,9 @@ impl ConverseStream {
         let index = event.content_block_index.unwrap_or(0);
         match name {
             b"contentBlockStart" => {
-                let Some(tool) = event.start.and_then(|s| s.tool_use) else { return };
+                let Some(tool) = event.start.and_then(|s| s.tool_use) else {
+                    return;
+                };
                 let Some(block) = self.blocks.get(index, &mut self.tally, "content blocks") else {
                     return;
                 };
@@ -266,14 +280,18 @@ impl ConverseStream {
             b"contentBlockDelta" => {
                 let Some(delta) = event.delta else { return };
                 let Some(block) = self.blocks.get(index, &mut self.tally, "content blocks") else {
-                    for text in [&delta.text, &delta.tool_use.and_then(|t| t.input)].into_iter().flatten() {
+                    for text in [&delta.text, &delta.tool_use.and_then(|t| t.input)]
+                        .into_iter()
+                        .flatten()
+                    {
                         self.budget.drop(text);
                     }
                     return;
                 };
                 if let Some(text) = delta.text {
                     self.facts.first_token_at.get_or_insert_with(Instant::now);
-                    self.budget.append(block.text.get_or_insert_with(String::new), &text);
+                    self.budget
+                        .append(block.text.get_or_insert_with(String::new), &text);
                 }
                 if let Some(input) = delta.tool_use.and_then(|t| t.input) {
                     self.facts.first_token_at.get_or_insert_with(Instant::now);
@@ -288,7 +306,8 @@ impl ConverseStream {
                     }
                     if let Some(signature) = reasoning.signature {
                         let r = out.reasoning_text.get_or_insert_with(ReasoningTextOut::default);
-                        self.budget.append(r.signature.get_or_insert_with(String::new), &signature);
+                        self.budget
+                            .append(r.signature.get_or_insert_with(String::new), &signature);
                     }
                     if let Some(redacted) = reasoning.redacted_content {
                         self.budget
@@ -344,6 +363,13 @@ impl StreamReader for ConverseStream {
         if let Some(u) = self.usage {
             facts.usage = u.into();
         }
-        stream_facts(facts, &self.budget, &blocks, self.cap, &mut self.tally, self.ended)
+        stream_facts(
+            facts,
+            &self.budget,
+            &blocks,
+            self.cap,
+            &mut self.tally,
+            self.ended,
+        )
     }
 }

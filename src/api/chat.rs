@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::assemble::{clip_word, cow_str, PartBound};
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
-use crate::scan::json::{Action, Node};
 use crate::framing::StreamEvent;
+use crate::scan::json::{Action, Node};
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
@@ -195,9 +195,9 @@ impl ChatStreamAssembler {
 
     /// Takes one event's data.
     pub(crate) fn on_event(&mut self, data: &[u8], oversized: bool) {
-        let Some(choices) = self
-            .stream
-            .choices::<ChoiceDeltaWire<'_>>(data, oversized, "a chat completion chunk")
+        let Some(choices) =
+            self.stream
+                .choices::<ChoiceDeltaWire<'_>>(data, oversized, "a chat completion chunk")
         else {
             return;
         };
@@ -227,7 +227,9 @@ impl ChatStreamAssembler {
                     1 => &mut msg.refusal,
                     _ => &mut msg.reasoning_content,
                 };
-                self.stream.budget.append(target.get_or_insert_with(String::new), &text);
+                self.stream
+                    .budget
+                    .append(target.get_or_insert_with(String::new), &text);
             }
             for call in delta.tool_calls.into_iter().flatten() {
                 token = true;
@@ -323,7 +325,11 @@ impl ChatStreamAssembler {
         for c in &mut self.choices {
             c.message.tool_calls.sort_by_key(|t| t.index);
         }
-        let reasons = self.choices.iter().filter_map(|c| c.finish_reason.clone()).collect();
+        let reasons = self
+            .choices
+            .iter()
+            .filter_map(|c| c.finish_reason.clone())
+            .collect();
         self.stream.finish(&self.choices, reasons)
     }
 }
@@ -462,7 +468,12 @@ mod tests {
         assert!(String::from_utf8(msg.segments.concat())
             .unwrap()
             .contains("\"ok\""));
-        let err = facts.errors.iter().map(|e| e.detail()).collect::<Vec<_>>().join("; ");
+        let err = facts
+            .errors
+            .iter()
+            .map(|e| e.detail())
+            .collect::<Vec<_>>()
+            .join("; ");
         assert!(err.starts_with("event 1 is not a chat completion chunk"), "{err}");
         assert!(err.ends_with("(and 1 more problems)"), "{err}");
     }
@@ -502,7 +513,9 @@ mod tests {
             logged + (2000 - (max - 1)) * 3 + 4,
             "dropped text still counts in the size"
         );
-        assert!(facts.errors[0].detail().starts_with(&format!("more than {max} choices and tool calls")));
+        assert!(facts.errors[0]
+            .detail()
+            .starts_with(&format!("more than {max} choices and tool calls")));
     }
 
     #[test]

@@ -16,8 +16,8 @@ use super::assemble::{clip_word, cow_str, Indexed};
 use super::openai::{read_response, ChunkStream, FINISH_REASON, ID, USAGE};
 use super::scanned::ScannedBody;
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader};
-use crate::scan::json::{Action, Node};
 use crate::framing::StreamEvent;
+use crate::scan::json::{Action, Node};
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
@@ -107,9 +107,9 @@ struct CompletionStream {
 
 impl StreamReader for CompletionStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        let Some(choices) = self
-            .stream
-            .choices::<ChoiceWire<'_>>(event.data, event.oversized, "a text completion chunk")
+        let Some(choices) =
+            self.stream
+                .choices::<ChoiceWire<'_>>(event.data, event.oversized, "a text completion chunk")
         else {
             return;
         };
@@ -137,4 +137,3 @@ impl StreamReader for CompletionStream {
         self.stream.finish(&choices, reasons)
     }
 }
-

@@ -23,7 +23,10 @@ use serde_json::value::RawValue;
 
 use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, Indexed, TextBudget};
 use super::scanned::{self, ScannedBody, MODEL};
-use super::{is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader, TokenUsage};
+use super::{
+    is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader,
+    TokenUsage,
+};
 use crate::scan::json::{Action, Node, ScanResult};
 use crate::ApiFamily;
 
@@ -64,12 +67,21 @@ impl LlmApi for GeminiApi {
     }
 
     fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
-        let read = if route.streaming { read_stream_request } else { read_request };
+        let read = if route.streaming {
+            read_stream_request
+        } else {
+            read_request
+        };
         Box::new(ScannedBody::new(&REQUEST, cap, Some("contents"), read))
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(ScannedBody::new(&RESPONSE, cap, Some("candidates"), read_response))
+        Box::new(ScannedBody::new(
+            &RESPONSE,
+            cap,
+            Some("candidates"),
+            read_response,
+        ))
     }
 
     fn stream_reader(&self, _: &Route, cap: usize) -> Box<dyn StreamReader> {
@@ -318,14 +330,18 @@ impl GeminiStream {
                     }
                     continue;
                 }
-                let whole = |raw: &RawValue, budget: &mut TextBudget| {
-                    budget.whole(raw.get()).then(|| raw.to_owned())
-                };
+                let whole =
+                    |raw: &RawValue, budget: &mut TextBudget| budget.whole(raw.get()).then(|| raw.to_owned());
                 if let Some(call) = part.function_call.and_then(|r| whole(r, &mut self.budget)) {
                     out.content.parts.push(PartOut::Call { function_call: call });
                 } else if let Some(code) = part.executable_code.and_then(|r| whole(r, &mut self.budget)) {
-                    out.content.parts.push(PartOut::Code { executable_code: code });
-                } else if let Some(result) = part.code_execution_result.and_then(|r| whole(r, &mut self.budget)) {
+                    out.content.parts.push(PartOut::Code {
+                        executable_code: code,
+                    });
+                } else if let Some(result) = part
+                    .code_execution_result
+                    .and_then(|r| whole(r, &mut self.budget))
+                {
                     out.content.parts.push(PartOut::CodeResult {
                         code_execution_result: result,
                     });
@@ -345,9 +361,19 @@ impl StreamReader for GeminiStream {
     fn finish(mut self: Box<Self>, _ended: bool) -> BodyFacts {
         let candidates = std::mem::take(&mut self.candidates).into_sorted();
         let mut facts = std::mem::take(&mut self.facts);
-        facts.finish_reasons = candidates.iter().filter_map(|c| c.finish_reason.clone()).collect();
+        facts.finish_reasons = candidates
+            .iter()
+            .filter_map(|c| c.finish_reason.clone())
+            .collect();
         facts.usage = self.usage.into();
-        stream_facts(facts, &self.budget, &candidates, self.cap, &mut self.tally, self.ended)
+        stream_facts(
+            facts,
+            &self.budget,
+            &candidates,
+            self.cap,
+            &mut self.tally,
+            self.ended,
+        )
     }
 }
 

@@ -36,8 +36,8 @@
 //! ```
 
 pub use crate::capture::{LoggedMessage, MessageCapture};
-pub use crate::problem::{Problem, ProblemKind};
 pub use crate::framing::{Framing, StreamEvent, HEAD_BYTES, TAIL_BYTES};
+pub use crate::problem::{Problem, ProblemKind};
 use crate::ApiFamily;
 
 pub(crate) mod anthropic;
@@ -57,6 +57,7 @@ pub(crate) mod responses;
 mod scanned;
 
 pub use anthropic::AnthropicMessagesApi;
+pub(crate) use assemble::clip as clip_field;
 pub use bedrock::BedrockConverseApi;
 pub use chat::ChatCompletionsApi;
 pub use completions::CompletionsApi;
@@ -67,7 +68,6 @@ use head::percent_decode;
 pub use head::{recognize, RequestHead, Route};
 pub use ollama::OllamaApi;
 pub use provider::provider_for;
-pub(crate) use assemble::clip as clip_field;
 pub(crate) use reader::RawReader;
 pub use reader::{is_media_type, BodyFacts, BodyReader, LlmApi, StreamReader, TokenUsage};
 pub(crate) use registry::Apis;

@@ -20,7 +20,10 @@ use serde_json::value::RawValue;
 
 use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, TextBudget, MAX_PARTS};
 use super::scanned::{self, ScannedBody, MODEL, STREAM};
-use super::{is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader, TokenUsage};
+use super::{
+    is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader,
+    TokenUsage,
+};
 use crate::scan::json::{Action, Node, ScanResult};
 use crate::ApiFamily;
 
@@ -245,8 +248,9 @@ impl OllamaStream {
                 self.message.tool_calls.push(call.to_owned());
             } else if self.message.tool_calls.len() >= MAX_PARTS {
                 self.budget.drop(call.get());
-                self.tally
-                    .note(format!("more than {MAX_PARTS} tool calls; the rest are not logged"));
+                self.tally.note(format!(
+                    "more than {MAX_PARTS} tool calls; the rest are not logged"
+                ));
             }
         }
         if chunk.done {
@@ -267,9 +271,23 @@ impl StreamReader for OllamaStream {
     fn finish(mut self: Box<Self>, _ended: bool) -> BodyFacts {
         let facts = std::mem::take(&mut self.facts);
         if self.generate {
-            stream_facts(facts, &self.budget, &self.message.content, self.cap, &mut self.tally, self.ended)
+            stream_facts(
+                facts,
+                &self.budget,
+                &self.message.content,
+                self.cap,
+                &mut self.tally,
+                self.ended,
+            )
         } else {
-            stream_facts(facts, &self.budget, &self.message, self.cap, &mut self.tally, self.ended)
+            stream_facts(
+                facts,
+                &self.budget,
+                &self.message,
+                self.cap,
+                &mut self.tally,
+                self.ended,
+            )
         }
     }
 }

@@ -120,7 +120,12 @@ impl ChunkStream {
 
     /// The choices of the next event, read as `C`: `None` for `[DONE]`, what follows it, and
     /// an oversized or unreadable event (reported as not being `what`).
-    pub(crate) fn choices<'e, C: Deserialize<'e>>(&mut self, data: &'e [u8], oversized: bool, what: &str) -> Option<Vec<C>> {
+    pub(crate) fn choices<'e, C: Deserialize<'e>>(
+        &mut self,
+        data: &'e [u8],
+        oversized: bool,
+        what: &str,
+    ) -> Option<Vec<C>> {
         if !self.tally.next(oversized) || self.saw_done {
             return None;
         }

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{ApiFamily, Framing, LoggedMessage, MessageCapture, Problem, ProblemKind, RequestHead, Route, StreamEvent};
+use super::{
+    ApiFamily, Framing, LoggedMessage, MessageCapture, Problem, ProblemKind, RequestHead, Route, StreamEvent,
+};
 
 /// Token counts as a provider reported them; `None` where it said nothing (unknown is not 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,9 +85,12 @@ pub trait StreamReader: Send {
 /// An API family: which requests are its own, and how to read their bodies.
 ///
 /// Readers are made per exchange and must keep memory within the `cap` they are given (use
-/// [`MessageCapture`], or the [`JsonScanner`](crate::scan::json::JsonScanner)); the layer
-/// chunks what they return, counts it, and never lets them touch the traffic. A reader that
-/// panics is not caught: write readers that do not.
+/// [`MessageCapture`], or, with the `unstable-scan` feature, the crate's JSON scanner); the
+/// layer frames streams ([`stream_framing`](LlmApi::stream_framing)), chunks what the readers
+/// return, counts it, and never lets them touch the traffic. A reader that panics is not
+/// caught: write readers that do not.
+///
+/// `examples/custom_api` is a whole family of one's own (Cohere's Chat API v2).
 pub trait LlmApi: Send + Sync + 'static {
     /// The family's name in records. Recognizers (and [`Route`]s) name the family with it.
     fn family(&self) -> ApiFamily;

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{
-    recognize, AnthropicMessagesApi, BedrockConverseApi, BodyReader, ChatCompletionsApi, CompletionsApi, EmbeddingsApi, GeminiApi, LlmApi, OllamaApi,
-    RawReader, RequestHead, ResponsesApi, Route, StreamReader,
+    recognize, AnthropicMessagesApi, BedrockConverseApi, BodyReader, ChatCompletionsApi, CompletionsApi,
+    EmbeddingsApi, GeminiApi, LlmApi, OllamaApi, RawReader, RequestHead, ResponsesApi, Route, StreamReader,
 };
 use crate::ApiFamily;
 

@@ -24,8 +24,8 @@ use super::assemble::{
 use super::openai::{cached_tokens, reasoning_tokens};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
-use crate::scan::json::{Action, Node, ScanResult};
 use crate::framing::StreamEvent;
+use crate::scan::json::{Action, Node, ScanResult};
 use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};

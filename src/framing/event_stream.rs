@@ -137,14 +137,18 @@ impl EventStreamFramer {
 
     /// Checks a prelude: the message's total and headers lengths, or why it cannot be trusted.
     fn check_prelude(&mut self, prelude: &[u8]) -> Option<(usize, usize)> {
-        let word = |i: usize| u32::from_be_bytes([prelude[i], prelude[i + 1], prelude[i + 2], prelude[i + 3]]);
+        let word =
+            |i: usize| u32::from_be_bytes([prelude[i], prelude[i + 1], prelude[i + 2], prelude[i + 3]]);
         let (total, headers) = (word(0) as usize, word(4) as usize);
         let n = self.messages + 1;
         if crc32fast::hash(&prelude[..8]) != word(8) {
             self.problem(format!(
                 "event stream: message {n}'s prelude checksum does not match; the rest of the stream is not read"
             ));
-        } else if total < OVERHEAD || total > MAX_MESSAGE || headers > MAX_HEADERS || headers > total - OVERHEAD {
+        } else if !(OVERHEAD..=MAX_MESSAGE).contains(&total)
+            || headers > MAX_HEADERS
+            || headers > total - OVERHEAD
+        {
             self.problem(format!(
                 "event stream: message {n} gives impossible lengths (total {total}, headers {headers}); the rest of the stream is not read"
             ));
@@ -287,7 +291,10 @@ impl EventStreamFramer {
                 }
                 Err(problem) => {
                     self.payload.clear();
-                    self.problem(format!("event stream: message {}: {problem}; it was skipped", self.messages));
+                    self.problem(format!(
+                        "event stream: message {}: {problem}; it was skipped",
+                        self.messages
+                    ));
                 }
             }
         }
@@ -405,20 +412,35 @@ mod tests {
     fn names_and_data(events: &Events) -> Vec<(String, String)> {
         events
             .iter()
-            .map(|(n, d, _, _)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(d).into_owned()))
+            .map(|(n, d, _, _)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(d).into_owned(),
+                )
+            })
             .collect()
     }
 
     #[test]
     fn messages_are_events_however_the_stream_is_cut() {
         let mut body = event("messageStart", r#"{"role":"assistant"}"#);
-        body.extend(event("contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#));
+        body.extend(event(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#,
+        ));
         body.extend(encode(
-            &[(":exception-type", "throttlingException"), (":message-type", "exception")],
+            &[
+                (":exception-type", "throttlingException"),
+                (":message-type", "exception"),
+            ],
             br#"{"message":"slow down"}"#,
         ));
         body.extend(encode(
-            &[(":message-type", "error"), (":error-code", "Internal"), (":error-message", "boom")],
+            &[
+                (":message-type", "error"),
+                (":error-code", "Internal"),
+                (":error-message", "boom"),
+            ],
             b"",
         ));
         body.extend(event("messageStop", r#"{"stopReason":"end_turn"}"#));
@@ -428,7 +450,10 @@ mod tests {
             names_and_data(&events),
             [
                 ("messageStart".into(), r#"{"role":"assistant"}"#.into()),
-                ("contentBlockDelta".into(), r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#.into()),
+                (
+                    "contentBlockDelta".into(),
+                    r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#.into()
+                ),
                 ("throttlingException".into(), r#"{"message":"slow down"}"#.into()),
                 ("error".into(), r#"{"code":"Internal","message":"boom"}"#.into()),
                 ("messageStop".into(), r#"{"stopReason":"end_turn"}"#.into()),
@@ -478,7 +503,10 @@ mod tests {
         body.extend(event("messageStop", r#"{}"#));
         let (events, problems) = same_at_every_split(Framing::AwsEventStream, 1000, &body);
         assert_eq!(names_and_data(&events), [("messageStop".into(), "{}".into())]);
-        assert_eq!(problems, ["event stream: message 1's checksum does not match; it was skipped"]);
+        assert_eq!(
+            problems,
+            ["event stream: message 1's checksum does not match; it was skipped"]
+        );
     }
 
     #[test]
@@ -488,7 +516,10 @@ mod tests {
         body.extend(event("messageStop", r#"{}"#));
         let (events, problems) = same_at_every_split(Framing::AwsEventStream, 1000, &body);
         assert!(events.is_empty());
-        assert!(problems[0].contains("prelude checksum does not match"), "{problems:?}");
+        assert!(
+            problems[0].contains("prelude checksum does not match"),
+            "{problems:?}"
+        );
         assert!(problems[1].ends_with("prelude were not read"), "{problems:?}");
         // Lengths that cannot be, under a good checksum, are not trusted either.
         let mut prelude = Vec::new();
@@ -496,7 +527,10 @@ mod tests {
         prelude.extend_from_slice(&0u32.to_be_bytes());
         prelude.extend_from_slice(&crc32fast::hash(&prelude).to_be_bytes());
         let (_, problems) = run(Framing::AwsEventStream, 1000, &prelude, &[], true);
-        assert!(problems[0].contains("impossible lengths (total 8"), "{problems:?}");
+        assert!(
+            problems[0].contains("impossible lengths (total 8"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -505,7 +539,11 @@ mod tests {
         for cut in [5, 12, 40, body.len() - 1] {
             let (events, problems) = run(Framing::AwsEventStream, 1000, &body[..cut], &[], true);
             assert!(events.is_empty());
-            assert_eq!(problems, ["event stream: the stream ended inside message 1"], "cut {cut}");
+            assert_eq!(
+                problems,
+                ["event stream: the stream ended inside message 1"],
+                "cut {cut}"
+            );
             let (_, problems) = run(Framing::AwsEventStream, 1000, &body[..cut], &[], false);
             assert!(problems.is_empty(), "a stream cut short is the tap's to report");
         }

@@ -203,7 +203,13 @@ mod tests {
         let (events, problems) = same_at_every_split(Framing::JsonArray, 1000, body);
         assert_eq!(
             datas(&events),
-            ["{\"a\":\"}],[\\\"\"}", "{\"b\":[1,{\"c\":2}]}", "7", "\"s\\\"]\"", "[[]]"]
+            [
+                "{\"a\":\"}],[\\\"\"}",
+                "{\"b\":[1,{\"c\":2}]}",
+                "7",
+                "\"s\\\"]\"",
+                "[[]]"
+            ]
         );
         assert!(problems.is_empty(), "{problems:?}");
     }
@@ -212,7 +218,10 @@ mod tests {
     fn a_body_that_is_not_an_array_is_one_event() {
         let body = b"{\"error\":{\"code\":429,\"message\":\"quota [x]\"}}\n";
         let (events, problems) = same_at_every_split(Framing::JsonArray, 1000, body);
-        assert_eq!(datas(&events), ["{\"error\":{\"code\":429,\"message\":\"quota [x]\"}}"]);
+        assert_eq!(
+            datas(&events),
+            ["{\"error\":{\"code\":429,\"message\":\"quota [x]\"}}"]
+        );
         assert!(problems.is_empty());
     }
 
@@ -222,10 +231,16 @@ mod tests {
         assert_eq!(datas(&events), ["{\"a\":1}"]);
         assert_eq!(problems, ["stream: the JSON array ended inside element 2"]);
         let (_, problems) = run(Framing::JsonArray, 1000, b"[{\"a\":1}\r\n", &[], true);
-        assert_eq!(problems, ["stream: the JSON array was not closed (after 1 elements)"]);
+        assert_eq!(
+            problems,
+            ["stream: the JSON array was not closed (after 1 elements)"]
+        );
         let (events, problems) = run(Framing::JsonArray, 1000, b"[{\"a\":1}] {\"x\":2}", &[], true);
         assert_eq!(events.len(), 1);
-        assert_eq!(problems, ["stream: bytes after the end of the JSON array were not read"]);
+        assert_eq!(
+            problems,
+            ["stream: bytes after the end of the JSON array were not read"]
+        );
         let (_, problems) = run(Framing::JsonArray, 1000, b"[{\"a\":1},{\"b\"", &[], false);
         assert!(problems.is_empty(), "a stream cut short is the tap's to report");
         let (events, problems) = run(Framing::JsonArray, 1000, b"", &[], true);

@@ -107,7 +107,10 @@ mod tests {
             assert_eq!(events.len(), 2, "cuts {cuts:?}");
             let (_, data, oversized, tail) = &events[0];
             assert!(data.is_empty() && *oversized);
-            assert!(tail.ends_with(b"\"done\":true}"), "the \\r is taken off the tail too");
+            assert!(
+                tail.ends_with(b"\"done\":true}"),
+                "the \\r is taken off the tail too"
+            );
             assert_eq!(tail.len(), super::super::TAIL_BYTES);
             assert_eq!(events[1].1, b"{\"next\":1}");
         }

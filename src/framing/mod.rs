@@ -260,10 +260,17 @@ pub(crate) mod testing {
     /// (name, data, oversized, tail) of each event, and the problems.
     pub(crate) type Events = Vec<(Vec<u8>, Vec<u8>, bool, Vec<u8>)>;
 
-    pub(crate) fn run(framing: Framing, limit: usize, body: &[u8], cuts: &[usize], ended: bool) -> (Events, Vec<String>) {
+    pub(crate) fn run(
+        framing: Framing,
+        limit: usize,
+        body: &[u8],
+        cuts: &[usize],
+        ended: bool,
+    ) -> (Events, Vec<String>) {
         let mut framer = Framer::new(framing, limit);
         let mut out = Events::new();
-        let mut on = |e: StreamEvent<'_>| out.push((e.name.to_vec(), e.data.to_vec(), e.oversized, e.tail.to_vec()));
+        let mut on =
+            |e: StreamEvent<'_>| out.push((e.name.to_vec(), e.data.to_vec(), e.oversized, e.tail.to_vec()));
         let mut at = 0;
         for &cut in cuts.iter().chain(std::iter::once(&body.len())) {
             framer.feed(&body[at..cut], &mut on);
@@ -278,7 +285,11 @@ pub(crate) mod testing {
     pub(crate) fn same_at_every_split(framing: Framing, limit: usize, body: &[u8]) -> (Events, Vec<String>) {
         let whole = run(framing, limit, body, &[], true);
         let bytes: Vec<usize> = (1..body.len()).collect();
-        assert_eq!(run(framing, limit, body, &bytes, true), whole, "fed one byte at a time");
+        assert_eq!(
+            run(framing, limit, body, &bytes, true),
+            whole,
+            "fed one byte at a time"
+        );
         for cut in 1..body.len() {
             assert_eq!(run(framing, limit, body, &[cut], true), whole, "cut at {cut}");
         }

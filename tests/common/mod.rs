@@ -268,7 +268,15 @@ pub fn tokens(r: &LlmLogRecord) -> [Option<u64>; 6] {
 }
 
 /// What a response record says, for comparing runs of one stream framed differently.
-pub type Said<'a> = (&'a str, u64, [Option<u64>; 6], &'a [String], &'a Option<String>, &'a Option<String>, &'a Option<String>);
+pub type Said<'a> = (
+    &'a str,
+    u64,
+    [Option<u64>; 6],
+    &'a [String],
+    &'a Option<String>,
+    &'a Option<String>,
+    &'a Option<String>,
+);
 
 /// What a response record says (message, size, tokens, finish reasons, error, id, model).
 pub fn said(r: &LlmLogRecord) -> Said<'_> {
