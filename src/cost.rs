@@ -267,11 +267,50 @@ impl PriceTable {
     }
 }
 
-/// `model` without its `provider/` prefix, then without a date or version suffix.
+/// `model` without its `provider/` prefix, then without a date or version suffix; a Bedrock
+/// model id (`us.anthropic.claude-sonnet-4-20250514-v1:0`, or an ARN ending in one) as the
+/// model's name (`claude-sonnet-4-20250514`), then without its date.
 fn base_names(model: &str) -> impl Iterator<Item = &str> {
     let unprefixed = model.rsplit('/').next().filter(|m| m.len() < model.len());
     let name = unprefixed.unwrap_or(model);
-    unprefixed.into_iter().chain(without_suffix(name))
+    let bedrock = bedrock_name(name);
+    unprefixed
+        .into_iter()
+        .chain(without_suffix(name))
+        .chain(bedrock)
+        .chain(bedrock.and_then(without_suffix))
+}
+
+/// The model name in a Bedrock model id: after its region and provider (`us.`, `anthropic.`),
+/// before its version (`-v1:0`, `-v1`).
+fn bedrock_name(id: &str) -> Option<&str> {
+    const PROVIDERS: &[&str] = &[
+        "anthropic",
+        "amazon",
+        "meta",
+        "mistral",
+        "cohere",
+        "ai21",
+        "deepseek",
+        "openai",
+        "qwen",
+        "writer",
+    ];
+    // `:0`, the revision.
+    let id = id
+        .rsplit_once(':')
+        .filter(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(id, |(id, _)| id);
+    let (_, rest) = PROVIDERS.iter().find_map(|p| {
+        let at = id.find(&format!("{p}."))?;
+        (at == 0 || id.as_bytes()[at - 1] == b'.').then(|| (p, &id[at + p.len() + 1..]))
+    })?;
+    let b = rest.as_bytes();
+    // `-v1`, `-v2`: the Bedrock version, not the model's.
+    match rest.rfind("-v") {
+        Some(v) if v + 2 < b.len() && b[v + 2..].iter().all(u8::is_ascii_digit) => Some(&rest[..v]),
+        _ => Some(rest),
+    }
 }
 
 /// `gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`, `claude-3-5-haiku@20241022`,
@@ -346,6 +385,25 @@ pub(crate) fn usd(pico: u128) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bedrock_model_ids_find_their_prices() {
+        let t = PriceTable::built_in();
+        for id in [
+            "us.anthropic.claude-sonnet-4-20250514-v1:0",
+            "anthropic.claude-sonnet-4-20250514-v1:0",
+            "global.anthropic.claude-sonnet-4-20250514-v1",
+        ] {
+            assert_eq!(
+                t.get(id).map(|p| p.input),
+                t.get("claude-sonnet-4").map(|p| p.input),
+                "{id}"
+            );
+        }
+        assert_eq!(bedrock_name("us.amazon.nova-micro-v1:0"), Some("nova-micro"));
+        assert_eq!(bedrock_name("gpt-4.1-mini"), None, "a dot is not a provider");
+        assert!(t.get("us.unknown.thing-v1:0").is_none());
+    }
 
     #[test]
     fn the_built_in_table_parses_and_says_where_it_is_from() {

@@ -72,7 +72,7 @@ impl LlmLogLayer {
     /// The same layer, also logging an API family of one's own. Added families are asked
     /// first, in the order added, before the built-in ones.
     ///
-    /// See `examples/gemini_api.rs` for a whole family (Google's `generateContent`).
+    /// See `examples/custom_api` for a whole family (Cohere's Chat API v2).
     pub fn with_api(self, api: impl LlmApi) -> Self {
         self.rebuild(|s| s.apis.add(Arc::new(api)))
     }

@@ -16,8 +16,8 @@ use http_body_util::BodyExt;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_llm_log::privacy::Edit;
 use tower_llm_log::{
-    control::sampled_in, ContentOmitted, LlmLogBody, LlmLogLayer, LlmLogRecord, LogConfig, LogControl, MemorySink,
-    RecordKind,
+    control::sampled_in, ContentOmitted, LlmLogBody, LlmLogLayer, LlmLogRecord, LogConfig, LogControl,
+    MemorySink, RecordKind,
 };
 
 type Inner = Request<LlmLogBody<Frames>>;
