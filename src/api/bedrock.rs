@@ -280,10 +280,15 @@ impl ConverseStream {
             b"contentBlockDelta" => {
                 let Some(delta) = event.delta else { return };
                 let Some(block) = self.blocks.get(index, &mut self.tally, "content blocks") else {
-                    for text in [&delta.text, &delta.tool_use.and_then(|t| t.input)]
-                        .into_iter()
-                        .flatten()
-                    {
+                    let reasoning = delta.reasoning_content.as_ref();
+                    let texts = [
+                        delta.text.as_deref(),
+                        delta.tool_use.as_ref().and_then(|t| t.input.as_deref()),
+                        reasoning.and_then(|r| r.text.as_deref()),
+                        reasoning.and_then(|r| r.signature.as_deref()),
+                        reasoning.and_then(|r| r.redacted_content.as_deref()),
+                    ];
+                    for text in texts.into_iter().flatten() {
                         self.budget.drop(text);
                     }
                     return;

@@ -48,8 +48,14 @@ impl<'a> RequestHead<'a> {
             Some(h) => h,
             None => self.headers.get(HOST)?.to_str().ok()?,
         };
+        // `name:port`, `[v6]:port`; a bare IPv6 address (several `:`) has no port to take off.
         let host = match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(']') => name,
+            Some((name, port))
+                if port.bytes().all(|b| b.is_ascii_digit())
+                    && (name.ends_with(']') || !name.contains(':')) =>
+            {
+                name
+            }
             _ => host,
         };
         Some(host)
@@ -188,7 +194,11 @@ fn recognize_by_model_in_path(head: &RequestHead<'_>, path: &str) -> Option<Rout
             "streamGenerateContent" => true,
             _ => return recognize_bedrock(head, path),
         };
-        let (_, model) = prefix.rsplit_once("/models/")?;
+        // Base models, tuned models (`tunedModels/{id}`) and Vertex AI endpoints
+        // (`endpoints/{id}`) alike.
+        let (_, model) = ["/models/", "/tunedModels/", "/endpoints/"]
+            .iter()
+            .find_map(|dir| prefix.rsplit_once(dir))?;
         if model.is_empty() || model.contains('/') {
             return None;
         }

@@ -213,6 +213,16 @@ mod tests {
         assert_eq!(route(Method::POST, "/v1/responses/resp_1/cancel"), None);
         assert_eq!(route(Method::GET, "/v1/responses"), None);
         assert_eq!(route(Method::POST, "/health"), None);
+        let tuned = route(Method::POST, "/v1beta/tunedModels/my-model-7:generateContent").unwrap();
+        assert_eq!(
+            (tuned.family, tuned.model.as_deref()),
+            (ApiFamily::GeminiGenerateContent, Some("my-model-7"))
+        );
+        assert_eq!(
+            route(Method::POST, "/v1beta/models/gemini-2.5-flash:countTokens"),
+            None
+        );
+        assert_eq!(route(Method::POST, "/model/m/invoke"), None);
     }
 
     #[test]

@@ -239,8 +239,13 @@ impl OllamaStream {
             self.budget.append(&mut self.message.content, &text);
         }
         if let Some(text) = thinking.filter(|t| !t.is_empty()) {
-            self.budget
-                .append(self.message.thinking.get_or_insert_with(String::new), &text);
+            if self.generate {
+                // A whole generate response logs `response` alone: its thinking is counted, not kept.
+                self.budget.drop(&text);
+            } else {
+                self.budget
+                    .append(self.message.thinking.get_or_insert_with(String::new), &text);
+            }
         }
         for call in calls {
             self.facts.first_token_at.get_or_insert_with(Instant::now);

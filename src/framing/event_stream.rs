@@ -44,6 +44,8 @@ pub(crate) struct EventStreamFramer {
     got: usize,
     total: usize,
     headers: Vec<u8>,
+    /// The message's headers are longer than [`HEADERS_KEPT`]: checked, not read.
+    headers_too_long: bool,
     headers_left: usize,
     payload: EventData,
     payload_left: usize,
@@ -116,6 +118,7 @@ impl EventStreamFramer {
             got: 0,
             total: 0,
             headers: Vec::new(),
+            headers_too_long: false,
             headers_left: 0,
             payload: EventData::new(limit),
             payload_left: 0,
@@ -171,7 +174,10 @@ impl EventStreamFramer {
                         bytes = &bytes[PRELUDE..];
                         continue;
                     };
-                    if bytes.len() >= total && self.payload.passes_whole(total - headers - OVERHEAD) {
+                    if bytes.len() >= total
+                        && headers <= HEADERS_KEPT
+                        && self.payload.passes_whole(total - headers - OVERHEAD)
+                    {
                         // The whole message is in this frame: check it and hand it on as it is.
                         self.messages += 1;
                         let message = &bytes[..total];
@@ -210,12 +216,8 @@ impl EventStreamFramer {
                 Part::Headers => {
                     let n = self.headers_left.min(bytes.len());
                     self.crc.update(&bytes[..n]);
-                    if self.headers.len() + n <= HEADERS_KEPT {
+                    if !self.headers_too_long {
                         self.headers.extend_from_slice(&bytes[..n]);
-                    } else {
-                        // Too long to read: checked, not kept (the message is then unnamed).
-                        self.headers.clear();
-                        self.headers.push(0xFF);
                     }
                     self.headers_left -= n;
                     bytes = &bytes[n..];
@@ -252,6 +254,8 @@ impl EventStreamFramer {
         self.crc.update(prelude);
         self.total = total;
         self.headers.clear();
+        // Too long to read: checked, not kept, and the message skipped (whatever the framing).
+        self.headers_too_long = headers > HEADERS_KEPT;
         self.headers_left = headers;
         self.payload_left = total - headers - OVERHEAD;
         self.part = if headers > 0 { Part::Headers } else { Part::Payload };
@@ -271,7 +275,7 @@ impl EventStreamFramer {
             return;
         }
         let headers = std::mem::take(&mut self.headers);
-        if headers.first() == Some(&0xFF) && headers.len() == 1 {
+        if self.headers_too_long {
             self.problem(format!(
                 "event stream: message {}'s headers are longer than {HEADERS_KEPT} bytes; it was skipped",
                 self.messages

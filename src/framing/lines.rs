@@ -1,6 +1,7 @@
 //! Newline-delimited JSON (`application/x-ndjson`, Ollama's streams): one event per line.
 //!
-//! Lines end in `\n` (a `\r` before it is taken off); blank lines are skipped. A last line with
+//! Lines end in `\n` (a `\r` before it is taken off, even when the two arrive in different
+//! frames); blank lines are skipped; a byte order mark at the start is not part of the first line. A last line with
 //! no `\n` after it is an event only when the stream ended: a stream cut short leaves a partial
 //! line, which is not one. A line within one frame is handed on as a slice of that frame.
 
@@ -12,7 +13,14 @@ use super::{EventData, StreamEvent};
 #[derive(Debug)]
 pub(crate) struct JsonLinesFramer {
     line: EventData,
+    /// The last frame ended in `\r`, held back: it ends a line if a `\n` follows.
+    cr_pending: bool,
+    /// Bytes of a byte order mark seen at the very start.
+    bom_matched: usize,
+    started: bool,
 }
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 fn trim_line(b: &[u8]) -> &[u8] {
     b.strip_suffix(b"\r").unwrap_or(b)
@@ -26,21 +34,50 @@ impl JsonLinesFramer {
     pub(crate) fn new(limit: usize) -> Self {
         JsonLinesFramer {
             line: EventData::new(limit),
+            cr_pending: false,
+            bom_matched: 0,
+            started: false,
         }
     }
 
     pub(crate) fn feed(&mut self, mut bytes: &[u8], on_event: &mut impl FnMut(StreamEvent<'_>)) {
+        if !self.started {
+            // A byte order mark before the first line is not part of it, even split across frames.
+            while self.bom_matched < BOM.len() && !bytes.is_empty() && bytes[0] == BOM[self.bom_matched] {
+                self.bom_matched += 1;
+                bytes = &bytes[1..];
+            }
+            if bytes.is_empty() && self.bom_matched < BOM.len() {
+                return;
+            }
+            self.started = true;
+            if self.bom_matched < BOM.len() {
+                // Not a mark after all: what was taken for one starts the first line.
+                self.line.push(&BOM[..self.bom_matched]);
+            }
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.cr_pending) && bytes[0] != b'\n' {
+            self.line.push(b"\r");
+        }
         while let Some(end) = memchr(b'\n', bytes) {
-            if self.line.passes_whole(end) {
-                let line = trim_line(&bytes[..end]);
+            let line = trim_line(&bytes[..end]);
+            if self.line.passes_whole(line.len()) {
                 if !is_blank(line) {
                     on_event(StreamEvent::new(b"", line));
                 }
             } else {
-                self.line.push(&bytes[..end]);
+                self.line.push(line);
                 self.dispatch(on_event);
             }
             bytes = &bytes[end + 1..];
+        }
+        if let Some(rest) = bytes.strip_suffix(b"\r") {
+            // Perhaps the first half of a `\r\n`: held back until the next byte says.
+            self.cr_pending = true;
+            bytes = rest;
         }
         if !bytes.is_empty() {
             self.line.push(bytes);
@@ -50,7 +87,7 @@ impl JsonLinesFramer {
     fn dispatch(&mut self, on_event: &mut impl FnMut(StreamEvent<'_>)) {
         // A blank line gathered across frames (`\r`, spaces) is no event; an oversized one
         // always is.
-        self.line.dispatch(b"", trim_line, &mut |e| {
+        self.line.dispatch(b"", super::whole, &mut |e| {
             if e.oversized || !is_blank(e.data) {
                 on_event(e);
             }
@@ -58,6 +95,11 @@ impl JsonLinesFramer {
     }
 
     pub(crate) fn finish(&mut self, ended: bool, on_event: &mut impl FnMut(StreamEvent<'_>)) -> Vec<String> {
+        if !self.started && self.bom_matched > 0 {
+            self.line.push(&BOM[..self.bom_matched]);
+        }
+        // A last line's `\r` with no `\n` after it is taken off, as before a `\n`.
+        self.cr_pending = false;
         if self.line.is_empty() {
             return Vec::new();
         }
@@ -85,7 +127,7 @@ mod tests {
 
     #[test]
     fn lines_are_events_however_the_stream_is_cut() {
-        let body = b"{\"a\":1}\n\n{\"b\":2}\r\n  \n{\"c\":\"x\\ny\"}";
+        let body = b"\xEF\xBB\xBF{\"a\":1}\n\n{\"b\":2}\r\n  \n{\"c\":\"x\\ny\"}\r";
         let (events, problems) = same_at_every_split(Framing::JsonLines, 1000, body);
         assert_eq!(datas(&events), ["{\"a\":1}", "{\"b\":2}", "{\"c\":\"x\\ny\"}"]);
         assert!(problems.is_empty());
