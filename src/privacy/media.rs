@@ -9,8 +9,9 @@
 //! - data URIs (`data:<type>;base64,...`) in `url` (Chat Completions `image_url`),
 //!   `image_url` (Responses `input_image`) and `file_data` (files);
 //! - plain base64 in `data` (`input_audio`, Anthropic `source`, Gemini `inline_data`, audio
-//!   output), `b64_json` (image generation), `result` (Responses image generation calls) and
-//!   `partial_image_b64`.
+//!   output), `bytes` (Bedrock Converse image, document and video `source`), `b64_json` (image
+//!   generation), `result` (Responses image generation calls) and `partial_image_b64`;
+//! - the strings of an `images` list (Ollama's messages and generate requests).
 //!
 //! Such a string is held back until it is longer than the threshold
 //! ([`LogConfigBuilder::media_inline_bytes`](crate::LogConfigBuilder::media_inline_bytes),
@@ -58,13 +59,16 @@ enum KeyKind {
     Base64,
     /// A media type for a sibling payload.
     MediaType,
+    /// A list of plain base64 strings may be here (Ollama's `images`).
+    Base64List,
 }
 
 fn key_kind(key: &[u8]) -> KeyKind {
     match key {
         b"url" | b"image_url" | b"file_data" => KeyKind::DataUri,
-        b"data" | b"b64_json" | b"result" | b"partial_image_b64" => KeyKind::Base64,
+        b"data" | b"bytes" | b"b64_json" | b"result" | b"partial_image_b64" => KeyKind::Base64,
         b"media_type" | b"mime_type" | b"mimeType" | b"format" => KeyKind::MediaType,
+        b"images" => KeyKind::Base64List,
         _ => KeyKind::Other,
     }
 }
@@ -84,6 +88,8 @@ enum Lex {
     Held { kind: KeyKind },
     /// In a payload being elided.
     Eliding,
+    /// Inside a list of candidates (`"images": [`), between its strings.
+    List,
 }
 
 /// A payload being hashed and counted.
@@ -118,6 +124,8 @@ pub(crate) struct MediaElider {
     elided: u32,
     /// Bytes the placeholders saved: original strings' size minus the placeholders'.
     saved: u64,
+    /// The current string is an element of a list of candidates.
+    in_list: bool,
 }
 
 impl MediaElider {
@@ -132,6 +140,7 @@ impl MediaElider {
             last_fits: false,
             media_type: [0; SHORT],
             media_type_len: 0,
+            in_list: false,
             held: BytesMut::new(),
             comma: None,
             payload: None,
@@ -185,10 +194,23 @@ impl MediaElider {
                             self.lex = Lex::AfterColon;
                             i += 1;
                         }
+                        (Lex::AfterColon, b'[')
+                            if self.last_fits
+                                && key_kind(&self.last[..self.last_len]) == KeyKind::Base64List =>
+                        {
+                            self.lex = Lex::List;
+                            self.in_list = true;
+                            i += 1;
+                        }
                         (Lex::AfterColon, b'"') => {
                             let kind = match self.last_fits {
                                 true => key_kind(&self.last[..self.last_len]),
                                 false => KeyKind::Other,
+                            };
+                            let kind = if kind == KeyKind::Base64List {
+                                KeyKind::Other
+                            } else {
+                                kind
                             };
                             i += 1;
                             self.begin_string(kind);
@@ -202,6 +224,21 @@ impl MediaElider {
                         _ => self.lex = Lex::Between,
                     }
                 }
+                Lex::List => match buf[i] {
+                    b' ' | b'\t' | b'\r' | b'\n' | b',' => i += 1,
+                    b'"' => {
+                        i += 1;
+                        self.begin_string(KeyKind::Base64);
+                        if let Some(p) = pass.take() {
+                            emit(out, frame, p, i);
+                        }
+                    }
+                    // `]`, or anything but strings: the list is over (looked at again outside).
+                    _ => {
+                        self.in_list = false;
+                        self.lex = Lex::Between;
+                    }
+                },
                 Lex::Plain { value_of } => i = self.plain(buf, i, value_of),
                 Lex::Held { kind } => {
                     let (next, released) = self.held(buf, i, kind);
@@ -218,6 +255,9 @@ impl MediaElider {
                         self.held.clear();
                         out(&held);
                         pass = Some(i - 1);
+                        if self.in_list {
+                            self.lex = Lex::List;
+                        }
                     }
                 }
                 Lex::Eliding => {
@@ -226,6 +266,9 @@ impl MediaElider {
                         let placeholder = self.placeholder();
                         out(&placeholder);
                         pass = Some(i - 1);
+                        if self.in_list {
+                            self.lex = Lex::List;
+                        }
                     }
                 }
             }
@@ -706,6 +749,47 @@ mod tests {
         );
         // The same base64, escaped or not, has the same digest.
         assert_eq!(first.split("sha256:").nth(1), second.split("sha256:").nth(1));
+    }
+
+    #[test]
+    fn ollama_image_lists_are_elided_however_split() {
+        let body = format!(
+            r#"{{"model":"llava","messages":[{{"role":"user","content":"what is this?","images":[ "{}" , "short", "{}"]}}],"images":"not a list"}}"#,
+            png(5000),
+            png(3000)
+        );
+        let (whole, n, _) = run(&[body.as_bytes()], 1024);
+        assert_eq!(n, 2, "{whole}");
+        let v: serde_json::Value = serde_json::from_str(&whole).unwrap();
+        let images = &v["messages"][0]["images"];
+        assert!(images[0]
+            .as_str()
+            .unwrap()
+            .starts_with("[media image/png 3750 bytes sha256:"));
+        assert_eq!(images[1], "short");
+        assert!(images[2]
+            .as_str()
+            .unwrap()
+            .starts_with("[media image/png 2250 bytes"));
+        assert_eq!(v["messages"][0]["content"], "what is this?");
+        for cut in (1..body.len()).step_by(97) {
+            let (out, _, _) = run(&[&body.as_bytes()[..cut], &body.as_bytes()[cut..]], 1024);
+            assert_eq!(out, whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn bedrock_image_bytes_are_elided() {
+        let bedrock = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"image":{{"format":"png","source":{{"bytes":"{}"}}}}}}]}}]}}"#,
+            png(5000)
+        );
+        let (out, n, _) = run(&[bedrock.as_bytes()], 1024);
+        assert_eq!(n, 1, "Bedrock's image bytes");
+        assert!(
+            out.contains(r#""bytes":"[media image/png 3750 bytes sha256:"#),
+            "{out}"
+        );
     }
 
     #[test]
