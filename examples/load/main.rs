@@ -14,6 +14,9 @@
 //! Everything (client, gateway, mock) shares the machine's cores, so absolute figures say more
 //! about the machine than the layer; compare the rows of one run.
 //!
+//! `--target NAME=HOST:PORT` (repeatable) drives servers of one's own instead, such as the
+//! release gateway binary with and without `--no-log`: `scripts/gateway-load.sh` does that.
+//!
 //! `RUSTFLAGS="--cfg load_mimalloc" cargo run --release --example load` runs it on mimalloc
 //! instead of the system allocator, to see how much of the cost is allocator contention.
 
@@ -67,6 +70,10 @@ struct Args {
     /// Words (events) in each streamed completion.
     #[arg(long, default_value_t = 200)]
     stream_words: usize,
+    /// Drive these servers instead of the in-process ones, `NAME=HOST:PORT`, repeatable: for
+    /// the gateway binary with and without `--no-log` (`scripts/gateway-load.sh`).
+    #[arg(long = "target", value_name = "NAME=HOST:PORT")]
+    targets: Vec<String>,
 }
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
@@ -183,7 +190,18 @@ async fn main() {
     let (queued, guard) = NonBlocking::new(file);
     let layer = LlmLogLayer::new(queued);
 
-    let gateways = [
+    let targets: Vec<(String, SocketAddr)> = args
+        .targets
+        .iter()
+        .map(|t| {
+            let (name, addr) = t.split_once('=').unwrap_or(("target", t.as_str()));
+            let addr = addr
+                .parse()
+                .unwrap_or_else(|e| panic!("--target {t}: {e} (want NAME=HOST:PORT)"));
+            (name.to_string(), addr)
+        })
+        .collect();
+    let in_process = [
         ("logging off", serve(app::proxy(upstream())).await),
         (
             "logging on, records discarded",
@@ -207,6 +225,11 @@ async fn main() {
             .await,
         ),
     ];
+    let gateways: Vec<(String, SocketAddr)> = if targets.is_empty() {
+        in_process.iter().map(|(n, a)| (n.to_string(), *a)).collect()
+    } else {
+        targets
+    };
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.concurrency)
         .build_http();
@@ -247,9 +270,11 @@ async fn main() {
     }
     let stats = layer.stats();
     let report = guard.shutdown();
-    println!(
-        "\nlogging on: {} exchanges, {} records emitted; sink: {:?}",
-        stats.exchanges_finished, stats.records_emitted, report
-    );
+    if args.targets.is_empty() {
+        println!(
+            "\nlogging on: {} exchanges, {} records emitted; sink: {:?}",
+            stats.exchanges_finished, stats.records_emitted, report
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

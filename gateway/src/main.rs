@@ -23,6 +23,13 @@
 //! tail -n 2 llm-log.jsonl
 //! ```
 
+// The allocator is the binary's choice, not the library's: mimalloc serves the many small,
+// short-lived allocations of proxying and logging from per-thread pages (see the README's
+// figures); `--no-default-features` builds on the system allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod app;
 mod mock;
 mod mock_apis;
