@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, Indexed, TextBudget};
+use super::assemble::{clip, clip_word, cow_str, EventTally, Indexed, StreamState, TextBudget};
 use super::scanned::{self, ScannedBody};
 use super::{BodyFacts, BodyReader, LlmApi, RequestHead, Route, StreamReader, TokenUsage};
 use crate::framing::StreamEvent;
@@ -222,24 +222,16 @@ struct BlockOut {
 /// Assembles a streamed message into its `content` blocks.
 struct MessageStream {
     blocks: Indexed<BlockOut>,
-    facts: BodyFacts,
     usage: Usage,
-    budget: TextBudget,
-    cap: usize,
-    ended: bool,
-    tally: EventTally,
+    s: StreamState,
 }
 
 impl MessageStream {
     fn new(cap: usize) -> Self {
         MessageStream {
             blocks: Indexed::default(),
-            facts: BodyFacts::default(),
             usage: Usage::default(),
-            budget: TextBudget::new(cap),
-            cap,
-            ended: false,
-            tally: EventTally::default(),
+            s: StreamState::new(cap),
         }
     }
 
@@ -274,8 +266,8 @@ impl MessageStream {
         match event.kind.as_ref() {
             "message_start" => {
                 let Some(message) = event.message else { return };
-                self.facts.request_id = message.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
-                self.facts.model = message.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
+                self.s.facts.request_id = message.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
+                self.s.facts.model = message.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
                 if let Some(u) = message.usage {
                     self.usage.merge(u);
                 }
@@ -283,14 +275,14 @@ impl MessageStream {
             "content_block_start" => {
                 let Some(start) = event.content_block else { return };
                 let kind = start.kind.as_deref().unwrap_or("text").to_string();
-                let Some(block) = Self::block(&mut self.blocks, &mut self.tally, index, &kind) else {
+                let Some(block) = Self::block(&mut self.blocks, &mut self.s.tally, index, &kind) else {
                     for text in [&start.text, &start.thinking].into_iter().flatten() {
-                        self.budget.drop(text);
+                        self.s.budget.drop(text);
                     }
                     return;
                 };
-                block.id = start.id.and_then(|s| self.budget.field(&s));
-                block.name = start.name.and_then(|s| self.budget.field(&s));
+                block.id = start.id.and_then(|s| self.s.budget.field(&s));
+                block.name = start.name.and_then(|s| self.s.budget.field(&s));
                 for (field, text) in [
                     (Field::Text, start.text),
                     (Field::Thinking, start.thinking),
@@ -298,13 +290,13 @@ impl MessageStream {
                     (Field::Data, start.data),
                 ] {
                     if let Some(text) = text {
-                        Self::append(block, &mut self.budget, field, &text);
+                        Self::append(block, &mut self.s.budget, field, &text);
                     }
                 }
                 match start.input {
                     // The usual start of a tool call: its input streams next.
                     Some(serde_json::Value::Object(o)) if o.is_empty() => {}
-                    Some(input) => Self::append(block, &mut self.budget, Field::Input, &input.to_string()),
+                    Some(input) => Self::append(block, &mut self.s.budget, Field::Input, &input.to_string()),
                     None => {}
                 }
             }
@@ -317,28 +309,29 @@ impl MessageStream {
                     _ => (Field::Text, delta.text, "text"),
                 };
                 let Some(text) = text else { return };
-                if !matches!(field, Field::Thinking | Field::Signature) && self.facts.first_token_at.is_none()
+                if !matches!(field, Field::Thinking | Field::Signature)
+                    && self.s.facts.first_token_at.is_none()
                 {
-                    self.facts.first_token_at = Some(Instant::now());
+                    self.s.facts.first_token_at = Some(Instant::now());
                 }
-                match Self::block(&mut self.blocks, &mut self.tally, index, kind) {
-                    Some(block) => Self::append(block, &mut self.budget, field, &text),
-                    None => self.budget.drop(&text),
+                match Self::block(&mut self.blocks, &mut self.s.tally, index, kind) {
+                    Some(block) => Self::append(block, &mut self.s.budget, field, &text),
+                    None => self.s.budget.drop(&text),
                 }
             }
             "message_delta" => {
                 if let Some(reason) = event.delta.and_then(|d| d.stop_reason) {
-                    self.facts.finish_reasons = vec![clip(&reason)];
+                    self.s.facts.finish_reasons = vec![clip(&reason)];
                 }
                 if let Some(u) = event.usage {
                     self.usage.merge(u);
                 }
             }
-            "message_stop" => self.ended = true,
+            "message_stop" => self.s.ended = true,
             "error" => {
-                self.ended = true;
+                self.s.ended = true;
                 let text = event.error.map(|e| e.to_string()).unwrap_or_default();
-                self.tally.carried_error(&text);
+                self.s.tally.carried_error(&text);
             }
             // `ping`, `content_block_stop`, and event types added later carry no completion.
             _ => {}
@@ -357,7 +350,7 @@ enum Field {
 
 impl StreamReader for MessageStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if let Some(e) = self.tally.read::<EventWire<'_>>(event, "a Messages API event") {
+        if let Some(e) = self.s.tally.read::<EventWire<'_>>(event, "a Messages API event") {
             self.apply(e);
         }
     }
@@ -375,16 +368,8 @@ impl StreamReader for MessageStream {
                 });
             }
         }
-        let mut facts = std::mem::take(&mut self.facts);
-        facts.usage = self.usage.into();
-        stream_facts(
-            facts,
-            &self.budget,
-            &blocks,
-            self.cap,
-            &mut self.tally,
-            self.ended,
-        )
+        self.s.facts.usage = self.usage.into();
+        self.s.finish(&blocks)
     }
 }
 

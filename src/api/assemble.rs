@@ -160,6 +160,42 @@ pub(crate) fn stream_facts(
     facts
 }
 
+/// What every stream assembler keeps besides its parts: the facts found so far, the text budget
+/// (the completion cap), the tally of events, and whether the stream said it was done.
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    pub(crate) facts: BodyFacts,
+    pub(crate) budget: TextBudget,
+    pub(crate) tally: EventTally,
+    pub(crate) cap: usize,
+    pub(crate) ended: bool,
+}
+
+impl StreamState {
+    pub(crate) fn new(cap: usize) -> Self {
+        StreamState {
+            facts: BodyFacts::default(),
+            budget: TextBudget::new(cap),
+            tally: EventTally::default(),
+            cap,
+            ended: false,
+        }
+    }
+
+    /// A token arrived (the first one's time is the stream's time to first token).
+    pub(crate) fn token(&mut self) {
+        self.facts
+            .first_token_at
+            .get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// What the stream said: `value` (the assembled completion) as the message, cut to the cap.
+    pub(crate) fn finish(&mut self, value: &impl Serialize) -> BodyFacts {
+        let facts = std::mem::take(&mut self.facts);
+        stream_facts(facts, &self.budget, value, self.cap, &mut self.tally, self.ended)
+    }
+}
+
 /// Reads an optional string as a borrowed slice of the event when it has no escapes, as
 /// `#[serde(borrow)]` alone does not do for `Option<Cow<str>>` (it always copies). A stream's
 /// events are parsed one after another on the traffic's task: each copy is an allocation.

@@ -15,12 +15,11 @@
 //!   (`throttlingException`, `modelStreamErrorException`, ...) end the stream and are reported.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::assemble::{clip, cow_str, stream_facts, EventTally, Indexed, TextBudget};
+use super::assemble::{clip, cow_str, Indexed, StreamState};
 use super::scanned::{self, ScannedBody};
 use super::{
     is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader,
@@ -242,24 +241,16 @@ struct ReasoningTextOut {
 /// Assembles a `converse-stream` into its content blocks.
 struct ConverseStream {
     blocks: Indexed<BlockOut>,
-    facts: BodyFacts,
     usage: Option<Usage>,
-    budget: TextBudget,
-    cap: usize,
-    ended: bool,
-    tally: EventTally,
+    s: StreamState,
 }
 
 impl ConverseStream {
     fn new(cap: usize) -> Self {
         ConverseStream {
             blocks: Indexed::default(),
-            facts: BodyFacts::default(),
             usage: None,
-            budget: TextBudget::new(cap),
-            cap,
-            ended: false,
-            tally: EventTally::default(),
+            s: StreamState::new(cap),
         }
     }
 
@@ -270,16 +261,16 @@ impl ConverseStream {
                 let Some(tool) = event.start.and_then(|s| s.tool_use) else {
                     return;
                 };
-                let Some(block) = self.blocks.get(index, &mut self.tally, "content blocks") else {
+                let Some(block) = self.blocks.get(index, &mut self.s.tally, "content blocks") else {
                     return;
                 };
                 let out = block.tool_use.get_or_insert_with(ToolUseOut::default);
-                out.tool_use_id = tool.tool_use_id.and_then(|s| self.budget.field(&s));
-                out.name = tool.name.and_then(|s| self.budget.field(&s));
+                out.tool_use_id = tool.tool_use_id.and_then(|s| self.s.budget.field(&s));
+                out.name = tool.name.and_then(|s| self.s.budget.field(&s));
             }
             b"contentBlockDelta" => {
                 let Some(delta) = event.delta else { return };
-                let Some(block) = self.blocks.get(index, &mut self.tally, "content blocks") else {
+                let Some(block) = self.blocks.get(index, &mut self.s.tally, "content blocks") else {
                     let reasoning = delta.reasoning_content.as_ref();
                     let texts = [
                         delta.text.as_deref(),
@@ -289,49 +280,52 @@ impl ConverseStream {
                         reasoning.and_then(|r| r.redacted_content.as_deref()),
                     ];
                     for text in texts.into_iter().flatten() {
-                        self.budget.drop(text);
+                        self.s.budget.drop(text);
                     }
                     return;
                 };
                 if let Some(text) = delta.text {
-                    self.facts.first_token_at.get_or_insert_with(Instant::now);
-                    self.budget
+                    self.s.token();
+                    self.s
+                        .budget
                         .append(block.text.get_or_insert_with(String::new), &text);
                 }
                 if let Some(input) = delta.tool_use.and_then(|t| t.input) {
-                    self.facts.first_token_at.get_or_insert_with(Instant::now);
+                    self.s.token();
                     let out = block.tool_use.get_or_insert_with(ToolUseOut::default);
-                    self.budget.append(&mut out.input_json, &input);
+                    self.s.budget.append(&mut out.input_json, &input);
                 }
                 if let Some(reasoning) = delta.reasoning_content {
                     let out = block.reasoning_content.get_or_insert_with(ReasoningOut::default);
                     if let Some(text) = reasoning.text {
                         let r = out.reasoning_text.get_or_insert_with(ReasoningTextOut::default);
-                        self.budget.append(&mut r.text, &text);
+                        self.s.budget.append(&mut r.text, &text);
                     }
                     if let Some(signature) = reasoning.signature {
                         let r = out.reasoning_text.get_or_insert_with(ReasoningTextOut::default);
-                        self.budget
+                        self.s
+                            .budget
                             .append(r.signature.get_or_insert_with(String::new), &signature);
                     }
                     if let Some(redacted) = reasoning.redacted_content {
-                        self.budget
+                        self.s
+                            .budget
                             .append(out.redacted_content.get_or_insert_with(String::new), &redacted);
                     }
                 }
             }
             b"messageStop" => {
-                self.ended = true;
-                self.facts.finish_reasons = event.stop_reason.map(|r| clip(&r)).into_iter().collect();
+                self.s.ended = true;
+                self.s.facts.finish_reasons = event.stop_reason.map(|r| clip(&r)).into_iter().collect();
             }
             b"metadata" => self.usage = event.usage.or(self.usage),
             // `messageStart` (the role) and `contentBlockStop` carry nothing to keep.
             b"messageStart" | b"contentBlockStop" => {}
             // An exception (`throttlingException`, ...) or an error message.
             other if other.ends_with(b"Exception") || other == b"error" || other == b"exception" => {
-                self.ended = true;
+                self.s.ended = true;
                 let message = event.message.unwrap_or_default();
-                self.tally.note(format!(
+                self.s.tally.note(format!(
                     "the stream carried an error: {}: {}",
                     String::from_utf8_lossy(other),
                     clip(&message)
@@ -345,7 +339,11 @@ impl ConverseStream {
 
 impl StreamReader for ConverseStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if let Some(e) = self.tally.read::<EventWire<'_>>(event, "a ConverseStream event") {
+        if let Some(e) = self
+            .s
+            .tally
+            .read::<EventWire<'_>>(event, "a ConverseStream event")
+        {
             self.apply(event.name, e);
         }
     }
@@ -364,17 +362,9 @@ impl StreamReader for ConverseStream {
                 );
             }
         }
-        let mut facts = std::mem::take(&mut self.facts);
         if let Some(u) = self.usage {
-            facts.usage = u.into();
+            self.s.facts.usage = u.into();
         }
-        stream_facts(
-            facts,
-            &self.budget,
-            &blocks,
-            self.cap,
-            &mut self.tally,
-            self.ended,
-        )
+        self.s.finish(&blocks)
     }
 }

@@ -228,6 +228,7 @@ impl ChatStreamAssembler {
                     _ => &mut msg.reasoning_content,
                 };
                 self.stream
+                    .s
                     .budget
                     .append(target.get_or_insert_with(String::new), &text);
             }
@@ -244,22 +245,22 @@ impl ChatStreamAssembler {
                 let t = &mut self.choices[at].message.tool_calls[slot];
                 // Some servers repeat the id on every delta: it is paid for once.
                 if let Some(id) = call.id.filter(|_| t.id.is_none()) {
-                    t.id = self.stream.budget.field(&id);
+                    t.id = self.stream.s.budget.field(&id);
                 }
                 if let Some(kind) = call.kind {
                     t.kind = clip_word(&kind);
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
-                        self.stream.budget.append(&mut t.function.name, &name);
+                        self.stream.s.budget.append(&mut t.function.name, &name);
                     }
                     if let Some(args) = f.arguments {
-                        self.stream.budget.append(&mut t.function.arguments, &args);
+                        self.stream.s.budget.append(&mut t.function.arguments, &args);
                     }
                 }
             }
             if token {
-                self.stream.token();
+                self.stream.s.token();
             }
         }
     }
@@ -269,7 +270,10 @@ impl ChatStreamAssembler {
         if let Some(&at) = self.choice_at.get(&index) {
             return Some(at);
         }
-        if !self.parts.admit(&mut self.stream.tally, "choices and tool calls") {
+        if !self
+            .parts
+            .admit(&mut self.stream.s.tally, "choices and tool calls")
+        {
             return None;
         }
         self.choices.push(ChoiceOut {
@@ -285,7 +289,10 @@ impl ChatStreamAssembler {
         if let Some(&slot) = self.tool_at.get(&(choice, index)) {
             return Some(slot);
         }
-        if !self.parts.admit(&mut self.stream.tally, "choices and tool calls") {
+        if !self
+            .parts
+            .admit(&mut self.stream.s.tally, "choices and tool calls")
+        {
             return None;
         }
         let calls = &mut self.choices[at].message.tool_calls;
@@ -301,7 +308,7 @@ impl ChatStreamAssembler {
     /// Text of a part not kept: counted in the message's size.
     fn drop_text<'t>(&mut self, texts: impl IntoIterator<Item = Option<&'t str>>) {
         for text in texts.into_iter().flatten() {
-            self.stream.budget.drop(text);
+            self.stream.s.budget.drop(text);
         }
     }
 

@@ -114,16 +114,16 @@ impl StreamReader for CompletionStream {
             return;
         };
         for c in choices {
-            let Some(out) = self.choices.get(c.index, &mut self.stream.tally, "choices") else {
-                self.stream.budget.drop(c.text.as_deref().unwrap_or(""));
+            let Some(out) = self.choices.get(c.index, &mut self.stream.s.tally, "choices") else {
+                self.stream.s.budget.drop(c.text.as_deref().unwrap_or(""));
                 continue;
             };
             out.index = c.index;
             if let Some(text) = c.text {
                 if !text.is_empty() {
-                    self.stream.token();
+                    self.stream.s.token();
                 }
-                self.stream.budget.append(&mut out.text, &text);
+                self.stream.s.budget.append(&mut out.text, &text);
             }
             if let Some(reason) = c.finish_reason {
                 out.finish_reason = Some(clip_word(&reason));

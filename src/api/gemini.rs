@@ -16,12 +16,11 @@
 //!   an `{"error":...}` object ends the stream and is reported.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, Indexed, TextBudget};
+use super::assemble::{clip, clip_word, cow_str, Indexed, StreamState, TextBudget};
 use super::scanned::{self, ScannedBody, MODEL};
 use super::{
     is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader,
@@ -253,41 +252,33 @@ impl Default for CandidateOut {
 /// Assembles a streamed `generateContent` into its candidates.
 struct GeminiStream {
     candidates: Indexed<CandidateOut>,
-    facts: BodyFacts,
     usage: Usage,
-    budget: TextBudget,
-    cap: usize,
-    ended: bool,
-    tally: EventTally,
+    s: StreamState,
 }
 
 impl GeminiStream {
     fn new(cap: usize) -> Self {
         GeminiStream {
             candidates: Indexed::default(),
-            facts: BodyFacts::default(),
             usage: Usage::default(),
-            budget: TextBudget::new(cap),
-            cap,
-            ended: false,
-            tally: EventTally::default(),
+            s: StreamState::new(cap),
         }
     }
 
     fn apply(&mut self, chunk: ChunkWire<'_>) {
         if let Some(error) = chunk.error {
-            self.ended = true;
-            self.tally.carried_error(error.get());
+            self.s.ended = true;
+            self.s.tally.carried_error(error.get());
             return;
         }
         if let Some(model) = chunk.model_version.filter(|m| !m.is_empty()) {
-            if self.facts.model.is_none() {
-                self.facts.model = Some(clip(&model));
+            if self.s.facts.model.is_none() {
+                self.s.facts.model = Some(clip(&model));
             }
         }
         if let Some(id) = chunk.response_id.filter(|m| !m.is_empty()) {
-            if self.facts.request_id.is_none() {
-                self.facts.request_id = Some(clip(&id));
+            if self.s.facts.request_id.is_none() {
+                self.s.facts.request_id = Some(clip(&id));
             }
         }
         if let Some(usage) = chunk.usage_metadata {
@@ -295,10 +286,10 @@ impl GeminiStream {
             self.usage = usage;
         }
         for c in chunk.candidates {
-            let Some(out) = self.candidates.get(c.index, &mut self.tally, "candidates") else {
+            let Some(out) = self.candidates.get(c.index, &mut self.s.tally, "candidates") else {
                 for part in c.content.iter().flat_map(|c| &c.parts) {
                     if let Some(text) = &part.text {
-                        self.budget.drop(text);
+                        self.s.budget.drop(text);
                     }
                 }
                 continue;
@@ -306,11 +297,11 @@ impl GeminiStream {
             out.index = c.index;
             if let Some(reason) = c.finish_reason {
                 out.finish_reason = Some(clip_word(&reason));
-                self.ended = true;
+                self.s.ended = true;
             }
             for part in c.content.into_iter().flat_map(|c| c.parts) {
-                if self.facts.first_token_at.is_none() && !part.thought {
-                    self.facts.first_token_at = Some(Instant::now());
+                if !part.thought {
+                    self.s.token();
                 }
                 if let Some(text) = part.text {
                     let joined = match out.content.parts.last_mut() {
@@ -318,10 +309,10 @@ impl GeminiStream {
                         _ => None,
                     };
                     match joined {
-                        Some(last) => self.budget.append(last, &text),
+                        Some(last) => self.s.budget.append(last, &text),
                         None => {
                             let mut kept = String::new();
-                            self.budget.append(&mut kept, &text);
+                            self.s.budget.append(&mut kept, &text);
                             out.content.parts.push(PartOut::Text {
                                 text: kept,
                                 thought: part.thought,
@@ -332,15 +323,15 @@ impl GeminiStream {
                 }
                 let whole =
                     |raw: &RawValue, budget: &mut TextBudget| budget.whole(raw.get()).then(|| raw.to_owned());
-                if let Some(call) = part.function_call.and_then(|r| whole(r, &mut self.budget)) {
+                if let Some(call) = part.function_call.and_then(|r| whole(r, &mut self.s.budget)) {
                     out.content.parts.push(PartOut::Call { function_call: call });
-                } else if let Some(code) = part.executable_code.and_then(|r| whole(r, &mut self.budget)) {
+                } else if let Some(code) = part.executable_code.and_then(|r| whole(r, &mut self.s.budget)) {
                     out.content.parts.push(PartOut::Code {
                         executable_code: code,
                     });
                 } else if let Some(result) = part
                     .code_execution_result
-                    .and_then(|r| whole(r, &mut self.budget))
+                    .and_then(|r| whole(r, &mut self.s.budget))
                 {
                     out.content.parts.push(PartOut::CodeResult {
                         code_execution_result: result,
@@ -353,27 +344,23 @@ impl GeminiStream {
 
 impl StreamReader for GeminiStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if let Some(e) = self.tally.read::<ChunkWire<'_>>(event, "a generateContent chunk") {
+        if let Some(e) = self
+            .s
+            .tally
+            .read::<ChunkWire<'_>>(event, "a generateContent chunk")
+        {
             self.apply(e);
         }
     }
 
     fn finish(mut self: Box<Self>, _ended: bool) -> BodyFacts {
         let candidates = std::mem::take(&mut self.candidates).into_sorted();
-        let mut facts = std::mem::take(&mut self.facts);
-        facts.finish_reasons = candidates
+        self.s.facts.finish_reasons = candidates
             .iter()
             .filter_map(|c| c.finish_reason.clone())
             .collect();
-        facts.usage = self.usage.into();
-        stream_facts(
-            facts,
-            &self.budget,
-            &candidates,
-            self.cap,
-            &mut self.tally,
-            self.ended,
-        )
+        self.s.facts.usage = self.usage.into();
+        self.s.finish(&candidates)
     }
 }
 

@@ -13,12 +13,11 @@
 //!   an `{"error":...}` line ends it and is reported.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::assemble::{clip, clip_word, cow_str, stream_facts, EventTally, TextBudget, MAX_PARTS};
+use super::assemble::{clip, clip_word, cow_str, StreamState, MAX_PARTS};
 use super::scanned::{self, ScannedBody, MODEL, STREAM};
 use super::{
     is_media_type, BodyFacts, BodyReader, Framing, LlmApi, RequestHead, Route, StreamEvent, StreamReader,
@@ -196,11 +195,7 @@ struct MessageOut {
 struct OllamaStream {
     generate: bool,
     message: MessageOut,
-    facts: BodyFacts,
-    budget: TextBudget,
-    cap: usize,
-    ended: bool,
-    tally: EventTally,
+    s: StreamState,
 }
 
 impl OllamaStream {
@@ -213,86 +208,67 @@ impl OllamaStream {
                 thinking: None,
                 tool_calls: Vec::new(),
             },
-            facts: BodyFacts::default(),
-            budget: TextBudget::new(cap),
-            cap,
-            ended: false,
-            tally: EventTally::default(),
+            s: StreamState::new(cap),
         }
     }
 
     fn apply(&mut self, chunk: ChunkWire<'_>) {
         if let Some(error) = chunk.error {
-            self.ended = true;
-            self.tally.carried_error(error.get());
+            self.s.ended = true;
+            self.s.tally.carried_error(error.get());
             return;
         }
-        if self.facts.model.is_none() {
-            self.facts.model = chunk.model.filter(|m| !m.is_empty()).map(|m| clip(&m));
+        if self.s.facts.model.is_none() {
+            self.s.facts.model = chunk.model.filter(|m| !m.is_empty()).map(|m| clip(&m));
         }
         let (content, thinking, calls) = match chunk.message {
             Some(m) => (m.content, m.thinking, m.tool_calls.unwrap_or_default()),
             None => (chunk.response, chunk.thinking, Vec::new()),
         };
         if let Some(text) = content.filter(|t| !t.is_empty()) {
-            self.facts.first_token_at.get_or_insert_with(Instant::now);
-            self.budget.append(&mut self.message.content, &text);
+            self.s.token();
+            self.s.budget.append(&mut self.message.content, &text);
         }
         if let Some(text) = thinking.filter(|t| !t.is_empty()) {
             if self.generate {
                 // A whole generate response logs `response` alone: its thinking is counted, not kept.
-                self.budget.drop(&text);
+                self.s.budget.drop(&text);
             } else {
-                self.budget
+                self.s
+                    .budget
                     .append(self.message.thinking.get_or_insert_with(String::new), &text);
             }
         }
         for call in calls {
-            self.facts.first_token_at.get_or_insert_with(Instant::now);
-            if self.message.tool_calls.len() < MAX_PARTS && self.budget.whole(call.get()) {
+            self.s.token();
+            if self.message.tool_calls.len() < MAX_PARTS && self.s.budget.whole(call.get()) {
                 self.message.tool_calls.push(call.to_owned());
             } else if self.message.tool_calls.len() >= MAX_PARTS {
-                self.budget.drop(call.get());
-                self.tally.note(format!(
+                self.s.budget.drop(call.get());
+                self.s.tally.note(format!(
                     "more than {MAX_PARTS} tool calls; the rest are not logged"
                 ));
             }
         }
         if chunk.done {
-            self.ended = true;
-            self.facts.finish_reasons = chunk.done_reason.map(|r| clip_word(&r)).into_iter().collect();
-            self.facts.usage = usage(chunk.prompt_eval_count, chunk.eval_count);
+            self.s.ended = true;
+            self.s.facts.finish_reasons = chunk.done_reason.map(|r| clip_word(&r)).into_iter().collect();
+            self.s.facts.usage = usage(chunk.prompt_eval_count, chunk.eval_count);
         }
     }
 }
 
 impl StreamReader for OllamaStream {
     fn event(&mut self, event: &StreamEvent<'_>) {
-        if let Some(chunk) = self.tally.read::<ChunkWire<'_>>(event, "an Ollama chunk") {
+        if let Some(chunk) = self.s.tally.read::<ChunkWire<'_>>(event, "an Ollama chunk") {
             self.apply(chunk);
         }
     }
 
     fn finish(mut self: Box<Self>, _ended: bool) -> BodyFacts {
-        let facts = std::mem::take(&mut self.facts);
-        if self.generate {
-            stream_facts(
-                facts,
-                &self.budget,
-                &self.message.content,
-                self.cap,
-                &mut self.tally,
-                self.ended,
-            )
-        } else {
-            stream_facts(
-                facts,
-                &self.budget,
-                &self.message,
-                self.cap,
-                &mut self.tally,
-                self.ended,
-            )
+        match self.generate {
+            true => self.s.finish(&self.message.content),
+            false => self.s.finish(&self.message),
         }
     }
 }

@@ -2,11 +2,10 @@
 //! response (id, model, finish reasons, usage) and the usage object with its details.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{clip, cow_str, stream_facts, EventTally, TextBudget};
+use super::assemble::{clip, cow_str, StreamState};
 use super::scanned;
 use super::{BodyFacts, TokenUsage};
 use crate::scan::json::ScanResult;
@@ -100,21 +99,13 @@ struct ChunkWire<'a, C> {
 /// that names them, usage, an error a chunk carries, the first token's time, the text budget
 /// and the tally of events.
 pub(crate) struct ChunkStream {
-    pub(crate) facts: BodyFacts,
-    pub(crate) budget: TextBudget,
-    pub(crate) tally: EventTally,
-    cap: usize,
-    saw_done: bool,
+    pub(crate) s: StreamState,
 }
 
 impl ChunkStream {
     pub(crate) fn new(cap: usize) -> Self {
         ChunkStream {
-            facts: BodyFacts::default(),
-            budget: TextBudget::new(cap),
-            tally: EventTally::default(),
-            cap,
-            saw_done: false,
+            s: StreamState::new(cap),
         }
     }
 
@@ -126,46 +117,41 @@ impl ChunkStream {
         oversized: bool,
         what: &str,
     ) -> Option<Vec<C>> {
-        if !self.tally.next(oversized) || self.saw_done {
+        // `[DONE]` ends the stream; what follows it is not read.
+        if !self.s.tally.next(oversized) || self.s.ended {
             return None;
         }
         if data == b"[DONE]" {
-            self.saw_done = true;
+            self.s.ended = true;
             return None;
         }
         let chunk = match serde_json::from_slice::<ChunkWire<'e, C>>(data) {
             Ok(chunk) => chunk,
             Err(e) => {
-                self.tally.unreadable(what, e);
+                self.s.tally.unreadable(what, e);
                 return None;
             }
         };
-        if self.facts.request_id.is_none() {
-            self.facts.request_id = chunk.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
+        if self.s.facts.request_id.is_none() {
+            self.s.facts.request_id = chunk.id.filter(|s| !s.is_empty()).map(|s| clip(&s));
         }
-        if self.facts.model.is_none() {
-            self.facts.model = chunk.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
+        if self.s.facts.model.is_none() {
+            self.s.facts.model = chunk.model.filter(|s| !s.is_empty()).map(|s| clip(&s));
         }
         if let Some(usage) = chunk.usage {
-            self.facts.usage = usage.into();
+            self.s.facts.usage = usage.into();
         }
         if let Some(error) = chunk.error {
-            self.tally.carried_error(&error.to_string());
+            self.s.tally.carried_error(&error.to_string());
         }
         Some(chunk.choices.unwrap_or_default())
-    }
-
-    /// A token arrived (the first one's time is the stream's time to first token).
-    pub(crate) fn token(&mut self) {
-        self.facts.first_token_at.get_or_insert_with(Instant::now);
     }
 
     /// What the stream said: `value` (the assembled choices) as the message, cut to the cap.
     /// The stream ended with `[DONE]` or once a choice gave its finish reason.
     pub(crate) fn finish(mut self, value: &impl Serialize, finish_reasons: Vec<String>) -> BodyFacts {
-        let ended = self.saw_done || !finish_reasons.is_empty();
-        let mut facts = std::mem::take(&mut self.facts);
-        facts.finish_reasons = finish_reasons;
-        stream_facts(facts, &self.budget, value, self.cap, &mut self.tally, ended)
+        self.s.ended |= !finish_reasons.is_empty();
+        self.s.facts.finish_reasons = finish_reasons;
+        self.s.finish(value)
     }
 }
