@@ -64,12 +64,7 @@ impl LlmApi for BedrockConverseApi {
     }
 
     fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
-        let read = if route.streaming {
-            read_stream_request
-        } else {
-            read_request
-        };
-        Box::new(ScannedBody::new(&REQUEST, cap, Some("messages"), read))
+        scanned::request_by_route(&REQUEST, cap, "messages", route)
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
@@ -92,12 +87,6 @@ impl LlmApi for BedrockConverseApi {
     fn request_id_header(&self) -> Option<&'static str> {
         Some("x-amzn-requestid")
     }
-}
-
-fn read_request(_: &mut ScanResult, _: &mut BodyFacts) {}
-
-fn read_stream_request(_: &mut ScanResult, facts: &mut BodyFacts) {
-    facts.stream = true;
 }
 
 /// Bedrock's usage object.

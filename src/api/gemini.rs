@@ -66,12 +66,7 @@ impl LlmApi for GeminiApi {
     }
 
     fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
-        let read = if route.streaming {
-            read_stream_request
-        } else {
-            read_request
-        };
-        Box::new(ScannedBody::new(&REQUEST, cap, Some("contents"), read))
+        scanned::request_by_route(&REQUEST, cap, "contents", route)
     }
 
     fn response_reader(&self, _: &Route, cap: usize) -> Box<dyn BodyReader> {
@@ -97,12 +92,6 @@ impl LlmApi for GeminiApi {
             None
         }
     }
-}
-
-fn read_request(_: &mut ScanResult, _: &mut BodyFacts) {}
-
-fn read_stream_request(_: &mut ScanResult, facts: &mut BodyFacts) {
-    facts.stream = true;
 }
 
 /// Gemini's usage metadata.

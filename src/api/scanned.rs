@@ -68,6 +68,23 @@ pub(crate) const STREAM: u8 = 1;
 /// `metadata.user_id`).
 pub(crate) const END_USER: u8 = 2;
 
+/// A request reader for families whose path says whether a stream was asked for (Gemini,
+/// Bedrock): it captures `captured` by `paths`, and the request asked for a stream when its
+/// route does.
+pub(crate) fn request_by_route(
+    paths: &'static Node,
+    cap: usize,
+    captured: &'static str,
+    route: &super::Route,
+) -> Box<dyn BodyReader> {
+    fn streamed(_: &mut ScanResult, facts: &mut BodyFacts) {
+        facts.stream = true;
+    }
+    fn not_streamed(_: &mut ScanResult, _: &mut BodyFacts) {}
+    let read = if route.streaming { streamed } else { not_streamed };
+    Box::new(ScannedBody::new(paths, cap, Some(captured), read))
+}
+
 /// Reads the model and the stream flag of a request (slots [`MODEL`] and [`STREAM`]).
 pub(crate) fn read_model_and_stream(scan: &mut ScanResult, facts: &mut BodyFacts) {
     facts.model = string(scan, MODEL);
