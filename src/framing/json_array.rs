@@ -11,6 +11,17 @@ use memchr::memchr2;
 
 use super::{whole, EventData, StreamEvent};
 
+/// The bytes that matter inside an element, outside its strings.
+static STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Before the first byte that is not whitespace.
@@ -114,16 +125,21 @@ impl JsonArrayFramer {
                         }
                         continue;
                     }
-                    match b {
+                    // Outside strings only quotes and brackets matter: skip to the next one.
+                    let Some(k) = bytes[i..].iter().position(|&b| STRUCTURAL[usize::from(b)]) else {
+                        i = bytes.len();
+                        continue;
+                    };
+                    i += k;
+                    match bytes[i] {
                         b'"' => self.in_string = true,
                         b'{' | b'[' => self.depth += 1,
-                        b'}' | b']' => {
+                        _ => {
                             self.depth = self.depth.saturating_sub(1);
                             if self.depth == 0 {
                                 self.emit(&bytes[start..i + 1], on_event);
                             }
                         }
-                        _ => {}
                     }
                     i += 1;
                 }
