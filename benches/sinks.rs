@@ -9,7 +9,8 @@
 //!   to have a record to give, to be subtracted (the layer moves its records, it does not clone).
 //!   The per-exchange cost at a realistic rate is `exchange_4k/layer_non_blocking` in `overhead`.
 //! - `json_lines`: serializing records with 32 KiB of message content each (the text of a
-//!   `messages` value, with its quotes and escapes) to JSON Lines; throughput counts content bytes.
+//!   `messages` value, with its quotes and escapes) to JSON Lines, as a string (escaped) and as
+//!   the JSON value itself (`messages_are_json`); throughput counts content bytes.
 //!
 //! Budget (the sinks issue): `emit` well under 1 us; at least 500 MB/s of content on one core.
 
@@ -100,6 +101,18 @@ fn json_lines(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(content));
     group.bench_function("emit_batch_32x32KiB", |b| {
         b.iter(|| sink.emit_batch(batch.clone()))
+    });
+    // The same records marked as whole JSON messages: written as JSON values, not escaped.
+    let as_json: Vec<LlmLogRecord> = batch
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.messages_are_json = true;
+            r
+        })
+        .collect();
+    group.bench_function("emit_batch_32x32KiB_as_json", |b| {
+        b.iter(|| sink.emit_batch(as_json.clone()))
     });
     group.finish();
 }

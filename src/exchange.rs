@@ -87,6 +87,8 @@ pub(crate) struct SideReport {
     pub(crate) finish_reasons: Vec<String>,
     pub(crate) media_elided: u32,
     pub(crate) end_user: Option<String>,
+    /// The message is one whole, valid JSON value (see `BodyFacts::whole_json`).
+    pub(crate) whole_json: bool,
 }
 
 impl SideReport {
@@ -105,6 +107,7 @@ impl SideReport {
             finish_reasons: facts.finish_reasons,
             media_elided: facts.media_elided,
             end_user: facts.end_user,
+            whole_json: facts.whole_json,
         }
     }
 }
@@ -299,6 +302,10 @@ impl Exchange {
             message_bytes: side.message.total,
             truncated: chunked.cut,
             invalid_utf8_replaced: chunked.invalid_utf8_at.is_some(),
+            whole_json: side.whole_json
+                && content_omitted.is_none()
+                && !chunked.cut
+                && chunked.invalid_utf8_at.is_none(),
             status: side.status,
             duration,
             time_to_first_token: side

@@ -224,6 +224,11 @@ pub struct LlmLogRecord {
     /// Whether bytes of the message that were not valid UTF-8 were replaced with U+FFFD
     /// (`InvalidUtf8Replaced`, written only when true).
     pub invalid_utf8_replaced: bool,
+    /// Whether `messages` is one whole JSON value (a built-in family's prompt or completion in
+    /// one record, not cut). JSON Lines sinks then write `RequestMessages` / `ResponseMessages`
+    /// as that JSON value rather than as a string holding it; readers take either form, and
+    /// a record read from a line written that way says so here.
+    pub messages_are_json: bool,
     /// The response status, once known.
     pub status_code: Option<u16>,
     /// From the request reaching the layer to the end of this side's body.
@@ -313,9 +318,9 @@ struct Wire<'a> {
     #[serde(default, skip_serializing_if = "is_false")]
     tokens_estimated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    request_messages: Option<Cow<'a, str>>,
+    request_messages: Option<Messages<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    response_messages: Option<Cow<'a, str>>,
+    response_messages: Option<Messages<'a>>,
     message_bytes: u64,
     truncated: bool,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -376,12 +381,63 @@ fn opt_str(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(Cow::Borrowed)
 }
 
+/// A messages column: a JSON string holding the logged text; or, as JSON Lines sinks write a
+/// message that is one whole JSON value, that value itself (read back as its text).
+struct Messages<'a> {
+    text: Cow<'a, str>,
+    json: bool,
+}
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de, 'a> Deserialize<'de> for Messages<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The value as written, whatever it is: a string is the text; anything else is the
+        // message itself, exactly as it was written.
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        if text.starts_with('"') {
+            let text: String = serde_json::from_str(text).map_err(serde::de::Error::custom)?;
+            return Ok(Messages {
+                text: Cow::Owned(text),
+                json: false,
+            });
+        }
+        Ok(Messages {
+            text: Cow::Owned(text.to_string()),
+            json: true,
+        })
+    }
+}
+
 impl Serialize for LlmLogRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = Cow::Borrowed(self.messages_str());
+        self.wire(true).serialize(serializer)
+    }
+}
+
+impl LlmLogRecord {
+    /// Whether a JSON Lines sink writes the message as the JSON value it is rather than as a
+    /// string: it is one whole JSON value (see [`messages_are_json`](Self::messages_are_json)).
+    pub(crate) fn writes_messages_as_json(&self) -> bool {
+        self.messages_are_json && !self.messages.is_empty()
+    }
+
+    /// The record as written; `with_messages: false` leaves the messages column out (the JSON
+    /// Lines writer then appends it as JSON).
+    fn wire(&self, with_messages: bool) -> Wire<'_> {
+        let text = Messages {
+            text: Cow::Borrowed(self.messages_str()),
+            json: false,
+        };
+        let text = with_messages.then_some(text);
         let (request_messages, response_messages) = match self.kind {
-            RecordKind::Request => (Some(text), None),
-            RecordKind::Response => (None, Some(text)),
+            RecordKind::Request => (text, None),
+            RecordKind::Response => (None, text),
         };
         Wire {
             time_generated: Cow::Owned(humantime::format_rfc3339_nanos(self.time_generated).to_string()),
@@ -438,7 +494,33 @@ impl Serialize for LlmLogRecord {
             trace_id: opt_str(&self.trace_id),
             span_id: opt_str(&self.span_id),
         }
-        .serialize(serializer)
+    }
+
+    /// Appends the record to `out` as one JSON line; a whole JSON message is written as the
+    /// JSON value it is (no string escaping, fewer bytes). `false` if it could not be written.
+    pub(crate) fn write_json_line(&self, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        let written = if self.writes_messages_as_json() {
+            serde_json::to_writer(&mut *out, &self.wire(false)).is_ok() && {
+                // `{...}` with the column left out: it goes in before the closing brace.
+                out.pop();
+                out.extend_from_slice(match self.kind {
+                    RecordKind::Request => b",\"RequestMessages\":",
+                    RecordKind::Response => b",\"ResponseMessages\":",
+                });
+                out.extend_from_slice(&self.messages);
+                out.push(b'}');
+                true
+            }
+        } else {
+            serde_json::to_writer(&mut *out, self).is_ok()
+        };
+        if written {
+            out.push(b'\n');
+        } else {
+            out.truncate(start);
+        }
+        written
     }
 }
 
@@ -451,6 +533,8 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
             RecordKind::Request => w.request_messages.or(w.response_messages),
             RecordKind::Response => w.response_messages.or(w.request_messages),
         };
+        let messages_are_json = messages.as_ref().is_some_and(|m| m.json);
+        let messages = messages.map(|m| m.text);
         let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
         Ok(LlmLogRecord {
             time_generated,
@@ -477,6 +561,7 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
             message_bytes: w.message_bytes,
             truncated: w.truncated,
             invalid_utf8_replaced: w.invalid_utf8_replaced,
+            messages_are_json,
             status_code: w.status_code,
             duration: from_millis(w.duration_ms),
             time_to_first_token: w.time_to_first_token_ms.map(from_millis),
@@ -522,6 +607,8 @@ pub(crate) struct SideRecords<'a> {
     pub(crate) message_bytes: u64,
     pub(crate) truncated: bool,
     pub(crate) invalid_utf8_replaced: bool,
+    /// The message is one whole JSON value (when it is in one record).
+    pub(crate) whole_json: bool,
     pub(crate) status: Option<u16>,
     pub(crate) duration: Duration,
     pub(crate) time_to_first_token: Option<Duration>,
@@ -576,6 +663,7 @@ impl SideRecords<'_> {
                 message_bytes: self.message_bytes,
                 truncated: self.truncated,
                 invalid_utf8_replaced: self.invalid_utf8_replaced,
+                messages_are_json: self.whole_json && count == 1,
                 status_code: self.status,
                 duration: self.duration,
                 time_to_first_token: self.time_to_first_token,
@@ -628,6 +716,7 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         message_bytes: 40,
         truncated: true,
         invalid_utf8_replaced: false,
+        messages_are_json: false,
         error_kinds: Vec::new(),
         status_code: Some(200),
         duration: Duration::from_nanos(12_345_678),

@@ -928,3 +928,63 @@ async fn duplicate_keys_log_what_the_upstream_reads() {
         Some("request: \"messages\" appears more than once; the last is logged")
     );
 }
+
+/// Which messages JSON Lines sinks write as JSON values: a built-in family's whole prompt or
+/// completion in one record, JSON or streamed; never an error body, a message cut into chunks
+/// or at the cap, an invalid body, or content left out.
+#[tokio::test]
+async fn whole_json_messages_are_marked_and_nothing_else() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let records = logged_chat(&layer, &sink, json_frames(CHAT_REQUEST)).await;
+    for r in &records {
+        assert!(r.messages_are_json, "{:?}: {}", r.kind, r.messages_str());
+        serde_json::from_str::<serde_json::Value>(r.messages_str()).expect("valid JSON");
+    }
+    // A stream's assembled completion.
+    let (_, _, records) = answer_chat(
+        &layer,
+        &sink,
+        200,
+        "text/event-stream",
+        Frames::new([Bytes::from(chat_stream())]),
+    )
+    .await;
+    assert!(of_kind(&records, RecordKind::Response)[0].messages_are_json);
+    // An error body is kept as it came.
+    let (_, _, records) = answer_chat(
+        &layer,
+        &sink,
+        400,
+        "application/json",
+        json_frames(r#"{"error":{"message":"bad"}}"#),
+    )
+    .await;
+    assert!(!of_kind(&records, RecordKind::Response)[0].messages_are_json);
+    // An invalid request body.
+    let records = logged_chat(
+        &layer,
+        &sink,
+        json_frames(r#"{"model":"m","messages":[{"role":"user""#),
+    )
+    .await;
+    assert!(!of_kind(&records, RecordKind::Request)[0].messages_are_json);
+    // Cut at the cap, or cut into chunks.
+    let small = LlmLogLayer::new(sink.clone()).with_config(
+        tower_llm_log::LogConfig::builder()
+            .prompt_bytes(20)
+            .build()
+            .unwrap(),
+    );
+    let records = logged_chat(&small, &sink, json_frames(CHAT_REQUEST)).await;
+    assert!(!of_kind(&records, RecordKind::Request)[0].messages_are_json);
+    let chunked = LlmLogLayer::new(sink.clone()).with_config(
+        tower_llm_log::LogConfig::builder()
+            .chunk_bytes(16)
+            .build()
+            .unwrap(),
+    );
+    let records = logged_chat(&chunked, &sink, json_frames(CHAT_REQUEST)).await;
+    let requests = of_kind(&records, RecordKind::Request);
+    assert!(requests.len() > 1 && requests.iter().all(|r| !r.messages_are_json));
+}

@@ -152,6 +152,8 @@ pub(crate) fn stream_facts(
     ended: bool,
 ) -> BodyFacts {
     facts.message = budget.finish(value, cap);
+    // Serialized by serde: one whole JSON value unless the cap cut it.
+    facts.whole_json = !facts.message.truncated;
     facts
         .errors
         .extend(tally.summary().map(|s| Problem::new(ProblemKind::Stream, s)));

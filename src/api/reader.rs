@@ -62,6 +62,9 @@ pub struct BodyFacts {
     pub(crate) media_elided: u32,
     /// The end user a request body names (built-in families).
     pub(crate) end_user: Option<String>,
+    /// The message is one whole, valid JSON value (a built-in reader's capture or assembly, not
+    /// cut): JSON Lines sinks may write it as JSON rather than as a string holding JSON.
+    pub(crate) whole_json: bool,
 }
 
 /// Reads one JSON (or other non-stream) body, frame by frame, keeping at most its cap.

@@ -53,9 +53,11 @@ impl BodyReader for ScannedBody {
                     .push(format!("\"{name}\" appears more than once; the last is logged").into());
             }
         }
+        let clean = facts.errors.is_empty() && scan.is_complete() && !scan.has_duplicate_capture();
         (self.read)(&mut scan, &mut facts);
         if self.captured.is_some() {
             facts.message = scan.take_capture().unwrap_or_default();
+            facts.whole_json = clean && facts.message.total > 0 && !facts.message.truncated;
         }
         facts
     }

@@ -107,14 +107,7 @@ impl<W: Write + Send + 'static> JsonLinesSink<W> {
 /// Appends `record` as one line of JSON; returns false (appending nothing) if it cannot be
 /// serialized.
 pub(crate) fn append_line(out: &mut Vec<u8>, record: &LlmLogRecord) -> bool {
-    let start = out.len();
-    if serde_json::to_writer(&mut *out, record).is_ok() {
-        out.push(b'\n');
-        true
-    } else {
-        out.truncate(start);
-        false
-    }
+    record.write_json_line(out)
 }
 
 impl<W: Write + Send + 'static> LlmLogSink for JsonLinesSink<W> {
@@ -133,6 +126,7 @@ mod tests {
     use super::*;
     use crate::record::sample;
     use crate::RecordKind;
+    use bytes::Bytes;
 
     #[test]
     fn one_line_per_record_and_readable_back() {
@@ -146,6 +140,43 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let back: LlmLogRecord = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(back, sample(RecordKind::Response));
+    }
+
+    #[test]
+    fn whole_json_messages_are_written_as_json_and_read_back_the_same() {
+        let message = r#"[{"role":"user","content":"Say \"hi\" \u00e9 \n"}]"#;
+        let mut json = sample(RecordKind::Request);
+        json.messages = Bytes::from_static(message.as_bytes());
+        json.messages_are_json = true;
+        let mut text = json.clone();
+        text.messages_are_json = false;
+        let sink = JsonLinesSink::new(Vec::new());
+        sink.emit(json.clone());
+        sink.emit(text.clone());
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].ends_with(&format!(r#","RequestMessages":{message}}}"#)),
+            "the message as it is, not escaped: {}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains(r#""RequestMessages":"[{\"role\""#),
+            "{}",
+            lines[1]
+        );
+        // Both lines are JSON, and read back as the records they were.
+        let back: Vec<LlmLogRecord> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(back, [json, text]);
+        assert_eq!(back[0].messages_str(), message);
+        // An empty message is written as a string whatever the flag.
+        let mut empty = sample(RecordKind::Response);
+        empty.messages = Bytes::new();
+        empty.messages_are_json = true;
+        let mut line = Vec::new();
+        assert!(empty.write_json_line(&mut line));
+        let back: LlmLogRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!((back.messages_str(), back.messages_are_json), ("", false));
     }
 
     struct Broken;
