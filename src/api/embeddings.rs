@@ -130,6 +130,8 @@ impl BodyReader for Summary {
         let mut facts = Box::new(self.inner).finish(ended);
         let summary = std::mem::take(&mut facts.message).to_bytes();
         facts.message = LoggedMessage::from_vec(summary.to_vec(), self.cap);
+        // Serialized by serde: one whole JSON value unless the cap cut it.
+        facts.whole_json = !summary.is_empty() && !facts.message.truncated;
         facts
     }
 }
