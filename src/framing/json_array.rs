@@ -10,17 +10,7 @@
 use memchr::memchr2;
 
 use super::{whole, EventData, StreamEvent};
-
-/// The bytes that matter inside an element, outside its strings.
-static STRUCTURAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'{' as usize] = true;
-    t[b'}' as usize] = true;
-    t[b'[' as usize] = true;
-    t[b']' as usize] = true;
-    t
-};
+use crate::scan::json::{CLASS, OPEN, PLAIN, QUOTE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -126,14 +116,14 @@ impl JsonArrayFramer {
                         continue;
                     }
                     // Outside strings only quotes and brackets matter: skip to the next one.
-                    let Some(k) = bytes[i..].iter().position(|&b| STRUCTURAL[usize::from(b)]) else {
+                    let Some(k) = bytes[i..].iter().position(|&b| CLASS[usize::from(b)] != PLAIN) else {
                         i = bytes.len();
                         continue;
                     };
                     i += k;
-                    match bytes[i] {
-                        b'"' => self.in_string = true,
-                        b'{' | b'[' => self.depth += 1,
+                    match CLASS[usize::from(bytes[i])] {
+                        QUOTE => self.in_string = true,
+                        OPEN => self.depth += 1,
                         _ => {
                             self.depth = self.depth.saturating_sub(1);
                             if self.depth == 0 {

@@ -131,12 +131,14 @@ pub struct JsonScanner {
     fail_at: Option<usize>,
 }
 
-const PLAIN: u8 = 0;
-const QUOTE: u8 = 1;
-const OPEN: u8 = 2;
-const CLOSE: u8 = 3;
+/// What a byte is to JSON's structure outside strings: plain, a quote, an opening or a closing
+/// bracket (the stream framers use it too).
+pub(crate) const PLAIN: u8 = 0;
+pub(crate) const QUOTE: u8 = 1;
+pub(crate) const OPEN: u8 = 2;
+pub(crate) const CLOSE: u8 = 3;
 
-static CLASS: [u8; 256] = {
+pub(crate) static CLASS: [u8; 256] = {
     let mut t = [PLAIN; 256];
     t[b'"' as usize] = QUOTE;
     t[b'{' as usize] = OPEN;
