@@ -629,9 +629,17 @@ pub(crate) struct SideRecords<'a> {
 impl SideRecords<'_> {
     /// The records, one per chunk (one with an empty message when there are none), handed to
     /// `deliver` in order.
-    pub(crate) fn build(self, mut chunks: Vec<Bytes>, deliver: &mut dyn FnMut(LlmLogRecord)) {
+    pub(crate) fn build(mut self, mut chunks: Vec<Bytes>, deliver: &mut dyn FnMut(LlmLogRecord)) {
         if chunks.is_empty() {
             chunks.push(Bytes::new());
+        }
+        // The last record takes what the others copy (most messages are one record).
+        fn last_or_clone<T: Clone + Default>(is_last: bool, value: &mut T) -> T {
+            if is_last {
+                std::mem::take(value)
+            } else {
+                value.clone()
+            }
         }
         let count = chunks.len();
         for (i, messages) in chunks.into_iter().enumerate() {
@@ -649,8 +657,8 @@ impl SideRecords<'_> {
                 operation_name: self.route.operation.to_string(),
                 api_version: self.route.api_version.clone(),
                 deployment_name: self.route.deployment.clone(),
-                model_name: self.model.clone(),
-                request_id: self.request_id.clone(),
+                model_name: last_or_clone(is_last, &mut self.model),
+                request_id: last_or_clone(is_last, &mut self.request_id),
                 is_stream_completion: self.is_stream,
                 prompt_tokens: token(self.usage.prompt),
                 completion_tokens: token(self.usage.completion),
@@ -667,11 +675,11 @@ impl SideRecords<'_> {
                 status_code: self.status,
                 duration: self.duration,
                 time_to_first_token: self.time_to_first_token,
-                finish_reasons: self.finish_reasons.clone(),
+                finish_reasons: last_or_clone(is_last, &mut self.finish_reasons),
                 outcome: self.outcome,
-                error: self.error.clone(),
-                error_kinds: self.error_kinds.clone(),
-                redactions: self.redactions.clone(),
+                error: last_or_clone(is_last, &mut self.error),
+                error_kinds: last_or_clone(is_last, &mut self.error_kinds),
+                redactions: last_or_clone(is_last, &mut self.redactions),
                 media_elided: self.media_elided,
                 content_omitted: self.content_omitted,
                 dimensions: self.dimensions.clone(),
