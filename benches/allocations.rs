@@ -6,12 +6,10 @@
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http_body::Frame;
-use http_body_util::{Full, StreamBody};
+use http_body_util::Full;
 use tower::Layer;
 use tower_llm_log::{LlmLogLayer, LogConfig};
 
@@ -20,7 +18,7 @@ use tower_llm_log::{LlmLogLayer, LogConfig};
 mod buffering;
 mod common;
 
-use common::{caps_for, chat_request, chat_response, one_exchange, sink, sse_events, upstream};
+use common::{caps_for, chat_request, chat_response, one_exchange, sink, sse_events, stream_body, upstream};
 
 struct Counting;
 
@@ -195,14 +193,7 @@ fn main() {
     for events in [200usize, 2000] {
         let req = chat_request(512);
         let frames = sse_events(events);
-        let make = move || {
-            StreamBody::new(futures_util::stream::iter(
-                frames
-                    .clone()
-                    .into_iter()
-                    .map(|e| Ok::<_, Infallible>(Frame::data(e))),
-            ))
-        };
+        let make = move || stream_body(&frames);
         let mut bare = upstream("text/event-stream", make.clone());
         let config = LogConfig::builder().completion_bytes(64 * 1024).build().unwrap();
         let mut layered = LlmLogLayer::new(sink())

@@ -21,14 +21,13 @@
 //! least 1 GB/s scanning. Compare `bare` and `layer` medians from the same run. Allocations per
 //! exchange: `cargo bench --bench allocations`.
 
-use std::convert::Infallible;
 #[allow(dead_code)]
 #[path = "../examples/load/buffering.rs"]
 mod buffering;
 mod common;
 use common::{
     caps_for, chat_request, chat_response, drain, one_exchange, one_exchange_at, one_exchange_with, ready,
-    sink, sse_events, upstream, ATTRIBUTED,
+    sink, sse_events, stream_body, upstream, ATTRIBUTED,
 };
 
 use std::hint::black_box;
@@ -36,8 +35,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::Request;
-use http_body::Frame;
-use http_body_util::{Full, StreamBody};
+use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
 use tower_llm_log::{DimensionSource, LlmLogLayer, LogConfig};
 
@@ -184,14 +182,7 @@ fn exchange_256k(c: &mut Criterion) {
 fn stream(c: &mut Criterion, events: usize) {
     let req = chat_request(512);
     let frames = sse_events(events);
-    let make = move || {
-        StreamBody::new(futures_util::stream::iter(
-            frames
-                .clone()
-                .into_iter()
-                .map(|e| Ok::<_, Infallible>(Frame::data(e))),
-        ))
-    };
+    let make = move || stream_body(&frames);
     let mut group = c.benchmark_group(format!("stream_{events}"));
     group.throughput(Throughput::Elements(events as u64));
     let mut bare = upstream("text/event-stream", make.clone());
@@ -301,14 +292,7 @@ fn stream_native_200(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("stream_native_{events}"));
     group.throughput(Throughput::Elements(events as u64));
     for (name, path, content_type, frames) in native_streams(events) {
-        let make = move || {
-            StreamBody::new(futures_util::stream::iter(
-                frames
-                    .clone()
-                    .into_iter()
-                    .map(|e| Ok::<_, Infallible>(Frame::data(e))),
-            ))
-        };
+        let make = move || stream_body(&frames);
         let mut bare = upstream(content_type, make.clone());
         group.bench_function(format!("{name}/bare"), |b| {
             b.iter(|| one_exchange_at(&mut bare, path, &req, &[]))

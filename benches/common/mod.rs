@@ -52,6 +52,16 @@ pub fn sse_events(n: usize) -> Vec<Bytes> {
     v
 }
 
+/// A streamed body of `frames`, one frame each, as an upstream sends a stream.
+pub fn stream_body(frames: &[Bytes]) -> impl Body<Data = Bytes, Error = Infallible> + Send + 'static {
+    let frames: Vec<Result<http_body::Frame<Bytes>, Infallible>> = frames
+        .iter()
+        .cloned()
+        .map(|f| Ok(http_body::Frame::data(f)))
+        .collect();
+    http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+}
+
 /// Drives a ready future (everything here is in memory, nothing waits).
 pub fn ready<F: std::future::Future>(f: F) -> F::Output {
     f.now_or_never().expect("in-memory future is ready")
