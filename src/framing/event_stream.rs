@@ -282,24 +282,13 @@ impl EventStreamFramer {
             ));
             self.payload.clear();
         } else {
-            match read_headers(&headers) {
-                Ok(kind) => {
-                    let name = kind.event_name();
-                    match kind.error_data() {
-                        Some(data) => {
-                            self.payload.clear();
-                            on_event(StreamEvent::new(name, data.as_bytes()));
-                        }
-                        None => self.payload.dispatch(name, whole, on_event),
-                    }
-                }
-                Err(problem) => {
+            match self.name_of(&headers) {
+                Some((name, None)) => self.payload.dispatch(name, whole, on_event),
+                Some((name, Some(data))) => {
                     self.payload.clear();
-                    self.problem(format!(
-                        "event stream: message {}: {problem}; it was skipped",
-                        self.messages
-                    ));
+                    on_event(StreamEvent::new(name, data.as_bytes()));
                 }
+                None => self.payload.clear(),
             }
         }
         self.headers = headers;
@@ -308,15 +297,26 @@ impl EventStreamFramer {
 
     /// A whole message from one frame, its checksum good.
     fn deliver(&mut self, headers: &[u8], payload: &[u8], on_event: &mut impl FnMut(StreamEvent<'_>)) {
+        if let Some((name, error)) = self.name_of(headers) {
+            on_event(StreamEvent::new(
+                name,
+                error.as_deref().map_or(payload, str::as_bytes),
+            ));
+        }
+    }
+
+    /// A checked message's name and, for an error message, the data handed on in place of its
+    /// payload; `None` when its headers do not read (reported, and the message skipped).
+    fn name_of<'h>(&mut self, headers: &'h [u8]) -> Option<(&'h [u8], Option<String>)> {
         match read_headers(headers) {
-            Ok(kind) => match kind.error_data() {
-                Some(data) => on_event(StreamEvent::new(kind.event_name(), data.as_bytes())),
-                None => on_event(StreamEvent::new(kind.event_name(), payload)),
-            },
-            Err(problem) => self.problem(format!(
-                "event stream: message {}: {problem}; it was skipped",
-                self.messages
-            )),
+            Ok(kind) => Some((kind.event_name(), kind.error_data())),
+            Err(problem) => {
+                self.problem(format!(
+                    "event stream: message {}: {problem}; it was skipped",
+                    self.messages
+                ));
+                None
+            }
         }
     }
 
