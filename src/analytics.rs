@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{LlmLogRecord, Outcome, RecordKind};
+use crate::{LlmLogRecord, RecordKind};
 
 /// A dimension to group by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -433,7 +433,7 @@ impl Analytics {
         }
         let record_times = totals.latency.is_allocated() || room_for_histograms;
         totals.requests += 1;
-        totals.errors += u64::from(record.outcome != Outcome::Completed);
+        totals.errors += u64::from(!record.outcome.is_success());
         totals.streamed += u64::from(record.is_stream_completion);
         // Cost summed exactly, in pico-dollars (what the layer computed it in).
         let cost = record.cost_usd.map_or(0, |c| (c * 1e12).round().max(0.0) as u128);
@@ -551,6 +551,7 @@ impl Analytics {
 mod tests {
     use super::*;
     use crate::record::sample;
+    use crate::Outcome;
 
     #[test]
     fn a_long_log_coarsens_its_buckets_instead_of_losing_rows() {

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::api::{Apis, BodyFacts, LlmApi, Problem, ProblemKind, Route, TokenUsage};
+use crate::api::{Apis, BodyFacts, Invocation, LlmApi, Problem, ProblemKind, Route, TokenUsage};
 use crate::attribution::ExchangeDimensions;
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
@@ -71,6 +71,12 @@ pub(crate) struct RequestFacts {
     pub(crate) end_user: Option<String>,
     /// The body was read without a problem (valid JSON, whole).
     pub(crate) json_ok: bool,
+    /// What the request invokes (MCP's method and tool): the response's records say it too.
+    pub(crate) invocation: Invocation,
+    /// The request's id, for families whose response must answer it (JSON-RPC).
+    pub(crate) request_id: Option<String>,
+    /// The request needs no response (a JSON-RPC notification).
+    pub(crate) no_response_expected: bool,
 }
 
 /// What one side saw, ready to become records.
@@ -89,6 +95,11 @@ pub(crate) struct SideReport {
     pub(crate) end_user: Option<String>,
     /// The message is one whole, valid JSON value (see `BodyFacts::whole_json`).
     pub(crate) whole_json: bool,
+    pub(crate) events: Option<u64>,
+    pub(crate) invocation: Invocation,
+    pub(crate) failure: Option<String>,
+    pub(crate) no_response_expected: bool,
+    pub(crate) dimensions: Vec<(&'static str, String)>,
 }
 
 impl SideReport {
@@ -108,6 +119,11 @@ impl SideReport {
             media_elided: facts.media_elided,
             end_user: facts.end_user,
             whole_json: facts.whole_json,
+            events: facts.events,
+            invocation: facts.invocation,
+            failure: facts.failure,
+            no_response_expected: facts.no_response_expected,
+            dimensions: facts.dimensions,
         }
     }
 }
@@ -170,6 +186,9 @@ impl Exchange {
             prompt: cfg!(feature = "tokenizer").then(|| side.message.clone()),
             end_user: side.end_user.clone(),
             json_ok: side.errors.is_empty(),
+            invocation: side.invocation.clone(),
+            request_id: side.request_id.clone(),
+            no_response_expected: side.no_response_expected,
         };
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
     }
@@ -177,6 +196,18 @@ impl Exchange {
     /// Turns one side's report into records and hands them to the sink; with content sampled
     /// out, once both sides have reported (see [`ContentPlan::sampled_out`]).
     pub(crate) fn report(&self, kind: RecordKind, outcome: Outcome, side: SideReport) {
+        if kind == RecordKind::Response && self.is_bare_acknowledgement(outcome, &side) {
+            // Nothing to log of it; with content sampled out, a request waiting for it goes now,
+            // its content kept only if it failed.
+            if self.plan.sampled_out {
+                let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some((kind, outcome, side)) = waiting {
+                    let keep = !outcome.is_success() || !side.errors.is_empty() || side.failure.is_some();
+                    self.emit(kind, outcome, side, (!keep).then_some(ContentOmitted::Sampled));
+                }
+            }
+            return;
+        }
         if !self.plan.sampled_out {
             return self.emit(kind, outcome, side, None);
         }
@@ -191,7 +222,10 @@ impl Exchange {
             }
         };
         let failed = |outcome: Outcome, side: &SideReport| {
-            outcome != Outcome::Completed || !side.errors.is_empty() || side.status.is_some_and(|s| s >= 400)
+            !outcome.is_success()
+                || !side.errors.is_empty()
+                || side.failure.is_some()
+                || side.status.is_some_and(|s| s >= 400)
         };
         let keep = failed(first.1, &first.2) || failed(outcome, &side);
         let omitted = (!keep).then_some(ContentOmitted::Sampled);
@@ -203,6 +237,50 @@ impl Exchange {
         self.emit(response.0, response.1, response.2, omitted);
     }
 
+    /// Whether a response is the empty `202 Accepted` that answers a request needing none (a
+    /// JSON-RPC notification): it is not logged.
+    fn is_bare_acknowledgement(&self, outcome: Outcome, side: &SideReport) -> bool {
+        let expected_none = {
+            let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
+            facts.as_ref().is_some_and(|f| f.no_response_expected)
+        };
+        expected_none
+            && outcome == Outcome::Completed
+            && side.status.is_some_and(|s| (200..300).contains(&s))
+            && side.message.total == 0
+            && side.errors.is_empty()
+    }
+
+    /// Adds dimensions from headers the family names (see `LlmApi::dimension_headers`),
+    /// unless the exchange has them already.
+    pub(crate) fn add_header_dimensions(&self, headers: &http::HeaderMap) {
+        let wanted = self.api.dimension_headers();
+        if wanted.is_empty() {
+            return;
+        }
+        let found: Vec<(&'static str, String)> = wanted
+            .iter()
+            .filter_map(|(header, name)| {
+                let value = headers.get(*header)?.to_str().ok()?;
+                Some((*name, value.to_string()))
+            })
+            .collect();
+        self.add_dimensions(found);
+    }
+
+    /// Adds dimensions to the exchange's, unless it has them already.
+    fn add_dimensions(&self, found: Vec<(&'static str, String)>) {
+        if found.is_empty() {
+            return;
+        }
+        let mut shared = self.dimensions.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, value) in found {
+            if !shared.contains_key(name) {
+                crate::attribution::add_dimension(Arc::make_mut(&mut shared), name, &value);
+            }
+        }
+    }
+
     fn emit(
         &self,
         kind: RecordKind,
@@ -211,6 +289,15 @@ impl Exchange {
         sampled: Option<ContentOmitted>,
     ) {
         let duration = self.started.elapsed();
+        // A failure the body reports (a JSON-RPC error) is a problem like the others, redacted
+        // with them.
+        let mut outcome = outcome;
+        if let Some(failure) = side.failure.take() {
+            side.errors.push(Problem::new(ProblemKind::Failed, failure));
+            if outcome == Outcome::Completed {
+                outcome = Outcome::UpstreamError;
+            }
+        }
         let cap = match kind {
             RecordKind::Request => self.config().prompt_bytes,
             RecordKind::Response => self.config().completion_bytes,
@@ -262,17 +349,17 @@ impl Exchange {
                 ),
             ));
         }
-        let error = (!side.errors.is_empty()).then(|| {
-            let texts: Vec<&str> = side.errors.iter().map(Problem::detail).collect();
-            texts.join("; ")
-        });
-        let mut error_kinds: Vec<ProblemKind> = side.errors.iter().map(Problem::kind).collect();
-        error_kinds.sort_unstable();
-        error_kinds.dedup();
         let mut end_user = side.end_user.take();
         let mut cost = None;
+        self.add_dimensions(std::mem::take(&mut side.dimensions));
+        let mut invocation = std::mem::take(&mut side.invocation);
         let model = match kind {
-            RecordKind::Request => side.model.or_else(|| self.route.model.clone()),
+            RecordKind::Request => {
+                if side.no_response_expected && outcome == Outcome::Completed {
+                    outcome = Outcome::NoResponseExpected;
+                }
+                side.model.or_else(|| self.route.model.clone())
+            }
             RecordKind::Response => {
                 // What the request said, once its side has reported: whether it asked for a
                 // stream, its end user, and its model where the response names none (cloned
@@ -285,9 +372,31 @@ impl Exchange {
                     .and_then(|f| f.model.as_deref())
                     .or(self.route.model.as_deref());
                 cost = self.cost(side.model.as_deref(), request_model, &side.usage);
+                if let Some(request) = request {
+                    invocation = request.invocation.clone();
+                    if self.api.ids_must_match() {
+                        if let (Some(asked), Some(answered)) = (&request.request_id, &side.request_id) {
+                            if asked != answered {
+                                side.errors.push(Problem::new(
+                                    ProblemKind::Protocol,
+                                    format!(
+                                        "the response's id {answered} answers no request of this exchange (the request's id is {asked})"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
                 side.model.or_else(|| request.and_then(|f| f.model.clone()))
             }
         };
+        let error = (!side.errors.is_empty()).then(|| {
+            let texts: Vec<&str> = side.errors.iter().map(Problem::detail).collect();
+            texts.join("; ")
+        });
+        let mut error_kinds: Vec<ProblemKind> = side.errors.iter().map(Problem::kind).collect();
+        error_kinds.sort_unstable();
+        error_kinds.dedup();
         let dimensions = self.record_dimensions(end_user);
         let records = SideRecords {
             time_generated: self.time_generated,
@@ -297,6 +406,8 @@ impl Exchange {
             model,
             request_id: side.request_id,
             is_stream: side.is_stream,
+            stream_events: side.events,
+            invocation,
             usage: side.usage,
             tokens_estimated: estimated,
             message_bytes: side.message.total,

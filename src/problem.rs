@@ -41,6 +41,12 @@ pub enum ProblemKind {
     Control,
     /// A redactor of the user's failed; the content was withheld.
     Redactor,
+    /// The call failed as its body says, whatever its status: a JSON-RPC error, an MCP tool
+    /// result with `isError`.
+    Failed,
+    /// A protocol rule was broken between request and response: a JSON-RPC response whose id
+    /// answers no request of the exchange, a stream that ended before its response.
+    Protocol,
 }
 
 impl ProblemKind {
@@ -55,6 +61,8 @@ impl ProblemKind {
             ProblemKind::UnknownFamily => "unknown_family",
             ProblemKind::Control => "control",
             ProblemKind::Redactor => "redactor",
+            ProblemKind::Failed => "failed",
+            ProblemKind::Protocol => "protocol",
         }
     }
 }

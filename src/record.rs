@@ -56,9 +56,18 @@ pub enum Outcome {
     /// it ahead of the inner service (the client stopped sending, and a timeout or the server's
     /// shutdown ended the wait). The record keeps what arrived.
     RequestIncomplete,
+    /// The request needs no answer: a JSON-RPC notification, or a client's response to a
+    /// server's request (MCP). Its response (`202 Accepted`, no body) is not logged.
+    NoResponseExpected,
 }
 
 impl Outcome {
+    /// Whether this side ended as it should: [`Completed`](Outcome::Completed), or
+    /// [`NoResponseExpected`](Outcome::NoResponseExpected).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Completed | Outcome::NoResponseExpected)
+    }
+
     /// The name used in logs, the same as the serialized form.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -69,6 +78,7 @@ impl Outcome {
             Outcome::ClientDisconnected => "ClientDisconnected",
             Outcome::RequestNotRead => "RequestNotRead",
             Outcome::RequestIncomplete => "RequestIncomplete",
+            Outcome::NoResponseExpected => "NoResponseExpected",
         }
     }
 }
@@ -104,6 +114,9 @@ pub enum ApiFamily {
     OllamaChat,
     /// Ollama's native generate API (`/api/generate`).
     OllamaGenerate,
+    /// The Model Context Protocol's streamable HTTP transport (`/mcp`): agents' tool calls,
+    /// one exchange per JSON-RPC request.
+    Mcp,
     /// A family added by the user with [`LlmApi`](crate::api::LlmApi), by its name.
     Other(Cow<'static, str>),
 }
@@ -121,6 +134,7 @@ impl ApiFamily {
             ApiFamily::BedrockConverse => "bedrock_converse",
             ApiFamily::OllamaChat => "ollama_chat",
             ApiFamily::OllamaGenerate => "ollama_generate",
+            ApiFamily::Mcp => "mcp",
             ApiFamily::Other(name) => name,
         }
     }
@@ -137,6 +151,7 @@ impl ApiFamily {
             "bedrock_converse" => ApiFamily::BedrockConverse,
             "ollama_chat" => ApiFamily::OllamaChat,
             "ollama_generate" => ApiFamily::OllamaGenerate,
+            "mcp" => ApiFamily::Mcp,
             other => ApiFamily::Other(Cow::Owned(other.to_string())),
         }
     }
@@ -198,6 +213,16 @@ pub struct LlmLogRecord {
     pub request_id: Option<String>,
     /// Whether the response was streamed as server-sent events (`IsStreamCompletion`).
     pub is_stream_completion: bool,
+    /// How many events a streamed response carried (`StreamEvents`), on response records of
+    /// streams.
+    pub stream_events: Option<u64>,
+    /// The tool an MCP `tools/call` called (`ToolName`), on both sides' records.
+    pub tool_name: Option<String>,
+    /// The resource an MCP `resources/read` (or `subscribe`, `unsubscribe`) named
+    /// (`ResourceUri`).
+    pub resource_uri: Option<String>,
+    /// The prompt an MCP `prompts/get` named (`PromptName`).
+    pub prompt_name: Option<String>,
     /// Prompt tokens reported by the provider (`PromptTokens`); last response record only.
     pub prompt_tokens: Option<u64>,
     /// Completion tokens (`CompletionTokens`); last response record only.
@@ -303,6 +328,14 @@ struct Wire<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     request_id: Option<Cow<'a, str>>,
     is_stream_completion: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stream_events: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_name: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_uri: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt_name: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     prompt_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -453,6 +486,10 @@ impl LlmLogRecord {
             model_name: opt_str(&self.model_name),
             request_id: opt_str(&self.request_id),
             is_stream_completion: self.is_stream_completion,
+            stream_events: self.stream_events,
+            tool_name: opt_str(&self.tool_name),
+            resource_uri: opt_str(&self.resource_uri),
+            prompt_name: opt_str(&self.prompt_name),
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             total_tokens: self.total_tokens,
@@ -550,6 +587,10 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
             model_name: own(w.model_name),
             request_id: own(w.request_id),
             is_stream_completion: w.is_stream_completion,
+            stream_events: w.stream_events,
+            tool_name: own(w.tool_name),
+            resource_uri: own(w.resource_uri),
+            prompt_name: own(w.prompt_name),
             prompt_tokens: w.prompt_tokens,
             completion_tokens: w.completion_tokens,
             total_tokens: w.total_tokens,
@@ -602,6 +643,10 @@ pub(crate) struct SideRecords<'a> {
     pub(crate) model: Option<String>,
     pub(crate) request_id: Option<String>,
     pub(crate) is_stream: bool,
+    pub(crate) stream_events: Option<u64>,
+    /// What the exchange invoked, when the body names it (MCP): the operation, which replaces
+    /// the route's, and the tool, resource or prompt.
+    pub(crate) invocation: crate::api::Invocation,
     pub(crate) usage: crate::api::TokenUsage,
     pub(crate) tokens_estimated: bool,
     pub(crate) message_bytes: u64,
@@ -654,12 +699,19 @@ impl SideRecords<'_> {
                 is_last,
                 api: self.route.family.clone(),
                 provider: Some(self.route.provider.to_string()),
-                operation_name: self.route.operation.to_string(),
+                operation_name: match &self.invocation.operation {
+                    Some(operation) => operation.clone(),
+                    None => self.route.operation.to_string(),
+                },
                 api_version: self.route.api_version.clone(),
                 deployment_name: self.route.deployment.clone(),
                 model_name: last_or_clone(is_last, &mut self.model),
                 request_id: last_or_clone(is_last, &mut self.request_id),
                 is_stream_completion: self.is_stream,
+                stream_events: self.stream_events,
+                tool_name: self.invocation.tool_name.clone(),
+                resource_uri: self.invocation.resource_uri.clone(),
+                prompt_name: self.invocation.prompt_name.clone(),
                 prompt_tokens: token(self.usage.prompt),
                 completion_tokens: token(self.usage.completion),
                 total_tokens: token(self.usage.total),
@@ -713,6 +765,10 @@ pub(crate) fn sample(kind: RecordKind) -> LlmLogRecord {
         model_name: Some("gpt-4o".into()),
         request_id: Some("chatcmpl-1".into()),
         is_stream_completion: true,
+        stream_events: Some(3),
+        tool_name: None,
+        resource_uri: None,
+        prompt_name: None,
         prompt_tokens: Some(10),
         completion_tokens: Some(5),
         total_tokens: Some(15),

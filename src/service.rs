@@ -120,6 +120,7 @@ where
             plan,
             dimensions,
         ));
+        exchange.add_header_dimensions(&parts.headers);
         let tap = Tap::request(exchange.clone(), &parts.headers);
         let pending = Some(PendingResponse::new(exchange));
         let read_ahead = self.shared.config.request_read_ahead;

@@ -153,11 +153,13 @@ impl Tap {
                 Some(framing) => Target::Stream {
                     framer: Framer::new(framing, STREAM_EVENT_LIMIT),
                     reader: exchange.api.stream_reader(route, cap),
+                    events: 0,
                 },
                 None => Target::body(exchange.api.response_reader(route, cap), config),
             }
         };
         let reading = Reading::new(target, headers, config.decoded_bytes);
+        exchange.add_header_dimensions(headers);
         let request_id = exchange
             .api
             .request_id_header()
@@ -269,6 +271,7 @@ enum Target {
     Stream {
         framer: Framer,
         reader: Box<dyn StreamReader>,
+        events: u64,
     },
 }
 
@@ -282,7 +285,10 @@ impl Target {
         match self {
             Target::Body(reader, None) => reader.feed(data),
             Target::Body(reader, Some(media)) => media.feed(data, &mut |b| reader.feed(b)),
-            Target::Stream { framer, reader } => framer.feed(data, &mut |e| reader.event(&e)),
+            Target::Stream { framer, reader, events } => framer.feed(data, &mut |e| {
+                *events += 1;
+                reader.event(&e)
+            }),
         }
     }
 
@@ -302,9 +308,14 @@ impl Target {
             Target::Stream {
                 mut framer,
                 mut reader,
+                mut events,
             } => {
-                let problems = framer.finish(ended, &mut |e| reader.event(&e));
+                let problems = framer.finish(ended, &mut |e| {
+                    events += 1;
+                    reader.event(&e)
+                });
                 let mut facts = reader.finish(ended);
+                facts.events = facts.events.or(Some(events));
                 facts
                     .errors
                     .extend(problems.into_iter().map(|p| Problem::new(ProblemKind::Stream, p)));

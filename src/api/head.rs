@@ -146,10 +146,13 @@ impl Route {
 /// The built-in recognition: the route of a request to one of the built-in families, or
 /// `None`. Use it as the fallback of a recognizer of one's own.
 pub fn recognize(head: &RequestHead<'_>) -> Option<Route> {
+    let path = head.path();
+    if super::mcp::is_default_path(path) {
+        return super::mcp::route(head);
+    }
     if head.method() != Method::POST {
         return None;
     }
-    let path = head.path();
     if let Some(route) = recognize_by_model_in_path(head, path) {
         return Some(route);
     }

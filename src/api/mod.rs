@@ -13,6 +13,7 @@
 //! | [`ApiFamily::GeminiGenerateContent`] | `.../models/{model}:generateContent`, `:streamGenerateContent` (Google AI, Vertex AI) | `gemini.rs` |
 //! | [`ApiFamily::BedrockConverse`] | `/model/{modelId}/converse`, `/converse-stream` | `bedrock.rs` |
 //! | [`ApiFamily::OllamaChat`], [`ApiFamily::OllamaGenerate`] | `/api/chat`, `/api/generate` | `ollama.rs` |
+//! | [`ApiFamily::Mcp`] | `.../mcp` (`POST`, `GET`, `DELETE`; other paths with [`McpApi`]) | `mcp.rs` |
 //!
 //! The provider (`openai`, `azure.ai.openai`, `anthropic`, ...) comes from the host and the path;
 //! see [`provider_for`].
@@ -48,6 +49,7 @@ pub(crate) mod completions;
 pub(crate) mod embeddings;
 mod gemini;
 mod head;
+mod mcp;
 mod ollama;
 mod openai;
 mod provider;
@@ -66,10 +68,11 @@ pub use gemini::GeminiApi;
 #[cfg(test)]
 use head::percent_decode;
 pub use head::{recognize, RequestHead, Route};
+pub use mcp::McpApi;
 pub use ollama::OllamaApi;
 pub use provider::provider_for;
 pub(crate) use reader::RawReader;
-pub use reader::{is_media_type, BodyFacts, BodyReader, LlmApi, StreamReader, TokenUsage};
+pub use reader::{is_media_type, BodyFacts, BodyReader, Invocation, LlmApi, StreamReader, TokenUsage};
 pub(crate) use registry::Apis;
 pub use responses::ResponsesApi;
 

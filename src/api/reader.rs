@@ -35,6 +35,21 @@ impl TokenUsage {
     }
 }
 
+/// What a body says it invokes, beyond its route: for MCP, the JSON-RPC method and the tool,
+/// resource or prompt it names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Invocation {
+    /// The operation (`tools/call`), replacing the route's in `OperationName`.
+    pub operation: Option<String>,
+    /// The tool called (`ToolName`).
+    pub tool_name: Option<String>,
+    /// The resource named (`ResourceUri`).
+    pub resource_uri: Option<String>,
+    /// The prompt named (`PromptName`).
+    pub prompt_name: Option<String>,
+}
+
 /// What a reader found in one body.
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -55,6 +70,21 @@ pub struct BodyFacts {
     pub stream_ended: bool,
     /// When the first token arrived (streams).
     pub first_token_at: Option<Instant>,
+    /// How many events the stream carried, when the reader counts them itself (the layer counts
+    /// the events of the framings it cuts).
+    pub events: Option<u64>,
+    /// What the body says it invokes (MCP's method, tool, resource or prompt); set on the
+    /// request side, it names the operation of both sides' records.
+    pub invocation: Invocation,
+    /// The body says the call failed though its status did not (a JSON-RPC error, a tool
+    /// result with `isError`): the side's outcome is
+    /// [`UpstreamError`](crate::Outcome::UpstreamError), with this in `Error`.
+    pub failure: Option<String>,
+    /// The request needs no response (a JSON-RPC notification, or a client's response): its
+    /// outcome says so, and an empty `202 Accepted` answer is not logged.
+    pub no_response_expected: bool,
+    /// Dimensions the body gives (`mcp_client_name`, ...), added to the exchange's.
+    pub dimensions: Vec<(&'static str, String)>,
     /// What was wrong with the body. Plain text converts (`"...".into()`) to a
     /// [`ProblemKind::Body`] problem.
     pub errors: Vec<Problem>,
@@ -119,6 +149,17 @@ pub trait LlmApi: Send + Sync + 'static {
     fn request_id_header(&self) -> Option<&'static str> {
         None
     }
+    /// Headers (lowercase names) whose values become dimensions of the exchange, as
+    /// `(header, dimension)`: from the request, else from the response (MCP's
+    /// `mcp-session-id`, which the server assigns in its answer to `initialize`).
+    fn dimension_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// Whether the JSON-RPC ids of request and response must match (MCP): a response to
+    /// another id is reported.
+    fn ids_must_match(&self) -> bool {
+        false
+    }
 }
 
 /// Whether a `Content-Type` value (lowercase) is of the media type `essence`, whatever its
@@ -151,6 +192,12 @@ impl<T: LlmApi + ?Sized> LlmApi for Arc<T> {
     }
     fn request_id_header(&self) -> Option<&'static str> {
         (**self).request_id_header()
+    }
+    fn dimension_headers(&self) -> &'static [(&'static str, &'static str)] {
+        (**self).dimension_headers()
+    }
+    fn ids_must_match(&self) -> bool {
+        (**self).ids_must_match()
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{
     recognize, AnthropicMessagesApi, BedrockConverseApi, BodyReader, ChatCompletionsApi, CompletionsApi,
-    EmbeddingsApi, GeminiApi, LlmApi, OllamaApi, RawReader, RequestHead, ResponsesApi, Route, StreamReader,
+    EmbeddingsApi, GeminiApi, LlmApi, McpApi, OllamaApi, RawReader, RequestHead, ResponsesApi, Route, StreamReader,
 };
 use crate::ApiFamily;
 
@@ -61,10 +61,11 @@ fn builtins() -> [Arc<dyn LlmApi>; BUILTINS] {
         Arc::new(BedrockConverseApi),
         Arc::new(OllamaApi::CHAT),
         Arc::new(OllamaApi::GENERATE),
+        Arc::new(McpApi::new()),
     ]
 }
 
-const BUILTINS: usize = 9;
+const BUILTINS: usize = 10;
 
 impl Apis {
     pub(crate) fn add(&mut self, api: Arc<dyn LlmApi>) {

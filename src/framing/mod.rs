@@ -21,11 +21,13 @@ mod event_stream;
 mod json_array;
 mod lines;
 pub(crate) mod sse;
+mod sse_slices;
 
 pub(crate) use event_stream::EventStreamFramer;
 pub(crate) use json_array::JsonArrayFramer;
 pub(crate) use lines::JsonLinesFramer;
 pub(crate) use sse::SseParser;
+pub(crate) use sse_slices::{SsePiece, SseSlicer};
 
 /// How much of the end of an oversized event's data is kept.
 pub const TAIL_BYTES: usize = 16 * 1024;

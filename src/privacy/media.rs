@@ -11,6 +11,7 @@
 //! - plain base64 in `data` (`input_audio`, Anthropic `source`, Gemini `inline_data`, audio
 //!   output), `bytes` (Bedrock Converse image, document and video `source`), `b64_json` (image
 //!   generation), `result` (Responses image generation calls) and `partial_image_b64`;
+//! - plain base64 in `blob` (MCP's embedded resources);
 //! - the strings of an `images` list (Ollama's messages and generate requests).
 //!
 //! Such a string is held back until it is longer than the threshold
@@ -66,7 +67,7 @@ enum KeyKind {
 fn key_kind(key: &[u8]) -> KeyKind {
     match key {
         b"url" | b"image_url" | b"file_data" => KeyKind::DataUri,
-        b"data" | b"bytes" | b"b64_json" | b"result" | b"partial_image_b64" => KeyKind::Base64,
+        b"data" | b"bytes" | b"blob" | b"b64_json" | b"result" | b"partial_image_b64" => KeyKind::Base64,
         b"media_type" | b"mime_type" | b"mimeType" | b"format" => KeyKind::MediaType,
         b"images" => KeyKind::Base64List,
         _ => KeyKind::Other,

@@ -10,7 +10,7 @@
 //! let sink = FanOut::new()
 //!     .with(everything.clone())
 //!     .with(Filtered::new(problems.clone(), |r: &LlmLogRecord| {
-//!         r.outcome != Outcome::Completed || r.error.is_some()
+//!         !r.outcome.is_success() || r.error.is_some()
 //!     }));
 //! let layer = LlmLogLayer::new(sink);
 //! # let _ = layer;
@@ -136,7 +136,7 @@ mod tests {
         let sink = FanOut::new()
             .with(all.clone())
             .with(Filtered::new(errors.clone(), |r: &LlmLogRecord| {
-                r.outcome != Outcome::Completed
+                !r.outcome.is_success()
             }));
         let mut bad = sample(RecordKind::Response);
         bad.outcome = Outcome::UpstreamError;

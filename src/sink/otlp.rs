@@ -311,7 +311,7 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     );
     put(
         "error.type",
-        (r.outcome != Outcome::Completed).then(|| AnyValue::from(r.outcome.as_str())),
+        (!r.outcome.is_success()).then(|| AnyValue::from(r.outcome.as_str())),
     );
     for (kind, n) in &r.redactions {
         a.push((
@@ -353,7 +353,7 @@ impl LlmLogSink for OtlpSink {
         log.set_event_name("gen_ai.client.inference.operation.details");
         log.set_timestamp(record.time_generated);
         log.set_observed_timestamp(SystemTime::now());
-        if record.outcome == Outcome::Completed && record.error.is_none() {
+        if record.outcome.is_success() && record.error.is_none() {
             log.set_severity_number(Severity::Info);
             log.set_severity_text("INFO");
         } else {

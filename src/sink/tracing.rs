@@ -14,7 +14,7 @@
 //! # let _ = layer;
 //! ```
 
-use crate::{LlmLogRecord, LlmLogSink, Outcome};
+use crate::{LlmLogRecord, LlmLogSink};
 
 /// The target of every event.
 pub const TRACING_TARGET: &str = "tower_llm_log";
@@ -90,7 +90,7 @@ macro_rules! record_event {
 impl LlmLogSink for TracingSink {
     fn emit(&self, record: LlmLogRecord) {
         let messages = self.content.then(|| record.messages_str());
-        if record.outcome == Outcome::Completed && record.error.is_none() {
+        if record.outcome.is_success() && record.error.is_none() {
             record_event!(tracing::Level::INFO, record, messages);
         } else {
             record_event!(tracing::Level::WARN, record, messages);

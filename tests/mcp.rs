@@ -1,0 +1,531 @@
+//! MCP (streamable HTTP) through the layer, against fixtures in the specification's message
+//! shapes (`tests/fixtures/mcp`, facts and sources in `tests/fixtures/FORMATS.md`): every method
+//! the records name, JSON and event-stream answers split at every byte and fed a byte at a time,
+//! notifications, errors, batches, and the bad cases.
+mod common;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use common::*;
+use http::header::CONTENT_TYPE;
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::{service_fn, Layer, ServiceExt};
+use tower_llm_log::api::{McpApi, ProblemKind};
+use tower_llm_log::{ApiFamily, LlmLogBody, LlmLogLayer, LlmLogRecord, MemorySink, Outcome, RecordKind};
+
+type Inner = Request<LlmLogBody<Frames>>;
+
+fn mcp_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/mcp/{name}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// What the MCP server answers.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    content_type: Option<&'static str>,
+    headers: Vec<(&'static str, &'static str)>,
+}
+
+fn json() -> Answer {
+    Answer {
+        status: 200,
+        content_type: Some("application/json"),
+        headers: Vec::new(),
+    }
+}
+
+fn sse() -> Answer {
+    Answer {
+        content_type: Some("text/event-stream"),
+        ..json()
+    }
+}
+
+fn accepted() -> Answer {
+    Answer {
+        status: 202,
+        content_type: None,
+        headers: Vec::new(),
+    }
+}
+
+/// One exchange: `method path` with `request` and `headers`, answered with `answer` in
+/// `frames`, through `layer`. Returns what the client got and the records.
+async fn exchange_with(
+    layer: LlmLogLayer,
+    sink: &MemorySink,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    request: &[u8],
+    answer: Answer,
+    frames: Frames,
+) -> (Bytes, Vec<LlmLogRecord>) {
+    let inner = service_fn(move |req: Inner| {
+        let (frames, answer) = (frames.clone(), answer.clone());
+        async move {
+            let _ = req.into_body().collect().await;
+            let mut res = Response::builder().status(answer.status);
+            if let Some(ct) = answer.content_type {
+                res = res.header(CONTENT_TYPE, ct);
+            }
+            for (name, value) in answer.headers {
+                res = res.header(name, value);
+            }
+            Ok::<_, Infallible>(res.body(frames).unwrap())
+        }
+    });
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(CONTENT_TYPE, "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req.body(Frames::new([Bytes::copy_from_slice(request)])).unwrap();
+    let res = layer.layer(inner).oneshot(req).await.unwrap();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (bytes, sink.take())
+}
+
+async fn post(request: &[u8], answer: Answer, body: &[u8]) -> Vec<LlmLogRecord> {
+    post_with(&[], request, answer, Frames::new([Bytes::copy_from_slice(body)])).await
+}
+
+async fn post_with(headers: &[(&str, &str)], request: &[u8], answer: Answer, frames: Frames) -> Vec<LlmLogRecord> {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    exchange_with(layer, &sink, Method::POST, "/mcp", headers, request, answer, frames)
+        .await
+        .1
+}
+
+/// Runs an answer whole, split in two at every byte, and a byte at a time; every run must log
+/// what the whole one logs and pass the bytes through unchanged. Returns the whole run's records.
+async fn every_split(request: &[u8], answer: Answer, body: &[u8]) -> (LlmLogRecord, LlmLogRecord) {
+    let records = post(request, answer.clone(), body).await;
+    let whole = one(&records, RecordKind::Response);
+    let request_record = one(&records, RecordKind::Request);
+    let same = |r: &LlmLogRecord, how: &str| {
+        assert_eq!(r.messages, whole.messages, "{how}");
+        assert_eq!(
+            (&r.error, r.outcome, r.stream_events, &r.request_id, r.media_elided),
+            (&whole.error, whole.outcome, whole.stream_events, &whole.request_id, whole.media_elided),
+            "{how}"
+        );
+    };
+    for at in 0..=body.len() {
+        let frames = Frames::split(body, &[at]);
+        let records = post_with(&[], request, answer.clone(), frames).await;
+        same(&one(&records, RecordKind::Response), &format!("split at {at}"));
+    }
+    let bytes: Vec<Bytes> = body.chunks(1).map(Bytes::copy_from_slice).collect();
+    let records = post_with(&[], request, answer, Frames::new(bytes)).await;
+    same(&one(&records, RecordKind::Response), "one byte at a time");
+    (request_record, whole)
+}
+
+fn text(body: &[u8]) -> &str {
+    std::str::from_utf8(body).unwrap()
+}
+
+#[tokio::test]
+async fn initialize_names_the_client_the_server_the_session_and_the_version() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let answer = Answer {
+        headers: vec![("mcp-session-id", "1868a90c-4d1a-4b6f-9c3e-0f2b7d1e5a42")],
+        ..json()
+    };
+    let response = mcp_fixture("initialize_response.json");
+    let (bytes, records) = exchange_with(
+        layer,
+        &sink,
+        Method::POST,
+        "/mcp",
+        &[],
+        &mcp_fixture("initialize_request.json"),
+        answer,
+        Frames::new([Bytes::from(response.clone())]),
+    )
+    .await;
+    assert_eq!(bytes, response);
+    let req = one(&records, RecordKind::Request);
+    let res = one(&records, RecordKind::Response);
+    for r in [&req, &res] {
+        assert_eq!(r.api, ApiFamily::Mcp);
+        assert_eq!(r.operation_name, "initialize");
+        assert_eq!(r.request_id.as_deref(), Some("1"));
+        assert_eq!(r.outcome, Outcome::Completed);
+        assert!(r.error.is_none(), "{:?}", r.error);
+    }
+    assert_eq!(req.dimensions.get("mcp_client_name").map(String::as_str), Some("example-client"));
+    assert_eq!(req.dimensions.get("mcp_client_version").map(String::as_str), Some("1.2.0"));
+    assert_eq!(res.dimensions.get("mcp_server_name").map(String::as_str), Some("example-server"));
+    assert_eq!(res.dimensions.get("mcp_server_version").map(String::as_str), Some("0.9.1"));
+    assert_eq!(
+        res.dimensions.get("mcp_session").map(String::as_str),
+        Some("1868a90c-4d1a-4b6f-9c3e-0f2b7d1e5a42"),
+        "the session the server assigned"
+    );
+    assert_eq!(req.messages_str(), text(&mcp_fixture("initialize_request.json")));
+    assert_eq!(res.messages_str(), text(&response));
+    assert!(req.messages_are_json && res.messages_are_json);
+}
+
+#[tokio::test]
+async fn a_tool_call_names_its_tool_and_logs_arguments_and_result() {
+    let request = mcp_fixture("tools_call_request.json");
+    let response = mcp_fixture("tools_call_response.json");
+    let records = post_with(
+        &[("mcp-session-id", "s-42"), ("mcp-protocol-version", "2025-06-18")],
+        &request,
+        json(),
+        Frames::new([Bytes::from(response.clone())]),
+    )
+    .await;
+    let req = one(&records, RecordKind::Request);
+    let res = one(&records, RecordKind::Response);
+    for r in [&req, &res] {
+        assert_eq!(r.operation_name, "tools/call");
+        assert_eq!(r.tool_name.as_deref(), Some("get_weather"));
+        assert_eq!(r.request_id.as_deref(), Some("3"));
+        assert_eq!(r.api_version.as_deref(), Some("2025-06-18"));
+        assert_eq!(r.dimensions.get("mcp_session").map(String::as_str), Some("s-42"));
+        assert_eq!(r.outcome, Outcome::Completed);
+    }
+    assert_eq!(json_of(&req)["params"]["arguments"]["city"], "Oslo");
+    assert_eq!(json_of(&res)["result"]["structuredContent"]["temperature"], 4.5);
+    assert!(!res.is_stream_completion);
+}
+
+#[tokio::test]
+async fn a_tool_call_answered_as_an_event_stream_at_every_split() {
+    let request = mcp_fixture("tools_call_request.json");
+    for fixture in ["tools_call_response.sse", "tools_call_response_crlf.sse"] {
+        let (req, res) = every_split(&request, sse(), &mcp_fixture(fixture)).await;
+        assert_eq!(req.tool_name.as_deref(), Some("get_weather"));
+        assert_eq!(res.tool_name.as_deref(), Some("get_weather"));
+        assert_eq!(res.operation_name, "tools/call");
+        assert_eq!(res.outcome, Outcome::Completed, "{fixture}: {:?}", res.error);
+        assert!(res.error.is_none(), "{fixture}: {:?}", res.error);
+        assert!(res.is_stream_completion);
+        assert_eq!(res.stream_events, Some(4), "{fixture}");
+        assert_eq!(res.request_id.as_deref(), Some("3"));
+        let messages = json_of(&res);
+        let messages = messages.as_array().expect("the stream's messages, in order");
+        assert_eq!(messages.len(), 4);
+        assert_eq!(messages[0]["method"], "notifications/progress");
+        assert_eq!(messages[1]["method"], "notifications/message");
+        assert_eq!(messages[3]["result"]["structuredContent"]["humidity"], 87);
+        assert!(res.messages_are_json);
+        assert!(res.time_to_first_token.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_server_request_inside_the_stream_is_logged_among_its_messages() {
+    let (_, res) = every_split(
+        &mcp_fixture("tools_call_request.json"),
+        sse(),
+        &mcp_fixture("sampling_in_stream.sse"),
+    )
+    .await;
+    assert_eq!(res.outcome, Outcome::Completed, "{:?}", res.error);
+    assert_eq!(res.stream_events, Some(3));
+    let messages = json_of(&res);
+    assert_eq!(messages[1]["method"], "sampling/createMessage");
+    assert_eq!(messages[1]["id"], "srv-1");
+    assert_eq!(res.request_id.as_deref(), Some("3"), "the response's id, not the server request's");
+
+    // The client's answer to it is a POST of its own, which needs no response.
+    let records = post(&mcp_fixture("sampling_client_response.json"), accepted(), b"").await;
+    let req = one(&records, RecordKind::Request);
+    assert_eq!(req.operation_name, "response");
+    assert_eq!(req.request_id.as_deref(), Some("srv-1"));
+    assert_eq!(req.outcome, Outcome::NoResponseExpected);
+}
+
+#[tokio::test]
+async fn a_notification_is_a_request_record_only() {
+    let records = post(&mcp_fixture("initialized_notification.json"), accepted(), b"").await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let req = &records[0];
+    assert_eq!(req.kind, RecordKind::Request);
+    assert_eq!(req.operation_name, "notifications/initialized");
+    assert_eq!(req.outcome, Outcome::NoResponseExpected);
+    assert!(req.outcome.is_success());
+    assert!(req.request_id.is_none());
+    assert!(req.error.is_none());
+
+    // A notification the server refuses is logged with its answer.
+    let refused = Answer { status: 400, ..json() };
+    let records = post(
+        &mcp_fixture("initialized_notification.json"),
+        refused,
+        &mcp_fixture("missing_session_400.json"),
+    )
+    .await;
+    let res = one(&records, RecordKind::Response);
+    assert_eq!((res.outcome, res.status_code), (Outcome::UpstreamError, Some(400)));
+}
+
+#[tokio::test]
+async fn a_tool_error_and_a_json_rpc_error_are_upstream_errors_with_their_text() {
+    let request = mcp_fixture("tools_call_request.json");
+    let (_, res) = every_split(&request, json(), &mcp_fixture("tools_call_error_result.json")).await;
+    assert_eq!(res.outcome, Outcome::UpstreamError);
+    assert_eq!(res.status_code, Some(200));
+    let error = res.error.as_deref().unwrap();
+    assert!(error.contains("Weather service unavailable: upstream timed out"), "{error}");
+    assert!(res.error_kinds.contains(&ProblemKind::Failed));
+
+    let unknown = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_wether","arguments":{}}}"#;
+    let records = post(unknown, json(), &mcp_fixture("tools_call_unknown_tool_error.json")).await;
+    let res = one(&records, RecordKind::Response);
+    assert_eq!(res.outcome, Outcome::UpstreamError);
+    let error = res.error.as_deref().unwrap();
+    assert!(error.contains("JSON-RPC error -32602: Unknown tool: get_wether"), "{error}");
+    assert_eq!(res.tool_name.as_deref(), Some("get_wether"));
+    assert_eq!(json_of(&res)["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn images_in_tool_results_are_elided_in_json_and_in_streams() {
+    let request = mcp_fixture("tools_call_request.json");
+    let image = mcp_fixture("tools_call_image_response.json");
+    let (_, res) = every_split(&request, json(), &image).await;
+    assert_eq!(res.media_elided, 1);
+    let logged = res.messages_str();
+    assert!(logged.contains("[media image/png 3000 bytes sha256:"), "{logged}");
+    assert!(!logged.contains("iVBORw0KGgo"), "{logged}");
+    assert_eq!(res.message_bytes, image.len() as u64, "the size as it passed");
+
+    let stream = [b"event: message\ndata: ".as_slice(), &image, b"\n\n"].concat();
+    let (_, res) = every_split(&request, sse(), &stream).await;
+    assert_eq!(res.media_elided, 1);
+    assert!(res.messages_str().contains("[media image/png 3000 bytes sha256:"));
+    assert!(!res.messages_str().contains("iVBORw0KGgo"));
+    assert_eq!(res.outcome, Outcome::Completed, "{:?}", res.error);
+}
+
+#[tokio::test]
+async fn resources_and_prompts_are_named_in_their_own_fields() {
+    let records = post(
+        &mcp_fixture("resources_read_request.json"),
+        json(),
+        &mcp_fixture("resources_read_response.json"),
+    )
+    .await;
+    for r in &records {
+        assert_eq!(r.operation_name, "resources/read");
+        assert_eq!(r.resource_uri.as_deref(), Some("file:///project/README.md"));
+        assert_eq!(r.tool_name, None);
+    }
+    let records = post(
+        &mcp_fixture("prompts_get_request.json"),
+        json(),
+        &mcp_fixture("prompts_get_response.json"),
+    )
+    .await;
+    for r in &records {
+        assert_eq!(r.operation_name, "prompts/get");
+        assert_eq!(r.prompt_name.as_deref(), Some("code_review"));
+        assert_eq!(r.outcome, Outcome::Completed, "{:?}", r.error);
+    }
+    let records = post(
+        &mcp_fixture("tools_list_request.json"),
+        json(),
+        &mcp_fixture("tools_list_response.json"),
+    )
+    .await;
+    let res = one(&records, RecordKind::Response);
+    assert_eq!(res.operation_name, "tools/list");
+    assert!(json_of(&res)["result"]["tools"].is_array());
+}
+
+#[tokio::test]
+async fn a_listen_stream_is_one_exchange_with_its_messages_counted() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let stream = mcp_fixture("listen_stream.sse");
+    let (bytes, records) = exchange_with(
+        layer,
+        &sink,
+        Method::GET,
+        "/mcp",
+        &[("mcp-session-id", "s-9")],
+        b"",
+        sse(),
+        Frames::new(stream.chunks(7).map(Bytes::copy_from_slice)),
+    )
+    .await;
+    assert_eq!(bytes, stream);
+    let req = one(&records, RecordKind::Request);
+    let res = one(&records, RecordKind::Response);
+    assert_eq!(req.operation_name, "listen");
+    assert_eq!(res.operation_name, "listen");
+    assert_eq!(res.stream_events, Some(3));
+    assert_eq!(res.outcome, Outcome::Completed);
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert!(req.error.is_none(), "{:?}", req.error);
+    assert_eq!(res.dimensions.get("mcp_session").map(String::as_str), Some("s-9"));
+    let messages = json_of(&res);
+    assert_eq!(messages[2]["params"]["uri"], "file:///project/README.md");
+}
+
+#[tokio::test]
+async fn the_bad_cases_end_in_records_that_say_what_happened() {
+    let request = mcp_fixture("tools_call_request.json");
+
+    let (_, res) = every_split(&request, sse(), &mcp_fixture("stream_ends_early.sse")).await;
+    let error = res.error.as_deref().unwrap();
+    assert!(error.contains("ended before the response"), "{error}");
+    assert!(error.contains("notifications/progress"), "{error}");
+    assert!(res.error_kinds.contains(&ProblemKind::Protocol));
+
+    let records = post(&request, json(), &mcp_fixture("wrong_id_response.json")).await;
+    let res = one(&records, RecordKind::Response);
+    let error = res.error.as_deref().unwrap();
+    assert!(error.contains("id 99 answers no request"), "{error}");
+    assert!(error.contains("the request's id is 3"), "{error}");
+
+    let records = post(&mcp_fixture("invalid_jsonrpc.json"), json(), b"").await;
+    let req = one(&records, RecordKind::Request);
+    assert!(req.error.as_deref().unwrap().contains("JSON-RPC 2.0"), "{:?}", req.error);
+
+    let records = post(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":", json(), b"").await;
+    let req = one(&records, RecordKind::Request);
+    assert!(req.error.as_deref().unwrap().contains("JSON"), "{:?}", req.error);
+    assert!(!req.messages_are_json);
+
+    let html = Answer {
+        content_type: Some("text/html"),
+        ..json()
+    };
+    let records = post(&request, html, &mcp_fixture("not_json.txt")).await;
+    let res = one(&records, RecordKind::Response);
+    assert!(res.error.as_deref().unwrap().contains("no JSON-RPC message"), "{:?}", res.error);
+
+    let gone = Answer { status: 404, ..json() };
+    let records = post(&request, gone, &mcp_fixture("expired_session_404.json")).await;
+    let res = one(&records, RecordKind::Response);
+    assert_eq!((res.outcome, res.status_code), (Outcome::UpstreamError, Some(404)));
+    assert!(res.messages_str().contains("Session not found"));
+    assert_eq!(res.tool_name.as_deref(), Some("get_weather"));
+
+    // An event that is not JSON, and a stream of two responses.
+    let stream = b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"\n\n\
+data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\n";
+    let (_, res) = every_split(&request, sse(), stream).await;
+    let error = res.error.as_deref().unwrap();
+    assert!(error.contains("event 1 is not JSON"), "{error}");
+    assert!(error.contains("carried 2 responses"), "{error}");
+    assert!(!res.messages_are_json);
+}
+
+#[tokio::test]
+async fn a_batch_is_one_exchange_that_says_so() {
+    let records = post(
+        &mcp_fixture("batch_request.json"),
+        json(),
+        &mcp_fixture("batch_response.json"),
+    )
+    .await;
+    let req = one(&records, RecordKind::Request);
+    let res = one(&records, RecordKind::Response);
+    assert_eq!(req.operation_name, "batch");
+    assert_eq!(res.operation_name, "batch");
+    let error = req.error.as_deref().unwrap();
+    assert!(error.contains("batch of 2 messages (tools/call, notifications/roots/list_changed)"), "{error}");
+    assert_eq!(json_of(&req).as_array().map(Vec::len), Some(2));
+    assert_eq!(res.outcome, Outcome::Completed);
+}
+
+#[tokio::test]
+async fn delete_ends_a_session_and_other_paths_need_the_family_added() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let (_, records) = exchange_with(
+        layer,
+        &sink,
+        Method::DELETE,
+        "/api/mcp",
+        &[("mcp-session-id", "s-1")],
+        b"",
+        Answer { status: 200, content_type: None, headers: Vec::new() },
+        Frames::new([]),
+    )
+    .await;
+    let req = one(&records, RecordKind::Request);
+    assert_eq!(req.operation_name, "delete_session");
+    assert_eq!(req.dimensions.get("mcp_session").map(String::as_str), Some("s-1"));
+    assert!(req.error.is_none(), "{:?}", req.error);
+
+    let request = mcp_fixture("tools_call_request.json");
+    let response = mcp_fixture("tools_call_response.json");
+    let run = |layer: LlmLogLayer, sink: MemorySink, path: &'static str, headers: Vec<(&'static str, &'static str)>| {
+        let (request, response) = (request.clone(), response.clone());
+        async move {
+            exchange_with(layer, &sink, Method::POST, path, &headers, &request, json(), Frames::new([Bytes::from(response)]))
+                .await
+                .1
+        }
+    };
+    let sink = MemorySink::new();
+    assert!(run(LlmLogLayer::new(sink.clone()), sink.clone(), "/tools", vec![]).await.is_empty());
+    let at = LlmLogLayer::new(sink.clone()).with_api(McpApi::at("/tools/"));
+    let records = run(at, sink.clone(), "/tools", vec![]).await;
+    assert_eq!(one(&records, RecordKind::Request).tool_name.as_deref(), Some("get_weather"));
+    // Anywhere: known by the transport's headers.
+    let anywhere = || LlmLogLayer::new(sink.clone()).with_api(McpApi::new().anywhere());
+    let records = run(anywhere(), sink.clone(), "/rpc", vec![]).await;
+    assert_eq!(records.len(), 2, "the Accept of both types: {records:#?}");
+    let records = run(anywhere(), sink.clone(), "/rpc", vec![("mcp-session-id", "s")]).await;
+    assert_eq!(records.len(), 2);
+}
+
+#[tokio::test]
+async fn secrets_in_tool_arguments_are_redacted() {
+    let request = br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"deploy","arguments":{"token":"sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"}}}"#;
+    let records = post(request, json(), &mcp_fixture("tools_call_response.json")).await;
+    let req = one(&records, RecordKind::Request);
+    assert!(!req.messages_str().contains("sk-proj-abcdefghij"), "{}", req.messages_str());
+    assert!(!req.redactions.is_empty());
+    assert_eq!(req.tool_name.as_deref(), Some("deploy"));
+}
+
+#[tokio::test]
+async fn the_request_split_at_every_byte_reads_the_same() {
+    let request = mcp_fixture("tools_call_request.json");
+    let response = mcp_fixture("tools_call_response.json");
+    for at in 0..=request.len() {
+        let sink = MemorySink::new();
+        let inner = service_fn(|req: Request<LlmLogBody<Frames>>| {
+            let response = response.clone();
+            async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(Frames::new([Bytes::from(response)]))
+                        .unwrap(),
+                )
+            }
+        });
+        let req = Request::post("/mcp").body(Frames::split(&request, &[at])).unwrap();
+        let res = LlmLogLayer::new(sink.clone()).layer(inner).oneshot(req).await.unwrap();
+        let _ = res.into_body().collect().await;
+        let records = sink.take();
+        let req = one(&records, RecordKind::Request);
+        assert_eq!(req.tool_name.as_deref(), Some("get_weather"), "split at {at}");
+        assert_eq!(req.messages_str(), text(&request), "split at {at}");
+        let _: Value = json_of(&req);
+    }
+}
