@@ -40,13 +40,18 @@ pub enum GroupBy {
     Provider,
     /// The outcome of the response side.
     Outcome,
+    /// `operation_name` (`chat`, MCP's `tools/call`, ...).
+    Operation,
+    /// `tool_name`: MCP tool calls by tool (calls, errors, latency per tool).
+    Tool,
     /// A dimension of the exchange (`user`, `api_key`, `end_user`, ...; see
     /// [`attribution`](crate::attribution)).
     Dimension(String),
 }
 
 impl GroupBy {
-    /// Parses `model`, `deployment`, `api`, `provider`, `outcome` or `dimension:NAME`.
+    /// Parses `model`, `deployment`, `api`, `provider`, `outcome`, `operation`, `tool` or
+    /// `dimension:NAME`.
     pub fn parse(text: &str) -> Option<GroupBy> {
         Some(match text {
             "model" => GroupBy::Model,
@@ -54,6 +59,8 @@ impl GroupBy {
             "api" => GroupBy::Api,
             "provider" => GroupBy::Provider,
             "outcome" => GroupBy::Outcome,
+            "operation" => GroupBy::Operation,
+            "tool" => GroupBy::Tool,
             _ => GroupBy::Dimension(
                 text.strip_prefix("dimension:")
                     .filter(|n| !n.is_empty())?
@@ -70,6 +77,8 @@ impl GroupBy {
             GroupBy::Api => "api".into(),
             GroupBy::Provider => "provider".into(),
             GroupBy::Outcome => "outcome".into(),
+            GroupBy::Operation => "operation".into(),
+            GroupBy::Tool => "tool".into(),
             GroupBy::Dimension(name) => format!("dimension:{name}"),
         }
     }
@@ -367,6 +376,8 @@ impl Analytics {
             GroupBy::Api => Some(record.api.as_str().to_string()),
             GroupBy::Provider => record.provider.clone(),
             GroupBy::Outcome => Some(record.outcome.as_str().to_string()),
+            GroupBy::Operation => Some(record.operation_name.clone()),
+            GroupBy::Tool => record.tool_name.clone(),
         };
         v.unwrap_or_else(|| NONE.to_string())
     }

@@ -52,6 +52,9 @@ pub(crate) struct Exchange {
     /// Who made it: one map, shared by every record (the end user joins it when the request
     /// body has named one).
     dimensions: Mutex<Arc<BTreeMap<String, String>>>,
+    /// An empty `202 Accepted` that came before the request side reported: whether it is
+    /// logged depends on whether the request needed an answer.
+    held_acknowledgement: Mutex<Option<(Outcome, SideReport)>>,
     /// The layer added `stream_options.include_usage` to the request: the usage it brings is
     /// taken back out of the response.
     pub(crate) usage_injected: std::sync::atomic::AtomicBool,
@@ -150,6 +153,7 @@ impl Exchange {
             request_facts: Mutex::new(None),
             plan,
             waiting: Mutex::new(None),
+            held_acknowledgement: Mutex::new(None),
             dimensions: Mutex::new(Arc::new(dimensions.0)),
             usage_injected: std::sync::atomic::AtomicBool::new(false),
         }
@@ -196,6 +200,29 @@ impl Exchange {
     /// Turns one side's report into records and hands them to the sink; with content sampled
     /// out, once both sides have reported (see [`ContentPlan::sampled_out`]).
     pub(crate) fn report(&self, kind: RecordKind, outcome: Outcome, side: SideReport) {
+        if kind == RecordKind::Request {
+            self.report_side(kind, outcome, side);
+            let held = self.held_acknowledgement.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((outcome, side)) = held {
+                self.report_side(RecordKind::Response, outcome, side);
+            }
+            return;
+        }
+        if self.is_acknowledgement(outcome, &side) {
+            let request_reported = self
+                .request_facts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
+            if !request_reported {
+                *self.held_acknowledgement.lock().unwrap_or_else(|p| p.into_inner()) = Some((outcome, side));
+                return;
+            }
+        }
+        self.report_side(kind, outcome, side);
+    }
+
+    fn report_side(&self, kind: RecordKind, outcome: Outcome, side: SideReport) {
         if kind == RecordKind::Response && self.is_bare_acknowledgement(outcome, &side) {
             // Nothing to log of it; with content sampled out, a request waiting for it goes now,
             // its content kept only if it failed.
@@ -237,18 +264,21 @@ impl Exchange {
         self.emit(response.0, response.1, response.2, omitted);
     }
 
+    /// Whether a response is an empty `202 Accepted`.
+    fn is_acknowledgement(&self, outcome: Outcome, side: &SideReport) -> bool {
+        outcome == Outcome::Completed
+            && side.status == Some(202)
+            && side.message.total == 0
+            && side.errors.is_empty()
+    }
+
     /// Whether a response is the empty `202 Accepted` that answers a request needing none (a
     /// JSON-RPC notification): it is not logged.
     fn is_bare_acknowledgement(&self, outcome: Outcome, side: &SideReport) -> bool {
-        let expected_none = {
+        self.is_acknowledgement(outcome, side) && {
             let facts = self.request_facts.lock().unwrap_or_else(|p| p.into_inner());
             facts.as_ref().is_some_and(|f| f.no_response_expected)
-        };
-        expected_none
-            && outcome == Outcome::Completed
-            && side.status.is_some_and(|s| (200..300).contains(&s))
-            && side.message.total == 0
-            && side.errors.is_empty()
+        }
     }
 
     /// Adds dimensions from headers the family names (see `LlmApi::dimension_headers`),
@@ -667,6 +697,11 @@ impl Drop for Exchange {
         let waiting = self.waiting.get_mut().unwrap_or_else(|p| p.into_inner()).take();
         if let Some((kind, outcome, side)) = waiting {
             self.emit(kind, outcome, side, None);
+        }
+        // An acknowledgement whose request never reported: nothing says it was not needed.
+        let held = self.held_acknowledgement.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((outcome, side)) = held {
+            self.emit(RecordKind::Response, outcome, side, None);
         }
         self.shared
             .stats

@@ -49,7 +49,12 @@ impl Progress {
         Progress {
             bytes: 0,
             expected,
-            end: End::Open,
+            // `Content-Length: 0` (a `202 Accepted`, a `204`): ended before any frame, whether
+            // or not anyone polls the body (clients drop such bodies unread).
+            end: match expected {
+                Some(0) => End::Ended,
+                _ => End::Open,
+            },
         }
     }
 

@@ -15,6 +15,9 @@ mod mock;
 mod mock_apis;
 #[path = "../gateway/src/mock_native.rs"]
 mod mock_native;
+#[allow(dead_code)]
+#[path = "../gateway/src/mock_mcp.rs"]
+mod mock_mcp;
 
 use std::net::SocketAddr;
 

@@ -17,6 +17,9 @@ mod mock_apis;
 #[path = "../gateway/src/mock_native.rs"]
 #[allow(dead_code)]
 mod mock_native;
+#[allow(dead_code)]
+#[path = "../gateway/src/mock_mcp.rs"]
+mod mock_mcp;
 
 use std::net::SocketAddr;
 

@@ -259,3 +259,62 @@ async fn a_grpc_sink_can_be_built_and_dropped_inside_async_code() {
     let rejected = OtlpSink::builder("http://bad host:4317", OtlpProtocol::Grpc).build();
     assert!(rejected.is_err());
 }
+
+/// An MCP tool call through the layer, as OTLP logs: GenAI's `execute_tool` with the tool's
+/// name and call id, and the MCP conventions' method, session and JSON-RPC id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_tool_calls_are_execute_tool() {
+    use http::Request;
+    use http_body_util::BodyExt;
+    use tower::{Layer, ServiceExt};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sink = MemorySink::new();
+    let layer = tower_llm_log::LlmLogLayer::new(sink.clone());
+    let inner = tower::service_fn(|req: Request<tower_llm_log::LlmLogBody<Frames>>| async move {
+        let _ = req.into_body().collect().await;
+        let body = br#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"4.5 C"}]}}"#;
+        Ok::<_, std::convert::Infallible>(
+            http::Response::builder()
+                .header("content-type", "application/json")
+                .body(Frames::split(body, &[]))
+                .unwrap(),
+        )
+    });
+    let req = Request::post("/mcp")
+        .header("mcp-session-id", "s-77")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(Frames::split(
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Oslo"}}}"#,
+            &[],
+        ))
+        .unwrap();
+    let res = layer.layer(inner).oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let records = sink.take();
+    assert_eq!(records.len(), 2);
+
+    let received: Received = Arc::default();
+    let endpoint = format!("http://{}", http_receiver(received.clone()).await);
+    tokio::task::spawn_blocking(move || {
+        let sink = OtlpSink::builder(endpoint, OtlpProtocol::HttpProtobuf).build().unwrap();
+        for r in records {
+            sink.emit(r);
+        }
+        assert!(sink.flush(), "export succeeded");
+    })
+    .await
+    .unwrap();
+    let got = wait_for(&received, 2).await;
+    assert_eq!(got.len(), 2);
+    let s = |v: &str| Some(Value::StringValue(v.into()));
+    for (_, log) in &got {
+        assert_eq!(attr(log, "gen_ai.operation.name"), s("execute_tool"));
+        assert_eq!(attr(log, "gen_ai.tool.name"), s("get_weather"));
+        assert_eq!(attr(log, "gen_ai.tool.call.id"), s("3"));
+        assert_eq!(attr(log, "mcp.method.name"), s("tools/call"));
+        assert_eq!(attr(log, "jsonrpc.request.id"), s("3"));
+        assert_eq!(attr(log, "mcp.session.id"), s("s-77"));
+        assert_eq!(attr(log, "mcp.protocol.version"), s("2025-06-18"));
+        assert_eq!(attr(log, "llm_log.api"), s("mcp"));
+    }
+}

@@ -37,6 +37,9 @@ mod mock_apis;
 #[allow(dead_code)]
 #[path = "../../gateway/src/mock_native.rs"]
 mod mock_native;
+#[allow(dead_code)]
+#[path = "../../gateway/src/mock_mcp.rs"]
+mod mock_mcp;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

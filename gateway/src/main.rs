@@ -34,6 +34,7 @@ mod app;
 mod mock;
 mod mock_apis;
 mod mock_native;
+mod mock_mcp;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

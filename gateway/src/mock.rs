@@ -3,7 +3,8 @@
 //! Chat completions are answered here; the Responses API, embeddings, legacy completions and
 //! Anthropic's Messages API in `mock_apis.rs`; Gemini (`/v1beta/models/...`, Vertex AI's
 //! `/v1/projects/.../publishers/google/models/...`), Bedrock Converse (`/model/.../converse`,
-//! `/converse-stream`) and Ollama (`/api/chat`, `/api/generate`) in `mock_native.rs`. This file answers chat completions on the OpenAI paths (`/v1/chat/completions`, `/chat/completions`,
+//! `/converse-stream`) and Ollama (`/api/chat`, `/api/generate`) in `mock_native.rs`; an MCP
+//! server (`/mcp`) in `mock_mcp.rs`. This file answers chat completions on the OpenAI paths (`/v1/chat/completions`, `/chat/completions`,
 //! `/openai/v1/chat/completions`, `/models/chat/completions`) and the Azure OpenAI path
 //! (`/openai/deployments/{deployment}/chat/completions`), as JSON or as server-sent events when
 //! the request says `"stream": true`, with usage in the last event when it asks for
@@ -24,7 +25,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::{mock_apis, mock_native};
+use crate::{mock_apis, mock_mcp, mock_native};
 
 /// The mock's routes.
 pub fn router() -> Router {
@@ -66,6 +67,7 @@ pub fn router() -> Router {
         .route("/api/chat", post(mock_native::ollama_chat))
         .route("/api/generate", post(mock_native::ollama_generate))
         .route("/anthropic/v1/messages", post(mock_apis::messages))
+        .route("/mcp", axum::routing::any(mock_mcp::mcp))
 }
 
 async fn chat(body: Bytes) -> Response {

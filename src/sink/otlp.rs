@@ -16,6 +16,9 @@
 //! | `gen_ai.usage.reasoning.output_tokens` | reasoning tokens |
 //! | `llm_log.correlation_id`, `llm_log.kind`, `llm_log.sequence_number`, `llm_log.is_last`, `llm_log.outcome`, `llm_log.duration_ms`, `llm_log.time_to_first_token_ms`, `llm_log.message_bytes`, `llm_log.truncated`, `llm_log.error`, `llm_log.api`, `llm_log.api_version`, `llm_log.deployment_name` | the record's fields |
 //! | `http.response.status_code` | `status_code` |
+//! | `gen_ai.tool.name`, `gen_ai.tool.call.id` | `tool_name` and, for a tool call, `request_id` (MCP `tools/call`, whose `gen_ai.operation.name` is then `execute_tool`) |
+//! | `mcp.method.name`, `jsonrpc.request.id`, `mcp.protocol.version`, `mcp.session.id` | MCP exchanges: `operation_name`, `request_id`, `api_version`, the `mcp_session` dimension |
+//! | `gen_ai.prompt.name`, `mcp.resource.uri` | `prompt_name`, `resource_uri` |
 //!
 //! Absent values (a token count the provider did not send) are left out, never sent as 0. The
 //! message content goes in the log body only with [`OtlpSinkBuilder::with_content`]. When the
@@ -45,7 +48,7 @@ use opentelemetry_otlp::{LogExporter, Protocol, WithExportConfig};
 use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::Resource;
 
-use crate::{LlmLogRecord, LlmLogSink, Outcome, RecordKind};
+use crate::{LlmLogRecord, LlmLogSink, RecordKind};
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +259,28 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
         }
     };
     let text = |s: &Option<String>| s.clone().map(AnyValue::from);
-    put("gen_ai.operation.name", Some(r.operation_name.clone().into()));
+    // MCP: a tool call is GenAI's `execute_tool`; every exchange names its method, as the
+    // conventions for MCP say.
+    let mcp = r.api == crate::ApiFamily::Mcp;
+    let operation = match (mcp, r.operation_name.as_str()) {
+        (true, "tools/call") => "execute_tool".to_string(),
+        _ => r.operation_name.clone(),
+    };
+    put("gen_ai.operation.name", Some(operation.into()));
+    if mcp {
+        put("mcp.method.name", Some(r.operation_name.clone().into()));
+        put("jsonrpc.request.id", text(&r.request_id));
+        put("mcp.protocol.version", text(&r.api_version));
+        put("mcp.session.id", r.dimensions.get("mcp_session").cloned().map(AnyValue::from));
+    }
+    put("gen_ai.tool.name", text(&r.tool_name));
+    put(
+        "gen_ai.tool.call.id",
+        r.tool_name.as_ref().and(r.request_id.clone()).map(AnyValue::from),
+    );
+    put("gen_ai.prompt.name", text(&r.prompt_name));
+    put("mcp.resource.uri", text(&r.resource_uri));
+    put("llm_log.stream_events", r.stream_events.map(int));
     put("gen_ai.provider.name", text(&r.provider));
     let model_key = match r.kind {
         RecordKind::Request => "gen_ai.request.model",

@@ -58,8 +58,8 @@ enum Command {
         /// JSON Lines files (`.gz` decompressed; `-` for standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Group by (repeat for several): model, deployment, api, provider, outcome, or
-        /// dimension:NAME (user, api_key, end_user, or any dimension the records carry).
+        /// Group by (repeat for several): model, deployment, api, provider, outcome, operation,
+        /// tool (MCP tool calls: calls, errors and latency per tool), or dimension:NAME (user, api_key, end_user, or any dimension the records carry).
         #[arg(long, value_parser = parse_group_by)]
         by: Vec<GroupBy>,
         /// Bucket width, e.g. 1m, 1h, 1d, 15m.
@@ -140,7 +140,7 @@ fn parse_time(s: &str) -> Result<SystemTime, String> {
 
 fn parse_group_by(s: &str) -> Result<GroupBy, String> {
     GroupBy::parse(s).ok_or_else(|| {
-        format!("{s:?} is not a grouping: model, deployment, api, provider, outcome or dimension:NAME")
+        format!("{s:?} is not a grouping: model, deployment, api, provider, outcome, operation, tool or dimension:NAME")
     })
 }
 
@@ -400,6 +400,13 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
         let v = serde_json::json!({
             "CorrelationId": e.correlation_id,
             "TimeGenerated": record.map(|r| time(r.time_generated)),
+            "Api": record.map(|r| r.api.as_str()),
+            "OperationName": record.map(|r| r.operation_name.as_str()),
+            "RequestId": record.and_then(|r| r.request_id.clone()),
+            "ToolName": record.and_then(|r| r.tool_name.clone()),
+            "ResourceUri": record.and_then(|r| r.resource_uri.clone()),
+            "PromptName": record.and_then(|r| r.prompt_name.clone()),
+            "Error": record.and_then(|r| r.error.clone()),
             "ModelName": record.and_then(|r| r.model_name.clone()),
             "DeploymentName": record.and_then(|r| r.deployment_name.clone()),
             "Outcome": record.map(|r| r.outcome.as_str()),
@@ -430,6 +437,22 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
         opt(record.and_then(|r| r.completion_tokens)),
         opt(record.and_then(|r| r.total_tokens)),
     )?;
+    if let Some(r) = record.filter(|r| r.api == tower_llm_log::ApiFamily::Mcp) {
+        // What an agent's tool exchange did: its method, and what it named.
+        let named = [("tool", &r.tool_name), ("resource", &r.resource_uri), ("prompt", &r.prompt_name)]
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| format!(" {k}={}", visible(v))))
+            .collect::<String>();
+        writeln!(
+            out,
+            "mcp: {} id={}{named}",
+            visible(&r.operation_name),
+            visible(r.request_id.as_deref().unwrap_or("-"))
+        )?;
+    }
+    if let Some(error) = record.and_then(|r| r.error.as_deref()) {
+        writeln!(out, "error: {}", visible(error))?;
+    }
     if !e.missing.is_empty() {
         writeln!(out, "missing: {:?}", e.missing)?;
     }
