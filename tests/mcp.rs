@@ -529,3 +529,52 @@ async fn the_request_split_at_every_byte_reads_the_same() {
         let _: Value = json_of(&req);
     }
 }
+
+#[tokio::test]
+async fn an_acknowledgement_that_comes_before_its_notification_is_read_is_not_logged() {
+    // The server answers 202 at once and reads the notification only after the client has the
+    // answer: the response side reports first.
+    let sink = MemorySink::new();
+    let (read_now, go) = tokio::sync::oneshot::channel::<()>();
+    let go = std::sync::Arc::new(std::sync::Mutex::new(Some(go)));
+    let inner = service_fn(move |req: Inner| {
+        let go = go.lock().unwrap().take().expect("one request");
+        async move {
+            let body = req.into_body();
+            tokio::spawn(async move {
+                let _ = go.await;
+                let _ = body.collect().await;
+            });
+            Ok::<_, Infallible>(Response::builder().status(202).body(Frames::new([])).unwrap())
+        }
+    });
+    let req = Request::post("/mcp")
+        .body(Frames::new([Bytes::from(mcp_fixture("initialized_notification.json"))]))
+        .unwrap();
+    // Without read-ahead (which would read the notification before the server sees it).
+    let config = tower_llm_log::LogConfig::builder().request_read_ahead(0).build().unwrap();
+    let layer = LlmLogLayer::new(sink.clone()).with_config(config);
+    let res = layer.layer(inner).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 202);
+    drop(res.into_body().collect().await);
+    assert!(sink.records().is_empty(), "the answer waits for its request");
+    read_now.send(()).unwrap();
+    let records = wait_records(&sink, 1).await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0].outcome, Outcome::NoResponseExpected);
+
+    // A request that needs an answer gets its 202 logged, whichever side reports first.
+    let sink = MemorySink::new();
+    let inner = service_fn(|req: Inner| async move {
+        drop(req);
+        Ok::<_, Infallible>(Response::builder().status(202).body(Frames::new([])).unwrap())
+    });
+    let req = Request::post("/mcp")
+        .body(Frames::new([Bytes::from(mcp_fixture("tools_call_request.json"))]))
+        .unwrap();
+    let res = LlmLogLayer::new(sink.clone()).layer(inner).oneshot(req).await.unwrap();
+    drop(res.into_body().collect().await);
+    let records = wait_records(&sink, 2).await;
+    let res = one(&records, RecordKind::Response);
+    assert_eq!(res.status_code, Some(202));
+}
