@@ -308,6 +308,45 @@ fn stream_native_200(c: &mut Criterion) {
     group.finish();
 }
 
+/// An MCP `tools/call` with 4 KiB of arguments and a 4 KiB result (the same budget as a 4K/4K
+/// chat exchange), answered as JSON and as an event stream (a progress notification, then the
+/// result); bare and with the layer.
+fn mcp_tools_call_4k(c: &mut Criterion) {
+    let filler = |n: usize| "lorem ipsum dolor sit amet ".repeat(n / 27);
+    let req = Bytes::from(format!(
+        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"search_docs","arguments":{{"query":"{}"}}}}}}"#,
+        filler(4096)
+    ));
+    let result = format!(
+        r#"{{"jsonrpc":"2.0","id":42,"result":{{"content":[{{"type":"text","text":"{}"}}],"isError":false}}}}"#,
+        filler(4096)
+    );
+    let json = Bytes::from(result.clone());
+    let sse = vec![
+        Bytes::from_static(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":42,\"progress\":1}}\n\n"),
+        Bytes::from(format!("event: message\ndata: {result}\n\n")),
+    ];
+    let headers = [("mcp-session-id", "bench-session"), ("mcp-protocol-version", "2025-06-18")];
+    let mut group = c.benchmark_group("mcp_tools_call_4k");
+    group.throughput(Throughput::Bytes((req.len() + json.len()) as u64));
+    let answers: [(&str, &'static str, Vec<Bytes>); 2] = [
+        ("json", "application/json", vec![json]),
+        ("sse", "text/event-stream", sse),
+    ];
+    for (name, content_type, frames) in answers {
+        let make = move || stream_body(&frames);
+        let mut bare = upstream(content_type, make.clone());
+        group.bench_function(format!("{name}/bare"), |b| {
+            b.iter(|| one_exchange_at(&mut bare, "/mcp", &req, &headers))
+        });
+        let mut layered = LlmLogLayer::new(sink()).layer(upstream(content_type, make));
+        group.bench_function(format!("{name}/layer"), |b| {
+            b.iter(|| one_exchange_at(&mut layered, "/mcp", &req, &headers))
+        });
+    }
+    group.finish();
+}
+
 fn event_stream_16mib(c: &mut Criterion) {
     let payload = format!(
         r#"{{"contentBlockIndex":0,"delta":{{"text":"{}"}}}}"#,
@@ -527,5 +566,5 @@ fn estimate_4k(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, stream_native_200, event_stream_16mib, scan_2mib, scan_10mib, chunk_2mib, estimate_4k, redact_2mib, pii_2mib, media_20mb }
+criterion_group! { name = benches; config = common::config(); targets = exchange_4k, exchange_256k, stream_200, stream_2000, stream_native_200, mcp_tools_call_4k, event_stream_16mib, scan_2mib, scan_10mib, chunk_2mib, estimate_4k, redact_2mib, pii_2mib, media_20mb }
 criterion_main!(benches);

@@ -195,7 +195,6 @@ const SERVER_VERSION: u8 = 8;
 const ERROR_CODE: u8 = 9;
 const ERROR_MESSAGE: u8 = 10;
 const IS_ERROR: u8 = 11;
-const TEXTS: u8 = 12;
 const HAS_RESULT: u8 = 13;
 const HAS_ERROR: u8 = 14;
 const BATCH_METHOD: u8 = 15;
@@ -230,14 +229,6 @@ static MESSAGE: &[Node] = &[
         Action::Count(HAS_RESULT),
         &[
             Node::key(b"isError", Action::Scalar(IS_ERROR), &[]),
-            Node::key(
-                b"content",
-                Action::Walk,
-                &[Node::element(
-                    Action::Walk,
-                    &[Node::key(b"text", Action::EachScalar(TEXTS), &[])],
-                )],
-            ),
             Node::key(
                 b"serverInfo",
                 Action::Walk,
@@ -293,6 +284,8 @@ struct Message {
     has_error: bool,
     /// The failure it reports: a JSON-RPC error, or a tool result with `isError`.
     failure: Option<String>,
+    /// The failure is a tool result with `isError` (its text to be read from the message).
+    tool_error: bool,
     invocation: Invocation,
     dimensions: Vec<(&'static str, String)>,
     /// A batch: how many messages, their methods, and how many failed.
@@ -342,8 +335,10 @@ impl Message {
                 code.as_deref().unwrap_or("(no code)")
             )));
         } else if scan.scalar(IS_ERROR).and_then(scalar_bool) == Some(true) {
-            let first_text = scan.scalars_in(TEXTS).find_map(scalar_string).unwrap_or_default();
-            m.failure = Some(clip(&format!("the tool reported an error (isError): {first_text}")));
+            // Its text is read from the captured message afterwards: rare, and so no tool
+            // result's text is copied aside on the way.
+            m.tool_error = true;
+            m.failure = Some(TOOL_ERROR.into());
         }
         let name = text(PARAMS_NAME).map(|s| clip(&s));
         match m.method.as_deref() {
@@ -387,6 +382,34 @@ impl Message {
             return Some("a JSON-RPC response with both \"result\" and \"error\"".into());
         }
         None
+    }
+}
+
+/// What a tool error says before its text.
+const TOOL_ERROR: &str = "the tool reported an error (isError)";
+
+/// A tool error's failure: [`TOOL_ERROR`] and the first text block of the result in the
+/// logged message (a response, or a stream's array of messages), when it was kept whole.
+fn tool_error_text(message: &crate::capture::LoggedMessage) -> String {
+    let bytes = message.to_bytes();
+    let text = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| {
+        let responses = match v {
+            serde_json::Value::Array(items) => items,
+            one => vec![one],
+        };
+        responses.into_iter().find_map(|m| {
+            let result = m.get("result")?;
+            (result.get("isError")? == true).then_some(())?;
+            result
+                .get("content")?
+                .as_array()?
+                .iter()
+                .find_map(|block| block.get("text")?.as_str().map(str::to_string))
+        })
+    });
+    match text {
+        Some(text) => clip(&format!("{TOOL_ERROR}: {text}")),
+        None => TOOL_ERROR.to_string(),
     }
 }
 
@@ -528,6 +551,9 @@ fn apply(mut message: Message, side: Side, facts: &mut BodyFacts) {
                     facts.errors.push(Problem::new(ProblemKind::Failed, failure));
                 }
             }
+        }
+        Side::Response | Side::Listen if message.tool_error => {
+            facts.failure = Some(tool_error_text(&facts.message));
         }
         Side::Response | Side::Listen => facts.failure = message.failure,
     }
