@@ -238,6 +238,12 @@ impl Tap {
         };
         let completed = matches!(outcome, Outcome::Completed | Outcome::UpstreamError);
         let facts = reading.finish(completed, bytes);
+        // A stream dropped after it had said all it had to (MCP's clients drop an event
+        // stream once its response is in): it ended, as far as the log is concerned.
+        let (outcome, errors) = match outcome {
+            Outcome::ClientDisconnected if facts.complete => (ended, Vec::new()),
+            _ => (outcome, errors),
+        };
         match &mut self.side {
             Side::Request { .. } => {
                 let side = SideReport::from_facts(facts, name, errors);

@@ -707,6 +707,9 @@ impl Events {
                 format!("the stream carried {} responses; the first is logged in RequestId and Outcome", self.responses),
             ));
         }
+        // Said all: a stream once it has carried its response; a `GET` stream at any point
+        // (it has no end of its own: the client leaving is how it ends).
+        facts.complete = self.response.is_some() || self.listen;
         match self.response {
             Some(response) => apply(response, Side::Response, &mut facts),
             None if self.listen => {}

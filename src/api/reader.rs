@@ -85,6 +85,9 @@ pub struct BodyFacts {
     pub no_response_expected: bool,
     /// Dimensions the body gives (`mcp_client_name`, ...), added to the exchange's.
     pub dimensions: Vec<(&'static str, String)>,
+    /// The body said all it had to before it ended (an MCP event stream once it has carried
+    /// its response): a client that drops it after that has not cut it short.
+    pub complete: bool,
     /// What was wrong with the body. Plain text converts (`"...".into()`) to a
     /// [`ProblemKind::Body`] problem.
     pub errors: Vec<Problem>,
