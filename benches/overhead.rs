@@ -326,7 +326,10 @@ fn mcp_tools_call_4k(c: &mut Criterion) {
         Bytes::from_static(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":42,\"progress\":1}}\n\n"),
         Bytes::from(format!("event: message\ndata: {result}\n\n")),
     ];
-    let headers = [("mcp-session-id", "bench-session"), ("mcp-protocol-version", "2025-06-18")];
+    let headers = [
+        ("mcp-session-id", "bench-session"),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
     let mut group = c.benchmark_group("mcp_tools_call_4k");
     group.throughput(Throughput::Bytes((req.len() + json.len()) as u64));
     let answers: [(&str, &'static str, Vec<Bytes>); 2] = [

@@ -35,7 +35,9 @@ impl CorrelationId {
     /// A new unique id: a UUID version 7, so ids sort by creation time.
     pub fn generate() -> Self {
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        CorrelationId(Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text)))
+        CorrelationId(Arc::from(
+            &*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text),
+        ))
     }
 
     /// The id in header `name` when it holds visible ASCII of at most 256 bytes, else a new one.

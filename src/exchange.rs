@@ -202,7 +202,11 @@ impl Exchange {
     pub(crate) fn report(&self, kind: RecordKind, outcome: Outcome, side: SideReport) {
         if kind == RecordKind::Request {
             self.report_side(kind, outcome, side);
-            let held = self.held_acknowledgement.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let held = self
+                .held_acknowledgement
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             if let Some((outcome, side)) = held {
                 self.report_side(RecordKind::Response, outcome, side);
             }
@@ -215,7 +219,10 @@ impl Exchange {
                 .unwrap_or_else(|p| p.into_inner())
                 .is_some();
             if !request_reported {
-                *self.held_acknowledgement.lock().unwrap_or_else(|p| p.into_inner()) = Some((outcome, side));
+                *self
+                    .held_acknowledgement
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some((outcome, side));
                 return;
             }
         }
@@ -699,7 +706,11 @@ impl Drop for Exchange {
             self.emit(kind, outcome, side, None);
         }
         // An acknowledgement whose request never reported: nothing says it was not needed.
-        let held = self.held_acknowledgement.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let held = self
+            .held_acknowledgement
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some((outcome, side)) = held {
             self.emit(RecordKind::Response, outcome, side, None);
         }

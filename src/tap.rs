@@ -296,7 +296,11 @@ impl Target {
         match self {
             Target::Body(reader, None) => reader.feed(data),
             Target::Body(reader, Some(media)) => media.feed(data, &mut |b| reader.feed(b)),
-            Target::Stream { framer, reader, events } => framer.feed(data, &mut |e| {
+            Target::Stream {
+                framer,
+                reader,
+                events,
+            } => framer.feed(data, &mut |e| {
                 *events += 1;
                 reader.event(&e)
             }),

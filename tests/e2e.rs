@@ -12,12 +12,12 @@ mod mock;
 #[path = "../gateway/src/mock_apis.rs"]
 #[allow(dead_code)]
 mod mock_apis;
-#[path = "../gateway/src/mock_native.rs"]
-#[allow(dead_code)]
-mod mock_native;
 #[allow(dead_code)]
 #[path = "../gateway/src/mock_mcp.rs"]
 mod mock_mcp;
+#[path = "../gateway/src/mock_native.rs"]
+#[allow(dead_code)]
+mod mock_native;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

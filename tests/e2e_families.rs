@@ -13,11 +13,11 @@ mod mock;
 #[allow(dead_code)]
 #[path = "../gateway/src/mock_apis.rs"]
 mod mock_apis;
-#[path = "../gateway/src/mock_native.rs"]
-mod mock_native;
 #[allow(dead_code)]
 #[path = "../gateway/src/mock_mcp.rs"]
 mod mock_mcp;
+#[path = "../gateway/src/mock_native.rs"]
+mod mock_native;
 
 use std::net::SocketAddr;
 

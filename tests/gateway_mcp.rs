@@ -32,7 +32,11 @@ fn records(log: &std::path::Path, requests: usize, responses: usize) -> Vec<LlmL
     }
 }
 
-fn exchange<'a>(records: &'a [LlmLogRecord], kind: RecordKind, pick: impl Fn(&LlmLogRecord) -> bool) -> &'a LlmLogRecord {
+fn exchange<'a>(
+    records: &'a [LlmLogRecord],
+    kind: RecordKind,
+    pick: impl Fn(&LlmLogRecord) -> bool,
+) -> &'a LlmLogRecord {
     records
         .iter()
         .find(|r| r.kind == kind && pick(r))
@@ -73,11 +77,17 @@ async fn the_gateway_logs_an_mcp_session() {
     let session = init.headers()["mcp-session-id"].to_str().unwrap().to_string();
     let init: Value = init.json().await.unwrap();
     let s = Some(session.as_str());
-    let note = send(s, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let note = send(
+        s,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
     assert_eq!(note.status(), 202);
     send(s, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
-    let call = |id: u64, name: &str| json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": name, "arguments": {"city": "Bergen"}, "_meta": {"progressToken": id}}});
+    let call = |id: u64, name: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": name, "arguments": {"city": "Bergen"}, "_meta": {"progressToken": id}}})
+    };
     let weather: Value = send(s, call(3, "get_weather")).await.json().await.unwrap();
     let chart: Value = send(s, call(4, "render_chart")).await.json().await.unwrap();
     let flaky: Value = send(s, call(5, "flaky")).await.json().await.unwrap();
@@ -97,7 +107,12 @@ async fn the_gateway_logs_an_mcp_session() {
         .text()
         .await
         .unwrap();
-    client.delete(&url).header("mcp-session-id", &session).send().await.unwrap();
+    client
+        .delete(&url)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
 
     // Eleven requests; the notification's 202 is not logged.
     let records = records(&log, 11, 10);
@@ -107,13 +122,18 @@ async fn the_gateway_logs_an_mcp_session() {
     let init_res = exchange(&records, RecordKind::Response, is("initialize"));
     assert_eq!(init_res.api.as_str(), "mcp");
     assert_eq!(init_res.dimensions["mcp_session"], session);
-    assert_eq!(init_res.dimensions["mcp_server_name"], init["result"]["serverInfo"]["name"].as_str().unwrap());
+    assert_eq!(
+        init_res.dimensions["mcp_server_name"],
+        init["result"]["serverInfo"]["name"].as_str().unwrap()
+    );
     let init_req = exchange(&records, RecordKind::Request, is("initialize"));
     assert_eq!(init_req.dimensions["mcp_client_name"], "gateway-test");
 
     let note = exchange(&records, RecordKind::Request, is("notifications/initialized"));
     assert_eq!(note.outcome, Outcome::NoResponseExpected);
-    assert!(!records.iter().any(|r| r.kind == RecordKind::Response && r.correlation_id == note.correlation_id));
+    assert!(!records
+        .iter()
+        .any(|r| r.kind == RecordKind::Response && r.correlation_id == note.correlation_id));
 
     let w = exchange(&records, RecordKind::Response, tool("get_weather"));
     assert_eq!(w.outcome, Outcome::Completed);
@@ -169,8 +189,17 @@ async fn the_gateway_logs_an_mcp_session() {
             .unwrap_or_else(|| panic!("{t} in {rows:#?}"))
             .clone()
     };
-    assert_eq!((row("get_weather")["Requests"].clone(), row("get_weather")["Errors"].clone()), (json!(2), json!(1)));
-    assert_eq!((row("flaky")["Requests"].clone(), row("flaky")["Errors"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        (
+            row("get_weather")["Requests"].clone(),
+            row("get_weather")["Errors"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+    assert_eq!(
+        (row("flaky")["Requests"].clone(), row("flaky")["Errors"].clone()),
+        (json!(1), json!(1))
+    );
     assert!(row("count_slowly")["LatencyP50Ms"].as_f64().unwrap() > 0.0);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmlog"))
         .args(["exchanges"])
@@ -179,7 +208,10 @@ async fn the_gateway_logs_an_mcp_session() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("mcp: tools/call id=5 tool=flaky"), "{text}");
-    assert!(text.contains("error: the tool reported an error (isError): Weather service"), "{text}");
+    assert!(
+        text.contains("error: the tool reported an error (isError): Weather service"),
+        "{text}"
+    );
     assert!(text.contains("outcome=UpstreamError"), "{text}");
 
     gateway.kill().unwrap();

@@ -19,8 +19,11 @@ use tower_llm_log::{ApiFamily, LlmLogBody, LlmLogLayer, LlmLogRecord, MemorySink
 type Inner = Request<LlmLogBody<Frames>>;
 
 fn mcp_fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/mcp/{name}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    std::fs::read(format!(
+        "{}/tests/fixtures/mcp/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 /// What the MCP server answers.
@@ -98,12 +101,26 @@ async fn post(request: &[u8], answer: Answer, body: &[u8]) -> Vec<LlmLogRecord> 
     post_with(&[], request, answer, Frames::new([Bytes::copy_from_slice(body)])).await
 }
 
-async fn post_with(headers: &[(&str, &str)], request: &[u8], answer: Answer, frames: Frames) -> Vec<LlmLogRecord> {
+async fn post_with(
+    headers: &[(&str, &str)],
+    request: &[u8],
+    answer: Answer,
+    frames: Frames,
+) -> Vec<LlmLogRecord> {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone());
-    exchange_with(layer, &sink, Method::POST, "/mcp", headers, request, answer, frames)
-        .await
-        .1
+    exchange_with(
+        layer,
+        &sink,
+        Method::POST,
+        "/mcp",
+        headers,
+        request,
+        answer,
+        frames,
+    )
+    .await
+    .1
 }
 
 /// Runs an answer whole, split in two at every byte, and a byte at a time; every run must log
@@ -115,8 +132,20 @@ async fn every_split(request: &[u8], answer: Answer, body: &[u8]) -> (LlmLogReco
     let same = |r: &LlmLogRecord, how: &str| {
         assert_eq!(r.messages, whole.messages, "{how}");
         assert_eq!(
-            (&r.error, r.outcome, r.stream_events, &r.request_id, r.media_elided),
-            (&whole.error, whole.outcome, whole.stream_events, &whole.request_id, whole.media_elided),
+            (
+                &r.error,
+                r.outcome,
+                r.stream_events,
+                &r.request_id,
+                r.media_elided
+            ),
+            (
+                &whole.error,
+                whole.outcome,
+                whole.stream_events,
+                &whole.request_id,
+                whole.media_elided
+            ),
             "{how}"
         );
     };
@@ -165,10 +194,22 @@ async fn initialize_names_the_client_the_server_the_session_and_the_version() {
         assert_eq!(r.outcome, Outcome::Completed);
         assert!(r.error.is_none(), "{:?}", r.error);
     }
-    assert_eq!(req.dimensions.get("mcp_client_name").map(String::as_str), Some("example-client"));
-    assert_eq!(req.dimensions.get("mcp_client_version").map(String::as_str), Some("1.2.0"));
-    assert_eq!(res.dimensions.get("mcp_server_name").map(String::as_str), Some("example-server"));
-    assert_eq!(res.dimensions.get("mcp_server_version").map(String::as_str), Some("0.9.1"));
+    assert_eq!(
+        req.dimensions.get("mcp_client_name").map(String::as_str),
+        Some("example-client")
+    );
+    assert_eq!(
+        req.dimensions.get("mcp_client_version").map(String::as_str),
+        Some("1.2.0")
+    );
+    assert_eq!(
+        res.dimensions.get("mcp_server_name").map(String::as_str),
+        Some("example-server")
+    );
+    assert_eq!(
+        res.dimensions.get("mcp_server_version").map(String::as_str),
+        Some("0.9.1")
+    );
     assert_eq!(
         res.dimensions.get("mcp_session").map(String::as_str),
         Some("1868a90c-4d1a-4b6f-9c3e-0f2b7d1e5a42"),
@@ -242,7 +283,11 @@ async fn a_server_request_inside_the_stream_is_logged_among_its_messages() {
     let messages = json_of(&res);
     assert_eq!(messages[1]["method"], "sampling/createMessage");
     assert_eq!(messages[1]["id"], "srv-1");
-    assert_eq!(res.request_id.as_deref(), Some("3"), "the response's id, not the server request's");
+    assert_eq!(
+        res.request_id.as_deref(),
+        Some("3"),
+        "the response's id, not the server request's"
+    );
 
     // The client's answer to it is a POST of its own, which needs no response.
     let records = post(&mcp_fixture("sampling_client_response.json"), accepted(), b"").await;
@@ -265,7 +310,10 @@ async fn a_notification_is_a_request_record_only() {
     assert!(req.error.is_none());
 
     // A notification the server refuses is logged with its answer.
-    let refused = Answer { status: 400, ..json() };
+    let refused = Answer {
+        status: 400,
+        ..json()
+    };
     let records = post(
         &mcp_fixture("initialized_notification.json"),
         refused,
@@ -273,7 +321,10 @@ async fn a_notification_is_a_request_record_only() {
     )
     .await;
     let res = one(&records, RecordKind::Response);
-    assert_eq!((res.outcome, res.status_code), (Outcome::UpstreamError, Some(400)));
+    assert_eq!(
+        (res.outcome, res.status_code),
+        (Outcome::UpstreamError, Some(400))
+    );
 }
 
 #[tokio::test]
@@ -283,15 +334,27 @@ async fn a_tool_error_and_a_json_rpc_error_are_upstream_errors_with_their_text()
     assert_eq!(res.outcome, Outcome::UpstreamError);
     assert_eq!(res.status_code, Some(200));
     let error = res.error.as_deref().unwrap();
-    assert!(error.contains("Weather service unavailable: upstream timed out"), "{error}");
+    assert!(
+        error.contains("Weather service unavailable: upstream timed out"),
+        "{error}"
+    );
     assert!(res.error_kinds.contains(&ProblemKind::Failed));
 
-    let unknown = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_wether","arguments":{}}}"#;
-    let records = post(unknown, json(), &mcp_fixture("tools_call_unknown_tool_error.json")).await;
+    let unknown =
+        br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_wether","arguments":{}}}"#;
+    let records = post(
+        unknown,
+        json(),
+        &mcp_fixture("tools_call_unknown_tool_error.json"),
+    )
+    .await;
     let res = one(&records, RecordKind::Response);
     assert_eq!(res.outcome, Outcome::UpstreamError);
     let error = res.error.as_deref().unwrap();
-    assert!(error.contains("JSON-RPC error -32602: Unknown tool: get_wether"), "{error}");
+    assert!(
+        error.contains("JSON-RPC error -32602: Unknown tool: get_wether"),
+        "{error}"
+    );
     assert_eq!(res.tool_name.as_deref(), Some("get_wether"));
     assert_eq!(json_of(&res)["error"]["code"], -32602);
 }
@@ -398,7 +461,11 @@ async fn the_bad_cases_end_in_records_that_say_what_happened() {
 
     let records = post(&mcp_fixture("invalid_jsonrpc.json"), json(), b"").await;
     let req = one(&records, RecordKind::Request);
-    assert!(req.error.as_deref().unwrap().contains("JSON-RPC 2.0"), "{:?}", req.error);
+    assert!(
+        req.error.as_deref().unwrap().contains("JSON-RPC 2.0"),
+        "{:?}",
+        req.error
+    );
 
     let records = post(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":", json(), b"").await;
     let req = one(&records, RecordKind::Request);
@@ -411,12 +478,22 @@ async fn the_bad_cases_end_in_records_that_say_what_happened() {
     };
     let records = post(&request, html, &mcp_fixture("not_json.txt")).await;
     let res = one(&records, RecordKind::Response);
-    assert!(res.error.as_deref().unwrap().contains("no JSON-RPC message"), "{:?}", res.error);
+    assert!(
+        res.error.as_deref().unwrap().contains("no JSON-RPC message"),
+        "{:?}",
+        res.error
+    );
 
-    let gone = Answer { status: 404, ..json() };
+    let gone = Answer {
+        status: 404,
+        ..json()
+    };
     let records = post(&request, gone, &mcp_fixture("expired_session_404.json")).await;
     let res = one(&records, RecordKind::Response);
-    assert_eq!((res.outcome, res.status_code), (Outcome::UpstreamError, Some(404)));
+    assert_eq!(
+        (res.outcome, res.status_code),
+        (Outcome::UpstreamError, Some(404))
+    );
     assert!(res.messages_str().contains("Session not found"));
     assert_eq!(res.tool_name.as_deref(), Some("get_weather"));
 
@@ -443,7 +520,10 @@ async fn a_batch_is_one_exchange_that_says_so() {
     assert_eq!(req.operation_name, "batch");
     assert_eq!(res.operation_name, "batch");
     let error = req.error.as_deref().unwrap();
-    assert!(error.contains("batch of 2 messages (tools/call, notifications/roots/list_changed)"), "{error}");
+    assert!(
+        error.contains("batch of 2 messages (tools/call, notifications/roots/list_changed)"),
+        "{error}"
+    );
     assert_eq!(json_of(&req).as_array().map(Vec::len), Some(2));
     assert_eq!(res.outcome, Outcome::Completed);
 }
@@ -459,7 +539,11 @@ async fn delete_ends_a_session_and_other_paths_need_the_family_added() {
         "/api/mcp",
         &[("mcp-session-id", "s-1")],
         b"",
-        Answer { status: 200, content_type: None, headers: Vec::new() },
+        Answer {
+            status: 200,
+            content_type: None,
+            headers: Vec::new(),
+        },
         Frames::new([]),
     )
     .await;
@@ -470,19 +554,38 @@ async fn delete_ends_a_session_and_other_paths_need_the_family_added() {
 
     let request = mcp_fixture("tools_call_request.json");
     let response = mcp_fixture("tools_call_response.json");
-    let run = |layer: LlmLogLayer, sink: MemorySink, path: &'static str, headers: Vec<(&'static str, &'static str)>| {
+    let run = |layer: LlmLogLayer,
+               sink: MemorySink,
+               path: &'static str,
+               headers: Vec<(&'static str, &'static str)>| {
         let (request, response) = (request.clone(), response.clone());
         async move {
-            exchange_with(layer, &sink, Method::POST, path, &headers, &request, json(), Frames::new([Bytes::from(response)]))
-                .await
-                .1
+            exchange_with(
+                layer,
+                &sink,
+                Method::POST,
+                path,
+                &headers,
+                &request,
+                json(),
+                Frames::new([Bytes::from(response)]),
+            )
+            .await
+            .1
         }
     };
     let sink = MemorySink::new();
-    assert!(run(LlmLogLayer::new(sink.clone()), sink.clone(), "/tools", vec![]).await.is_empty());
+    assert!(
+        run(LlmLogLayer::new(sink.clone()), sink.clone(), "/tools", vec![])
+            .await
+            .is_empty()
+    );
     let at = LlmLogLayer::new(sink.clone()).with_api(McpApi::at("/tools/"));
     let records = run(at, sink.clone(), "/tools", vec![]).await;
-    assert_eq!(one(&records, RecordKind::Request).tool_name.as_deref(), Some("get_weather"));
+    assert_eq!(
+        one(&records, RecordKind::Request).tool_name.as_deref(),
+        Some("get_weather")
+    );
     // Anywhere: known by the transport's headers.
     let anywhere = || LlmLogLayer::new(sink.clone()).with_api(McpApi::new().anywhere());
     let records = run(anywhere(), sink.clone(), "/rpc", vec![]).await;
@@ -496,7 +599,11 @@ async fn secrets_in_tool_arguments_are_redacted() {
     let request = br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"deploy","arguments":{"token":"sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"}}}"#;
     let records = post(request, json(), &mcp_fixture("tools_call_response.json")).await;
     let req = one(&records, RecordKind::Request);
-    assert!(!req.messages_str().contains("sk-proj-abcdefghij"), "{}", req.messages_str());
+    assert!(
+        !req.messages_str().contains("sk-proj-abcdefghij"),
+        "{}",
+        req.messages_str()
+    );
     assert!(!req.redactions.is_empty());
     assert_eq!(req.tool_name.as_deref(), Some("deploy"));
 }
@@ -519,8 +626,14 @@ async fn the_request_split_at_every_byte_reads_the_same() {
                 )
             }
         });
-        let req = Request::post("/mcp").body(Frames::split(&request, &[at])).unwrap();
-        let res = LlmLogLayer::new(sink.clone()).layer(inner).oneshot(req).await.unwrap();
+        let req = Request::post("/mcp")
+            .body(Frames::split(&request, &[at]))
+            .unwrap();
+        let res = LlmLogLayer::new(sink.clone())
+            .layer(inner)
+            .oneshot(req)
+            .await
+            .unwrap();
         let _ = res.into_body().collect().await;
         let records = sink.take();
         let req = one(&records, RecordKind::Request);
@@ -549,10 +662,15 @@ async fn an_acknowledgement_that_comes_before_its_notification_is_read_is_not_lo
         }
     });
     let req = Request::post("/mcp")
-        .body(Frames::new([Bytes::from(mcp_fixture("initialized_notification.json"))]))
+        .body(Frames::new([Bytes::from(mcp_fixture(
+            "initialized_notification.json",
+        ))]))
         .unwrap();
     // Without read-ahead (which would read the notification before the server sees it).
-    let config = tower_llm_log::LogConfig::builder().request_read_ahead(0).build().unwrap();
+    let config = tower_llm_log::LogConfig::builder()
+        .request_read_ahead(0)
+        .build()
+        .unwrap();
     let layer = LlmLogLayer::new(sink.clone()).with_config(config);
     let res = layer.layer(inner).oneshot(req).await.unwrap();
     assert_eq!(res.status(), 202);
@@ -572,7 +690,11 @@ async fn an_acknowledgement_that_comes_before_its_notification_is_read_is_not_lo
     let req = Request::post("/mcp")
         .body(Frames::new([Bytes::from(mcp_fixture("tools_call_request.json"))]))
         .unwrap();
-    let res = LlmLogLayer::new(sink.clone()).layer(inner).oneshot(req).await.unwrap();
+    let res = LlmLogLayer::new(sink.clone())
+        .layer(inner)
+        .oneshot(req)
+        .await
+        .unwrap();
     drop(res.into_body().collect().await);
     let records = wait_records(&sink, 2).await;
     let res = one(&records, RecordKind::Response);
@@ -584,7 +706,8 @@ async fn a_stream_dropped_after_its_response_has_ended_as_far_as_the_log_goes() 
     // rmcp's client stops reading an event stream soon after its response, while the server
     // may keep it open: that is not a client gone mid-answer.
     use http_body_util::StreamBody;
-    type Events = StreamBody<tokio_stream::wrappers::ReceiverStream<Result<http_body::Frame<Bytes>, Infallible>>>;
+    type Events =
+        StreamBody<tokio_stream::wrappers::ReceiverStream<Result<http_body::Frame<Bytes>, Infallible>>>;
     for (stream, complete) in [
         (mcp_fixture("tools_call_response.sse"), true),
         (mcp_fixture("stream_ends_early.sse"), false),
@@ -608,8 +731,14 @@ async fn a_stream_dropped_after_its_response_has_ended_as_far_as_the_log_goes() 
         let req = Request::post("/mcp")
             .body(Frames::new([Bytes::from(mcp_fixture("tools_call_request.json"))]))
             .unwrap();
-        let res = LlmLogLayer::new(sink.clone()).layer(inner).oneshot(req).await.unwrap();
-        tx.send(Ok(http_body::Frame::data(Bytes::from(stream)))).await.unwrap();
+        let res = LlmLogLayer::new(sink.clone())
+            .layer(inner)
+            .oneshot(req)
+            .await
+            .unwrap();
+        tx.send(Ok(http_body::Frame::data(Bytes::from(stream))))
+            .await
+            .unwrap();
         let mut body = res.into_body();
         let frame = body.frame().await.unwrap().unwrap();
         assert!(frame.is_data());
@@ -622,7 +751,11 @@ async fn a_stream_dropped_after_its_response_has_ended_as_far_as_the_log_goes() 
             assert!(res.error.is_none(), "{:?}", res.error);
         } else {
             assert_eq!(res.outcome, Outcome::ClientDisconnected);
-            assert!(res.error.as_deref().unwrap().contains("dropped"), "{:?}", res.error);
+            assert!(
+                res.error.as_deref().unwrap().contains("dropped"),
+                "{:?}",
+                res.error
+            );
         }
         drop(tx);
     }

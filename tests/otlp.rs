@@ -296,7 +296,9 @@ async fn mcp_tool_calls_are_execute_tool() {
     let received: Received = Arc::default();
     let endpoint = format!("http://{}", http_receiver(received.clone()).await);
     tokio::task::spawn_blocking(move || {
-        let sink = OtlpSink::builder(endpoint, OtlpProtocol::HttpProtobuf).build().unwrap();
+        let sink = OtlpSink::builder(endpoint, OtlpProtocol::HttpProtobuf)
+            .build()
+            .unwrap();
         for r in records {
             sink.emit(r);
         }

@@ -35,11 +35,11 @@ mod mock;
 #[path = "../../gateway/src/mock_apis.rs"]
 mod mock_apis;
 #[allow(dead_code)]
-#[path = "../../gateway/src/mock_native.rs"]
-mod mock_native;
-#[allow(dead_code)]
 #[path = "../../gateway/src/mock_mcp.rs"]
 mod mock_mcp;
+#[allow(dead_code)]
+#[path = "../../gateway/src/mock_native.rs"]
+mod mock_native;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -33,8 +33,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod app;
 mod mock;
 mod mock_apis;
-mod mock_native;
 mod mock_mcp;
+mod mock_native;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

@@ -53,7 +53,11 @@ fn post(headers: &HeaderMap, body: &[u8]) -> Response {
             return (StatusCode::NOT_FOUND, json_reply(&error)).into_response();
         }
         None if !initializing => {
-            let error = rpc_error(&Value::Null, -32000, "Bad Request: Mcp-Session-Id header is required");
+            let error = rpc_error(
+                &Value::Null,
+                -32000,
+                "Bad Request: Mcp-Session-Id header is required",
+            );
             return (StatusCode::BAD_REQUEST, json_reply(&error)).into_response();
         }
         _ => {}
@@ -150,10 +154,14 @@ fn count_slowly(message: &Value, answer: Value) -> Response {
         .map(|n| {
             let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                 "params": {"progressToken": token, "progress": n, "total": 3}});
-            Ok(Bytes::from(format!("event: message\nid: {n}\ndata: {progress}\n\n")))
+            Ok(Bytes::from(format!(
+                "event: message\nid: {n}\ndata: {progress}\n\n"
+            )))
         })
         .collect();
-    events.push(Ok(Bytes::from(format!("event: message\nid: 4\ndata: {answer}\n\n"))));
+    events.push(Ok(Bytes::from(format!(
+        "event: message\nid: 4\ndata: {answer}\n\n"
+    ))));
     stream(events)
 }
 

@@ -43,7 +43,9 @@ use bytes::Bytes;
 use http::Method;
 
 use super::assemble::clip;
-use super::{BodyFacts, BodyReader, Invocation, LlmApi, Problem, ProblemKind, RequestHead, Route, StreamReader};
+use super::{
+    BodyFacts, BodyReader, Invocation, LlmApi, Problem, ProblemKind, RequestHead, Route, StreamReader,
+};
 use crate::capture::MessageCapture;
 use crate::framing::{Framing, SsePiece, SseSlicer, StreamEvent};
 use crate::scan::json::{scalar_bool, scalar_string, Action, JsonScanner, Node, ScanResult, Step};
@@ -85,7 +87,10 @@ impl McpApi {
         } else {
             Cow::Owned(trimmed.to_string())
         };
-        McpApi { path, anywhere: false }
+        McpApi {
+            path,
+            anywhere: false,
+        }
     }
 
     /// Also recognizes MCP requests on any path by their headers: an `Mcp-Session-Id` or
@@ -302,7 +307,11 @@ struct Batch {
 
 impl Message {
     fn read(scan: &ScanResult) -> Message {
-        let text = |slot| scan.scalar(slot).and_then(scalar_string).filter(|s| !s.is_empty());
+        let text = |slot| {
+            scan.scalar(slot)
+                .and_then(scalar_string)
+                .filter(|s| !s.is_empty())
+        };
         let mut m = Message {
             version_ok: text(JSONRPC).as_deref() == Some("2.0"),
             id: scan.scalar(ID).and_then(id_text),
@@ -328,7 +337,9 @@ impl Message {
             return m;
         }
         if m.has_error {
-            let code = scan.scalar(ERROR_CODE).map(|raw| String::from_utf8_lossy(raw).into_owned());
+            let code = scan
+                .scalar(ERROR_CODE)
+                .map(|raw| String::from_utf8_lossy(raw).into_owned());
             let message = text(ERROR_MESSAGE).unwrap_or_default();
             m.failure = Some(clip(&format!(
                 "JSON-RPC error {}: {message}",
@@ -376,7 +387,10 @@ impl Message {
             return Some("not a JSON-RPC 2.0 message (\"jsonrpc\" is not \"2.0\")".into());
         }
         if self.method.is_none() && !self.has_result && !self.has_error {
-            return Some("not a JSON-RPC request, notification or response (no \"method\", \"result\" or \"error\")".into());
+            return Some(
+                "not a JSON-RPC request, notification or response (no \"method\", \"result\" or \"error\")"
+                    .into(),
+            );
         }
         if self.has_result && self.has_error {
             return Some("a JSON-RPC response with both \"result\" and \"error\"".into());
@@ -392,21 +406,23 @@ const TOOL_ERROR: &str = "the tool reported an error (isError)";
 /// logged message (a response, or a stream's array of messages), when it was kept whole.
 fn tool_error_text(message: &crate::capture::LoggedMessage) -> String {
     let bytes = message.to_bytes();
-    let text = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| {
-        let responses = match v {
-            serde_json::Value::Array(items) => items,
-            one => vec![one],
-        };
-        responses.into_iter().find_map(|m| {
-            let result = m.get("result")?;
-            (result.get("isError")? == true).then_some(())?;
-            result
-                .get("content")?
-                .as_array()?
-                .iter()
-                .find_map(|block| block.get("text")?.as_str().map(str::to_string))
-        })
-    });
+    let text = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            let responses = match v {
+                serde_json::Value::Array(items) => items,
+                one => vec![one],
+            };
+            responses.into_iter().find_map(|m| {
+                let result = m.get("result")?;
+                (result.get("isError")? == true).then_some(())?;
+                result
+                    .get("content")?
+                    .as_array()?
+                    .iter()
+                    .find_map(|block| block.get("text")?.as_str().map(str::to_string))
+            })
+        });
     match text {
         Some(text) => clip(&format!("{TOOL_ERROR}: {text}")),
         None => TOOL_ERROR.to_string(),
@@ -465,7 +481,9 @@ impl BodyReader for McpBody {
                 return;
             };
             self.form = match (first, self.side) {
-                (b'{' | b'[', _) | (_, Side::Request) => Form::Json(Box::new(JsonScanner::new(&BODY, self.cap))),
+                (b'{' | b'[', _) | (_, Side::Request) => {
+                    Form::Json(Box::new(JsonScanner::new(&BODY, self.cap)))
+                }
                 _ => Form::Events(Box::new(Events::new(self.cap, self.side == Side::Listen))),
             };
         }
@@ -528,7 +546,10 @@ fn apply(mut message: Message, side: Side, facts: &mut BodyFacts) {
             facts.no_response_expected = true;
         }
         if batch.failed > 0 {
-            facts.failure = Some(format!("{} of the batch's {} responses failed", batch.failed, batch.len));
+            facts.failure = Some(format!(
+                "{} of the batch's {} responses failed",
+                batch.failed, batch.len
+            ));
         }
         return;
     }
@@ -704,7 +725,10 @@ impl Events {
         if self.responses > 1 {
             facts.errors.push(Problem::new(
                 ProblemKind::Protocol,
-                format!("the stream carried {} responses; the first is logged in RequestId and Outcome", self.responses),
+                format!(
+                    "the stream carried {} responses; the first is logged in RequestId and Outcome",
+                    self.responses
+                ),
             ));
         }
         // Said all: a stream once it has carried its response; a `GET` stream at any point

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::{
     recognize, AnthropicMessagesApi, BedrockConverseApi, BodyReader, ChatCompletionsApi, CompletionsApi,
-    EmbeddingsApi, GeminiApi, LlmApi, McpApi, OllamaApi, RawReader, RequestHead, ResponsesApi, Route, StreamReader,
+    EmbeddingsApi, GeminiApi, LlmApi, McpApi, OllamaApi, RawReader, RequestHead, ResponsesApi, Route,
+    StreamReader,
 };
 use crate::ApiFamily;
 

@@ -251,7 +251,9 @@ id: 4\n\nevent: x\ndata: last";
         let mut slicer = SseSlicer::default();
         let mut pieces = Vec::new();
         slicer.feed(&frame, &mut |p| pieces.push(p));
-        let SsePiece::Data(data) = &pieces[0] else { panic!("{pieces:?}") };
+        let SsePiece::Data(data) = &pieces[0] else {
+            panic!("{pieces:?}")
+        };
         assert_eq!(data.as_ptr(), frame[6..].as_ptr(), "a slice, not a copy");
         assert_eq!(pieces[1], SsePiece::EventEnd);
     }

@@ -191,9 +191,9 @@ const URL_CREDENTIAL_NAMES: &[&[u8]] = &[b"key", b"sig", b"token", b"password", 
 /// and still missed `kEy=`.
 fn may_hold_url_credential(text: &[u8]) -> bool {
     memchr::memchr_iter(b'=', text).any(|at| {
-        URL_CREDENTIAL_NAMES.iter().any(|name| {
-            at >= name.len() && text[at - name.len()..at].eq_ignore_ascii_case(name)
-        })
+        URL_CREDENTIAL_NAMES
+            .iter()
+            .any(|name| at >= name.len() && text[at - name.len()..at].eq_ignore_ascii_case(name))
     })
 }
 
@@ -346,8 +346,14 @@ mod tests {
         // writes `&` (`\u0026`).
         for (text, want) in [
             ("/x?kEy=abc123", "/x?kEy=[REDACTED:url_credential]"),
-            ("/x?a=1\\u0026Access_Token=t0k3n", "/x?a=1\\u0026Access_Token=[REDACTED:url_credential]"),
-            ("/x?PassWord=hunter2&b=2", "/x?PassWord=[REDACTED:url_credential]&b=2"),
+            (
+                "/x?a=1\\u0026Access_Token=t0k3n",
+                "/x?a=1\\u0026Access_Token=[REDACTED:url_credential]",
+            ),
+            (
+                "/x?PassWord=hunter2&b=2",
+                "/x?PassWord=[REDACTED:url_credential]&b=2",
+            ),
             ("=key no name before", "=key no name before"),
         ] {
             assert_eq!(redacted(text), want, "{text}");

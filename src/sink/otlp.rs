@@ -271,7 +271,10 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
         put("mcp.method.name", Some(r.operation_name.clone().into()));
         put("jsonrpc.request.id", text(&r.request_id));
         put("mcp.protocol.version", text(&r.api_version));
-        put("mcp.session.id", r.dimensions.get("mcp_session").cloned().map(AnyValue::from));
+        put(
+            "mcp.session.id",
+            r.dimensions.get("mcp_session").cloned().map(AnyValue::from),
+        );
     }
     put("gen_ai.tool.name", text(&r.tool_name));
     put(

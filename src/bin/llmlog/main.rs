@@ -439,10 +439,14 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
     )?;
     if let Some(r) = record.filter(|r| r.api == tower_llm_log::ApiFamily::Mcp) {
         // What an agent's tool exchange did: its method, and what it named.
-        let named = [("tool", &r.tool_name), ("resource", &r.resource_uri), ("prompt", &r.prompt_name)]
-            .iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| format!(" {k}={}", visible(v))))
-            .collect::<String>();
+        let named = [
+            ("tool", &r.tool_name),
+            ("resource", &r.resource_uri),
+            ("prompt", &r.prompt_name),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| format!(" {k}={}", visible(v))))
+        .collect::<String>();
         writeln!(
             out,
             "mcp: {} id={}{named}",
