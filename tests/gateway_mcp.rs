@@ -32,11 +32,11 @@ fn records(log: &std::path::Path, requests: usize, responses: usize) -> Vec<LlmL
     }
 }
 
-fn exchange<'a>(
-    records: &'a [LlmLogRecord],
+fn exchange(
+    records: &[LlmLogRecord],
     kind: RecordKind,
     pick: impl Fn(&LlmLogRecord) -> bool,
-) -> &'a LlmLogRecord {
+) -> &LlmLogRecord {
     records
         .iter()
         .find(|r| r.kind == kind && pick(r))

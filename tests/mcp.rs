@@ -57,13 +57,12 @@ fn accepted() -> Answer {
     }
 }
 
-/// One exchange: `method path` with `request` and `headers`, answered with `answer` in
+/// One exchange: `(method, path)` with `request` and `headers`, answered with `answer` in
 /// `frames`, through `layer`. Returns what the client got and the records.
 async fn exchange_with(
     layer: LlmLogLayer,
     sink: &MemorySink,
-    method: Method,
-    path: &str,
+    (method, path): (Method, &str),
     headers: &[(&str, &str)],
     request: &[u8],
     answer: Answer,
@@ -112,8 +111,7 @@ async fn post_with(
     exchange_with(
         layer,
         &sink,
-        Method::POST,
-        "/mcp",
+        (Method::POST, "/mcp"),
         headers,
         request,
         answer,
@@ -176,8 +174,7 @@ async fn initialize_names_the_client_the_server_the_session_and_the_version() {
     let (bytes, records) = exchange_with(
         layer,
         &sink,
-        Method::POST,
-        "/mcp",
+        (Method::POST, "/mcp"),
         &[],
         &mcp_fixture("initialize_request.json"),
         answer,
@@ -421,8 +418,7 @@ async fn a_listen_stream_is_one_exchange_with_its_messages_counted() {
     let (bytes, records) = exchange_with(
         layer,
         &sink,
-        Method::GET,
-        "/mcp",
+        (Method::GET, "/mcp"),
         &[("mcp-session-id", "s-9")],
         b"",
         sse(),
@@ -535,8 +531,7 @@ async fn delete_ends_a_session_and_other_paths_need_the_family_added() {
     let (_, records) = exchange_with(
         layer,
         &sink,
-        Method::DELETE,
-        "/api/mcp",
+        (Method::DELETE, "/api/mcp"),
         &[("mcp-session-id", "s-1")],
         b"",
         Answer {
@@ -563,8 +558,7 @@ async fn delete_ends_a_session_and_other_paths_need_the_family_added() {
             exchange_with(
                 layer,
                 &sink,
-                Method::POST,
-                path,
+                (Method::POST, path),
                 &headers,
                 &request,
                 json(),

@@ -90,9 +90,7 @@ fn post(headers: &HeaderMap, body: &[u8]) -> Response {
 /// The response to one message; `None` for a notification or a response.
 fn answer(message: &Value) -> Option<Value> {
     let id = message.get("id")?.clone();
-    let Some(method) = message.get("method").and_then(Value::as_str) else {
-        return None;
-    };
+    let method = message.get("method").and_then(Value::as_str)?;
     let params = &message["params"];
     let result = match method {
         "initialize" => json!({
