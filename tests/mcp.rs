@@ -754,3 +754,60 @@ async fn a_stream_dropped_after_its_response_has_ended_as_far_as_the_log_goes() 
         drop(tx);
     }
 }
+
+#[tokio::test]
+async fn every_method_reads_the_same_at_every_split() {
+    let pairs = [
+        (
+            "initialize",
+            "initialize_request.json",
+            "initialize_response.json",
+        ),
+        (
+            "tools/list",
+            "tools_list_request.json",
+            "tools_list_response.json",
+        ),
+        (
+            "tools/call",
+            "tools_call_request.json",
+            "tools_call_response.json",
+        ),
+        (
+            "resources/read",
+            "resources_read_request.json",
+            "resources_read_response.json",
+        ),
+        (
+            "prompts/get",
+            "prompts_get_request.json",
+            "prompts_get_response.json",
+        ),
+    ];
+    for (method, request, response) in pairs {
+        let request = mcp_fixture(request);
+        let response = mcp_fixture(response);
+        let (req, res) = every_split(&request, json(), &response).await;
+        assert_eq!(
+            (req.operation_name.as_str(), res.operation_name.as_str()),
+            (method, method)
+        );
+        assert_eq!(res.outcome, Outcome::Completed, "{method}: {:?}", res.error);
+        assert!(res.error.is_none() && req.error.is_none(), "{method}");
+        assert_eq!(res.messages_str(), text(&response), "{method}");
+        // The same answer as an event stream.
+        let stream = [
+            b"event: message\r\nid: 7\r\ndata: ".as_slice(),
+            &response,
+            b"\r\n\r\n",
+        ]
+        .concat();
+        let (_, res) = every_split(&request, sse(), &stream).await;
+        assert_eq!(res.outcome, Outcome::Completed, "{method}: {:?}", res.error);
+        assert_eq!(
+            json_of(&res)[0],
+            serde_json::from_slice::<Value>(&response).unwrap(),
+            "{method}"
+        );
+    }
+}
