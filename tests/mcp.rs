@@ -811,3 +811,22 @@ async fn every_method_reads_the_same_at_every_split() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_unreadable_events_is_counted_not_kept() {
+    let mut stream = b"data: not json\n\n".repeat(10_000);
+    stream.extend_from_slice(b"data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\n");
+    let records = post(&mcp_fixture("tools_call_request.json"), sse(), &stream).await;
+    let res = one(&records, RecordKind::Response);
+    let error = res.error.as_deref().unwrap();
+    assert!(error.contains("event 1 is not JSON"), "{error}");
+    assert!(error.contains("9992 more events could not be read"), "{error}");
+    assert!(
+        error.len() < 4096,
+        "the error text is bounded: {} bytes",
+        error.len()
+    );
+    assert_eq!(res.stream_events, Some(10_001));
+    assert_eq!(res.request_id.as_deref(), Some("3"));
+    assert!(res.truncated, "the messages are kept up to the cap");
+}

@@ -597,7 +597,9 @@ struct Events {
     responses: u64,
     /// Messages of the server's own: notifications and requests, by method.
     others: Vec<String>,
+    /// The first events that could not be read (at most [`METHODS_NAMED`]), and how many.
     unreadable: Vec<String>,
+    unreadable_count: u64,
     first_at: Option<Instant>,
 }
 
@@ -605,7 +607,7 @@ const OPEN: Bytes = Bytes::from_static(b"[");
 const COMMA: Bytes = Bytes::from_static(b",");
 const CLOSE: Bytes = Bytes::from_static(b"]");
 const NEWLINE: Bytes = Bytes::from_static(b"\n");
-/// Methods named in an error, at most.
+/// Methods (and unreadable events) named in an error, at most.
 const METHODS_NAMED: usize = 8;
 
 impl Events {
@@ -621,6 +623,7 @@ impl Events {
             responses: 0,
             others: Vec::new(),
             unreadable: Vec::new(),
+            unreadable_count: 0,
             first_at: None,
         }
     }
@@ -678,12 +681,12 @@ impl Events {
         let scan = scanner.finish();
         let n = self.messages;
         if let Some(problem) = scan.problem() {
-            self.unreadable.push(format!("event {n} is not JSON: {problem}"));
+            self.note_unreadable(format!("event {n} is not JSON: {problem}"));
             return;
         }
         let message = Message::read(&scan);
         if let Some(problem) = message.problem() {
-            self.unreadable.push(format!("event {n}: {problem}"));
+            self.note_unreadable(format!("event {n}: {problem}"));
             return;
         }
         if message.is_response() || message.batch.is_some() {
@@ -695,6 +698,15 @@ impl Events {
             if self.others.len() < METHODS_NAMED {
                 self.others.push(method);
             }
+        }
+    }
+
+    /// An event that could not be read: said, up to a bound (a hostile stream may send
+    /// millions), and counted.
+    fn note_unreadable(&mut self, problem: String) {
+        self.unreadable_count += 1;
+        if self.unreadable.len() < METHODS_NAMED {
+            self.unreadable.push(problem);
         }
     }
 
@@ -716,7 +728,12 @@ impl Events {
             self.capture.push_all(&CLOSE);
         }
         facts.message = self.capture.finish();
-        facts.whole_json = self.unreadable.is_empty() && facts.message.total > 0 && !facts.message.truncated;
+        facts.whole_json = self.unreadable_count == 0 && facts.message.total > 0 && !facts.message.truncated;
+        let unsaid = self.unreadable_count - self.unreadable.len() as u64;
+        if unsaid > 0 {
+            self.unreadable
+                .push(format!("{unsaid} more events could not be read"));
+        }
         facts.errors.extend(
             self.unreadable
                 .into_iter()

@@ -257,4 +257,31 @@ id: 4\n\nevent: x\ndata: last";
         assert_eq!(data.as_ptr(), frame[6..].as_ptr(), "a slice, not a copy");
         assert_eq!(pieces[1], SsePiece::EventEnd);
     }
+
+    proptest::proptest! {
+        /// Whatever the lines, line ends and frame cuts, the data handed on is what the
+        /// gathering parser gathers.
+        #[test]
+        fn agrees_with_the_gathering_parser(
+            lines in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    "data: {\"a\":1}", "data:x", "data", "data:  y ", "event: message", "id: 7",
+                    ": comment", "", "retry: 10", "dat", "datum: z", "data:\u{e9}",
+                ]), proptest::sample::select(vec!["\n", "\r\n", "\r"])),
+                0..24,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+        ) {
+            let input: Vec<u8> = lines.iter().flat_map(|(l, e)| [l.as_bytes(), e.as_bytes()].concat()).collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+            cuts.sort_unstable();
+            let mut frames = Vec::new();
+            let mut last = 0;
+            for c in cuts.into_iter().chain(std::iter::once(input.len())) {
+                frames.push(&input[last..c]);
+                last = c;
+            }
+            proptest::prop_assert_eq!(slice(&frames, true), gathered(&input));
+        }
+    }
 }
