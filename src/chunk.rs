@@ -80,17 +80,24 @@ pub(crate) fn chunk_captured(captured: &LoggedMessage, chunk_bytes: usize, limit
 /// Read access to a sequence of segments as one byte string.
 struct Rope<'a> {
     segments: &'a [Bytes],
+    /// Where each segment starts; empty for a message in one segment (the usual case: no
+    /// allocation for it).
     starts: Vec<usize>,
     len: usize,
 }
 
 impl<'a> Rope<'a> {
     fn new(segments: &'a [Bytes]) -> Self {
-        let mut starts = Vec::with_capacity(segments.len());
+        let mut starts = Vec::new();
         let mut len = 0;
-        for s in segments {
-            starts.push(len);
-            len += s.len();
+        if segments.len() > 1 {
+            starts.reserve_exact(segments.len());
+            for s in segments {
+                starts.push(len);
+                len += s.len();
+            }
+        } else {
+            len = segments.first().map_or(0, Bytes::len);
         }
         Rope {
             segments,
@@ -100,18 +107,25 @@ impl<'a> Rope<'a> {
     }
 
     fn segment_of(&self, pos: usize) -> usize {
-        self.starts.partition_point(|&s| s <= pos) - 1
+        match self.starts.is_empty() {
+            true => 0,
+            false => self.starts.partition_point(|&s| s <= pos) - 1,
+        }
+    }
+
+    fn start_of(&self, segment: usize) -> usize {
+        self.starts.get(segment).copied().unwrap_or(0)
     }
 
     fn byte(&self, pos: usize) -> u8 {
         let i = self.segment_of(pos);
-        self.segments[i][pos - self.starts[i]]
+        self.segments[i][pos - self.start_of(i)]
     }
 
     /// Bytes `[a, b)`, sliced when in one segment, else copied.
     fn slice(&self, a: usize, b: usize, copied: &mut usize) -> Bytes {
         let i = self.segment_of(a);
-        let seg_start = self.starts[i];
+        let seg_start = self.start_of(i);
         let seg = &self.segments[i];
         if b <= seg_start + seg.len() {
             return seg.slice(a - seg_start..b - seg_start);
@@ -121,8 +135,8 @@ impl<'a> Rope<'a> {
         let mut j = i;
         while pos < b {
             let s = &self.segments[j];
-            let from = pos - self.starts[j];
-            let to = (b - self.starts[j]).min(s.len());
+            let from = pos - self.start_of(j);
+            let to = (b - self.start_of(j)).min(s.len());
             buf.extend_from_slice(&s[from..to]);
             pos += to - from;
             j += 1;

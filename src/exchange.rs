@@ -154,7 +154,7 @@ impl Exchange {
             plan,
             waiting: Mutex::new(None),
             held_acknowledgement: Mutex::new(None),
-            dimensions: Mutex::new(Arc::new(dimensions.0)),
+            dimensions: Mutex::new(shared_map(dimensions.0)),
             usage_injected: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -695,6 +695,17 @@ fn redact_secrets(side: &mut SideReport, cap: usize, counts: &mut BTreeMap<Strin
     }
     for (kind, n) in found {
         *counts.entry(kind.to_string()).or_insert(0) += n;
+    }
+}
+
+/// A map to share among an exchange's records; the empty one is shared by every exchange (no
+/// allocation for the common case of no dimensions).
+fn shared_map(map: BTreeMap<String, String>) -> Arc<BTreeMap<String, String>> {
+    static EMPTY: std::sync::OnceLock<Arc<BTreeMap<String, String>>> = std::sync::OnceLock::new();
+    if map.is_empty() {
+        EMPTY.get_or_init(Arc::default).clone()
+    } else {
+        Arc::new(map)
     }
 }
 

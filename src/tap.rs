@@ -278,7 +278,7 @@ impl Drop for Tap {
 /// What reads one side's body: a body reader, or an SSE parser feeding a stream reader.
 enum Target {
     /// A body reader, behind the media elider when media is elided.
-    Body(Box<dyn BodyReader>, Option<Box<MediaElider>>),
+    Body(Box<dyn BodyReader>, Option<MediaElider>),
     Stream {
         framer: Framer,
         reader: Box<dyn StreamReader>,
@@ -288,7 +288,7 @@ enum Target {
 
 impl Target {
     fn body(reader: Box<dyn BodyReader>, config: &LogConfig) -> Self {
-        let media = config.media_inline_bytes.map(|n| Box::new(MediaElider::new(n)));
+        let media = config.media_inline_bytes.map(MediaElider::new);
         Target::Body(reader, media)
     }
 

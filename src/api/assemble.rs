@@ -36,6 +36,18 @@ pub(crate) fn clip(s: &str) -> String {
     clip_to(s, SMALL_FIELD)
 }
 
+/// [`clip`] of a string one owns: cut in place, no copy.
+pub(crate) fn clip_owned(mut s: String) -> String {
+    if s.len() > SMALL_FIELD {
+        let mut end = SMALL_FIELD;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
 /// A per-part word (a type, a role, a finish reason), clipped to [`WORD_FIELD`] bytes.
 pub(crate) fn clip_word(s: &str) -> String {
     clip_to(s, WORD_FIELD)

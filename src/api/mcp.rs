@@ -42,7 +42,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::Method;
 
-use super::assemble::clip;
+use super::assemble::{clip, clip_owned};
 use super::{
     BodyFacts, BodyReader, Invocation, LlmApi, Problem, ProblemKind, RequestHead, Route, StreamReader,
 };
@@ -315,7 +315,7 @@ impl Message {
         let mut m = Message {
             version_ok: text(JSONRPC).as_deref() == Some("2.0"),
             id: scan.scalar(ID).and_then(id_text),
-            method: text(METHOD).map(|s| clip(&s)),
+            method: text(METHOD).map(clip_owned),
             has_result: scan.count(HAS_RESULT).0 > 0,
             has_error: scan.count(HAS_ERROR).0 > 0,
             ..Message::default()
@@ -351,12 +351,12 @@ impl Message {
             m.tool_error = true;
             m.failure = Some(TOOL_ERROR.into());
         }
-        let name = text(PARAMS_NAME).map(|s| clip(&s));
+        let name = text(PARAMS_NAME).map(clip_owned);
         match m.method.as_deref() {
             Some("tools/call") => m.invocation.tool_name = name,
             Some("prompts/get") => m.invocation.prompt_name = name,
             Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-                m.invocation.resource_uri = text(PARAMS_URI).map(|s| clip(&s))
+                m.invocation.resource_uri = text(PARAMS_URI).map(clip_owned)
             }
             _ => {}
         }
@@ -432,7 +432,7 @@ fn tool_error_text(message: &crate::capture::LoggedMessage) -> String {
 /// A JSON-RPC id as the records show it: a string as it is, a number as written.
 fn id_text(raw: &[u8]) -> Option<String> {
     match raw.first()? {
-        b'"' => scalar_string(raw).map(|s| clip(&s)),
+        b'"' => scalar_string(raw).map(clip_owned),
         b'n' => None,
         _ => std::str::from_utf8(raw).ok().map(clip),
     }

@@ -102,7 +102,7 @@ pub(crate) fn string(scan: &ScanResult, slot: u8) -> Option<String> {
     scan.scalar(slot)
         .and_then(crate::scan::json::scalar_string)
         .filter(|s| !s.is_empty())
-        .map(|s| super::assemble::clip(&s))
+        .map(super::assemble::clip_owned)
 }
 
 /// A scalar read with serde; a value that does not read is reported.
