@@ -114,6 +114,29 @@ fn json_lines(c: &mut Criterion) {
     group.bench_function("emit_batch_32x32KiB_as_json", |b| {
         b.iter(|| sink.emit_batch(as_json.clone()))
     });
+    // Records of 4K/4K exchanges with what production records carry (dimensions, a finish
+    // reason, token counts): the fixed cost of a record beside its message.
+    let small: Vec<LlmLogRecord> = (0..64)
+        .map(|_| {
+            let mut r = record(4 * 1024);
+            r.messages_are_json = true;
+            r.finish_reasons = vec!["stop".into()];
+            r.prompt_tokens = Some(1000);
+            r.completion_tokens = Some(1000);
+            r.total_tokens = Some(2000);
+            r.dimensions = std::sync::Arc::new(
+                [("api_key", "3f2a9c0d1e4b5a6c"), ("user", "alice"), ("end_user", "u-42")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            r
+        })
+        .collect();
+    group.throughput(Throughput::Elements(small.len() as u64));
+    group.bench_function("emit_batch_64x4KiB_records", |b| {
+        b.iter(|| sink.emit_batch(small.clone()))
+    });
     group.finish();
 }
 

@@ -307,7 +307,8 @@ impl LlmLogRecord {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// A record as read back (owned where it must be).
+#[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Wire<'a> {
     time_generated: Cow<'a, str>,
@@ -390,6 +391,99 @@ struct Wire<'a> {
     span_id: Option<Cow<'a, str>>,
 }
 
+/// A record as written: every field borrowed from the record, nothing copied.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireOut<'a> {
+    time_generated: Rfc3339,
+    correlation_id: &'a str,
+    kind: RecordKind,
+    sequence_number: u32,
+    is_last: bool,
+    api: &'a ApiFamily,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    operation_name: &'a str,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_version: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deployment_name: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model_name: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    is_stream_completion: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stream_events: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_name: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_uri: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt_name: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cached_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reasoning_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_creation_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    tokens_estimated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_messages: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response_messages: Option<&'a str>,
+    message_bytes: u64,
+    truncated: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    invalid_utf8_replaced: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status_code: Option<u16>,
+    duration_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time_to_first_token_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    finish_reasons: &'a [String],
+    outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    error_kinds: &'a [crate::api::ProblemKind],
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    redactions: &'a BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    media_elided: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_omitted: Option<ContentOmitted>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    dimensions: &'a BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    cost_estimated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    span_id: Option<&'a str>,
+}
+
+/// `TimeGenerated`, written as RFC 3339 with nanoseconds straight into the output.
+struct Rfc3339(SystemTime);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_nanos(self.0))
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -410,21 +504,11 @@ fn from_millis(ms: f64) -> Duration {
     }
 }
 
-fn opt_str(s: &Option<String>) -> Option<Cow<'_, str>> {
-    s.as_deref().map(Cow::Borrowed)
-}
-
 /// A messages column: a JSON string holding the logged text; or, as JSON Lines sinks write a
 /// message that is one whole JSON value, that value itself (read back as its text).
 struct Messages<'a> {
     text: Cow<'a, str>,
     json: bool,
-}
-
-impl Serialize for Messages<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.text)
-    }
 }
 
 impl<'de, 'a> Deserialize<'de> for Messages<'a> {
@@ -462,34 +546,30 @@ impl LlmLogRecord {
 
     /// The record as written; `with_messages: false` leaves the messages column out (the JSON
     /// Lines writer then appends it as JSON).
-    fn wire(&self, with_messages: bool) -> Wire<'_> {
-        let text = Messages {
-            text: Cow::Borrowed(self.messages_str()),
-            json: false,
-        };
-        let text = with_messages.then_some(text);
+    fn wire(&self, with_messages: bool) -> WireOut<'_> {
+        let text = with_messages.then(|| self.messages_str());
         let (request_messages, response_messages) = match self.kind {
             RecordKind::Request => (text, None),
             RecordKind::Response => (None, text),
         };
-        Wire {
-            time_generated: Cow::Owned(humantime::format_rfc3339_nanos(self.time_generated).to_string()),
-            correlation_id: Cow::Borrowed(&self.correlation_id),
+        WireOut {
+            time_generated: Rfc3339(self.time_generated),
+            correlation_id: &self.correlation_id,
             kind: self.kind,
             sequence_number: self.sequence_number,
             is_last: self.is_last,
-            api: self.api.clone(),
-            provider: opt_str(&self.provider),
-            operation_name: Cow::Borrowed(&self.operation_name),
-            api_version: opt_str(&self.api_version),
-            deployment_name: opt_str(&self.deployment_name),
-            model_name: opt_str(&self.model_name),
-            request_id: opt_str(&self.request_id),
+            api: &self.api,
+            provider: self.provider.as_deref(),
+            operation_name: &self.operation_name,
+            api_version: self.api_version.as_deref(),
+            deployment_name: self.deployment_name.as_deref(),
+            model_name: self.model_name.as_deref(),
+            request_id: self.request_id.as_deref(),
             is_stream_completion: self.is_stream_completion,
             stream_events: self.stream_events,
-            tool_name: opt_str(&self.tool_name),
-            resource_uri: opt_str(&self.resource_uri),
-            prompt_name: opt_str(&self.prompt_name),
+            tool_name: self.tool_name.as_deref(),
+            resource_uri: self.resource_uri.as_deref(),
+            prompt_name: self.prompt_name.as_deref(),
             prompt_tokens: self.prompt_tokens,
             completion_tokens: self.completion_tokens,
             total_tokens: self.total_tokens,
@@ -505,31 +585,19 @@ impl LlmLogRecord {
             status_code: self.status_code,
             duration_ms: millis(self.duration),
             time_to_first_token_ms: self.time_to_first_token.map(millis),
-            finish_reasons: self
-                .finish_reasons
-                .iter()
-                .map(|s| Cow::Borrowed(s.as_str()))
-                .collect(),
+            finish_reasons: &self.finish_reasons,
             outcome: self.outcome,
-            error: opt_str(&self.error),
-            error_kinds: self.error_kinds.clone(),
-            redactions: self
-                .redactions
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_str()), *v))
-                .collect(),
+            error: self.error.as_deref(),
+            error_kinds: &self.error_kinds,
+            redactions: &self.redactions,
             media_elided: self.media_elided,
             content_omitted: self.content_omitted,
-            dimensions: self
-                .dimensions
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
-                .collect(),
+            dimensions: &self.dimensions,
             cost_usd: self.cost_usd,
             cost_estimated: self.cost_estimated,
-            region: opt_str(&self.region),
-            trace_id: opt_str(&self.trace_id),
-            span_id: opt_str(&self.span_id),
+            region: self.region.as_deref(),
+            trace_id: self.trace_id.as_deref(),
+            span_id: self.span_id.as_deref(),
         }
     }
 
