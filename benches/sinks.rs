@@ -125,10 +125,14 @@ fn json_lines(c: &mut Criterion) {
             r.completion_tokens = Some(1000);
             r.total_tokens = Some(2000);
             r.dimensions = std::sync::Arc::new(
-                [("api_key", "3f2a9c0d1e4b5a6c"), ("user", "alice"), ("end_user", "u-42")]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                [
+                    ("api_key", "3f2a9c0d1e4b5a6c"),
+                    ("user", "alice"),
+                    ("end_user", "u-42"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             );
             r
         })

@@ -50,7 +50,8 @@ async fn the_gateway_logs_an_mcp_session() {
     let log = dir.join("llm.jsonl");
     let _ = std::fs::remove_file(&log);
     let args: Vec<&std::ffi::OsStr> = vec!["--log-file".as_ref(), log.as_os_str()];
-    let (mut gateway, stderr, addr) = spawn_gateway(&args, &[]);
+    let (gateway, stderr, addr) = spawn_gateway(&args, &[]);
+    let _gateway = common::KillOnDrop(gateway);
     std::thread::spawn(move || for _ in stderr.lines() {});
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
@@ -213,7 +214,4 @@ async fn the_gateway_logs_an_mcp_session() {
         "{text}"
     );
     assert!(text.contains("outcome=UpstreamError"), "{text}");
-
-    gateway.kill().unwrap();
-    gateway.wait().unwrap();
 }

@@ -290,3 +290,13 @@ pub fn said(r: &LlmLogRecord) -> Said<'_> {
         &r.model_name,
     )
 }
+
+/// A child process killed when dropped: a test that fails part-way leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
