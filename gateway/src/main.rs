@@ -396,6 +396,10 @@ async fn main() -> ExitCode {
     };
     sinks.sort_by_key(|k| *k as u8);
     sinks.dedup(); // `--sink jsonl` twice would open the file twice
+    if args.no_log {
+        // Nothing is logged: no file is created either.
+        sinks.retain(|k| !matches!(k, SinkKind::Jsonl));
+    }
     let (fan_out, file, destinations) = match build_sinks(&args, &sinks) {
         Ok(built) => built,
         Err(SinkError::Usage(e)) => return usage_error(&e),
@@ -429,7 +433,12 @@ async fn main() -> ExitCode {
     eprintln!("gateway listening on http://{local}");
     eprintln!("forwarding to {which}{upstream_url}");
     eprintln!(
-        "logging to {destinations} (Ctrl-C to stop); metrics at http://{local}/metrics, health at /healthz"
+        "{} (Ctrl-C to stop); metrics at http://{local}/metrics, health at /healthz",
+        if args.no_log {
+            "logging off (--no-log)".to_string()
+        } else {
+            format!("logging to {destinations}")
+        }
     );
     eprintln!(
         "try: curl -s http://{local}/v1/chat/completions -H 'content-type: application/json' \
