@@ -66,7 +66,7 @@ fn count(mut f: impl FnMut()) -> (u64, u64) {
 
 /// For counting instructions under `valgrind --tool=callgrind` (which a busy machine does not
 /// change): `INSTRUCTIONS_CASE=read_ahead_on|read_ahead_off|bare|privacy_off|secrets_only|pii|no_cost|attributed|key_only INSTRUCTIONS_N=1000` runs only
-/// that many 4K/4K exchanges. Run it with two counts; the difference over the difference in
+/// that many 4K/4K exchanges (`stream`, `stream_bare`: 200-event chat streams). Run it with two counts; the difference over the difference in
 /// exchanges is the cost of one (`scripts/instructions.sh`).
 fn instructions_only() -> bool {
     let Ok(case) = std::env::var("INSTRUCTIONS_CASE") else {
@@ -93,6 +93,23 @@ fn instructions_only() -> bool {
         _ => builder,
     };
     let config = builder.build().unwrap();
+    if case == "stream" || case == "stream_bare" {
+        // 200-event chat streams: the per-event cost (scripts/instructions.sh divides by 200).
+        let events = sse_events(200);
+        let make = move || stream_body(&events);
+        let mut bare = upstream("text/event-stream", make.clone());
+        let mut layered = LlmLogLayer::new(sink())
+            .with_config(config)
+            .layer(upstream("text/event-stream", make));
+        let chat = chat_request(64);
+        for _ in 0..n {
+            match case.as_str() {
+                "stream_bare" => black_box(one_exchange(&mut bare, &chat)),
+                _ => black_box(one_exchange(&mut layered, &chat)),
+            };
+        }
+        return true;
+    }
     let mut bare = upstream("application/json", make.clone());
     let mut layered = LlmLogLayer::new(sink())
         .with_config(config)
