@@ -830,3 +830,21 @@ async fn a_flood_of_unreadable_events_is_counted_not_kept() {
     assert_eq!(res.request_id.as_deref(), Some("3"));
     assert!(res.truncated, "the messages are kept up to the cap");
 }
+
+#[tokio::test]
+async fn a_large_batch_is_named_in_a_bounded_note() {
+    let note =
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#;
+    let batch = format!("[{}]", vec![note; 500].join(","));
+    let records = post(batch.as_bytes(), accepted(), b"").await;
+    let req = one(&records, RecordKind::Request);
+    assert_eq!(req.operation_name, "batch");
+    assert_eq!(
+        req.outcome,
+        Outcome::NoResponseExpected,
+        "a batch of notifications needs no answer"
+    );
+    let error = req.error.as_deref().unwrap();
+    assert!(error.contains("and 492 more"), "{error}");
+    assert!(error.len() < 1024, "{} bytes", error.len());
+}

@@ -207,6 +207,7 @@ const BATCH_ID: u8 = 16;
 const BATCH_ERROR: u8 = 17;
 const BATCH_IS_ERROR: u8 = 18;
 const BATCH_RESULT: u8 = 19;
+const BATCH_LEN: u8 = 20;
 
 /// What one JSON-RPC message (or a batch of them) holds that the records use.
 static MESSAGE: &[Node] = &[
@@ -254,7 +255,7 @@ static MESSAGE: &[Node] = &[
     ),
     // A batch (2025-03-26): an array of messages.
     Node::element(
-        Action::Walk,
+        Action::Count(BATCH_LEN),
         &[
             Node::key(b"method", Action::EachScalar(BATCH_METHOD), &[]),
             Node::key(b"id", Action::EachScalar(BATCH_ID), &[]),
@@ -320,16 +321,17 @@ impl Message {
             has_error: scan.count(HAS_ERROR).0 > 0,
             ..Message::default()
         };
-        let elements = scan.count(BATCH_RESULT).0 + scan.count(BATCH_ERROR).0;
-        let methods: Vec<String> = scan.scalars_in(BATCH_METHOD).filter_map(scalar_string).collect();
-        if !methods.is_empty() || elements > 0 {
+        let len = scan.count(BATCH_LEN).0;
+        if len > 0 {
+            // Names kept as far as the scalars' budget goes; the count is exact.
+            let methods: Vec<String> = scan.scalars_in(BATCH_METHOD).filter_map(scalar_string).collect();
             let ids = scan.scalars_in(BATCH_ID).filter(|raw| *raw != b"null").count() as u64;
             let tool_errors = scan
                 .scalars_in(BATCH_IS_ERROR)
                 .filter(|raw| scalar_bool(raw) == Some(true))
                 .count() as u64;
             m.batch = Some(Batch {
-                len: methods.len() as u64 + elements,
+                len,
                 methods: methods.iter().map(|s| clip(s)).collect(),
                 ids,
                 failed: scan.count(BATCH_ERROR).0 + tool_errors,
@@ -530,10 +532,14 @@ fn apply(mut message: Message, side: Side, facts: &mut BodyFacts) {
     facts.dimensions = std::mem::take(&mut message.dimensions);
     if let Some(batch) = message.batch {
         facts.invocation.operation = Some("batch".into());
-        let methods = if batch.methods.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", batch.methods.join(", "))
+        let methods = match batch.methods.len() {
+            0 => String::new(),
+            n if n <= METHODS_NAMED => format!(" ({})", batch.methods.join(", ")),
+            n => format!(
+                " ({}, and {} more)",
+                batch.methods[..METHODS_NAMED].join(", "),
+                n - METHODS_NAMED
+            ),
         };
         facts.errors.push(Problem::new(
             ProblemKind::Protocol,
