@@ -74,9 +74,10 @@
 //!
 //! What is recognised: `POST` requests to OpenAI chat completions, the Responses API,
 //! embeddings and legacy completions (OpenAI, Azure OpenAI `/openai/deployments/{deployment}/...`,
-//! `/openai/v1/...`, `/models/...`, and OpenAI-compatible servers), and Anthropic's Messages
-//! API; see [`api`] for the paths, and for adding API families of one's own. Everything else
-//! passes untouched. Compressed bodies are decoded for the logger only (feature `decompress`).
+//! `/openai/v1/...`, `/models/...`, and OpenAI-compatible servers), Anthropic's Messages API,
+//! Google Gemini, AWS Bedrock Converse and Ollama; and agents' tool calls over MCP's streamable
+//! HTTP transport (`.../mcp`, [`api::McpApi`]). See [`api`] for the paths, and for adding API
+//! families of one's own. Everything else passes untouched. Compressed bodies are decoded for the logger only (feature `decompress`).
 //!
 //! ## Features
 //! - `decompress` (default): decode gzip, deflate, br and zstd bodies for the tap.
