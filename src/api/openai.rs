@@ -87,11 +87,58 @@ struct ChunkWire<'a, C> {
     #[serde(borrow, default, deserialize_with = "cow_str")]
     model: Option<Cow<'a, str>>,
     #[serde(default = "Option::default")]
-    choices: Option<Vec<C>>,
+    choices: Option<Choices<C>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+}
+
+/// A chunk's choices, the first held inline: a chunk almost always has one, so reading it
+/// allocates nothing.
+pub(crate) struct Choices<C> {
+    first: Option<C>,
+    rest: Vec<C>,
+}
+
+impl<C> Default for Choices<C> {
+    fn default() -> Self {
+        Choices {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<'de, C: Deserialize<'de>> Deserialize<'de> for Choices<C> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Elements<C>(std::marker::PhantomData<C>);
+        impl<'de, C: Deserialize<'de>> serde::de::Visitor<'de> for Elements<C> {
+            type Value = Choices<C>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of choices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Choices<C>, A::Error> {
+                let first = seq.next_element()?;
+                let mut rest = Vec::new();
+                if first.is_some() {
+                    while let Some(c) = seq.next_element()? {
+                        rest.push(c);
+                    }
+                }
+                Ok(Choices { first, rest })
+            }
+        }
+        d.deserialize_seq(Elements(std::marker::PhantomData))
+    }
+}
+
+impl<C> IntoIterator for Choices<C> {
+    type Item = C;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<C>, std::vec::IntoIter<C>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 /// What every OpenAI-style chunk stream (chat completions, legacy completions) does besides
@@ -116,7 +163,7 @@ impl ChunkStream {
         data: &'e [u8],
         oversized: bool,
         what: &str,
-    ) -> Option<Vec<C>> {
+    ) -> Option<Choices<C>> {
         // `[DONE]` ends the stream; what follows it is not read.
         if !self.s.tally.next(oversized) || self.s.ended {
             return None;
