@@ -30,6 +30,10 @@ fn record(content_bytes: usize) -> LlmLogRecord {
     while messages.len() + text.len() < content_bytes {
         messages.push_str(text);
     }
+    // A valid array: the records marked as JSON must be JSON (the writer checks).
+    if messages.ends_with(',') {
+        messages.pop();
+    }
     messages.push(']');
     let line = serde_json::json!({
         "TimeGenerated": "2026-11-24T03:02:12.706100119Z", "CorrelationId": "0192f0c1-0000-7000-8000-000000000001",

@@ -107,6 +107,7 @@ pub mod framing;
 #[cfg(not(feature = "unstable-scan"))]
 mod framing;
 mod future;
+mod json_line;
 mod layer;
 pub mod privacy;
 mod problem;

@@ -249,10 +249,12 @@ pub struct LlmLogRecord {
     /// Whether bytes of the message that were not valid UTF-8 were replaced with U+FFFD
     /// (`InvalidUtf8Replaced`, written only when true).
     pub invalid_utf8_replaced: bool,
-    /// Whether `messages` is one whole JSON value (a built-in family's prompt or completion in
-    /// one record, not cut). JSON Lines sinks then write `RequestMessages` / `ResponseMessages`
-    /// as that JSON value rather than as a string holding it; readers take either form, and
-    /// a record read from a line written that way says so here.
+    /// Whether `messages` is one whole JSON value, as the family's reader found it (a built-in
+    /// family's prompt or completion in one record, not cut; the reader checks the structure it
+    /// walks and only delimits the values it skips). JSON Lines sinks then check the whole of
+    /// it and write `RequestMessages` / `ResponseMessages` as that JSON value rather than as a
+    /// string holding it, unless it is not valid JSON or holds a line break; readers take either
+    /// form, and a record read from a line written as a value says so here.
     pub messages_are_json: bool,
     /// The response status, once known.
     pub status_code: Option<u16>,
@@ -540,8 +542,14 @@ impl Serialize for LlmLogRecord {
 impl LlmLogRecord {
     /// Whether a JSON Lines sink writes the message as the JSON value it is rather than as a
     /// string: it is one whole JSON value (see [`messages_are_json`](Self::messages_are_json)).
+    ///
+    /// Checked here, on the writer's side, before the bytes go into a line: one JSON value,
+    /// valid throughout (the readers' scanner only delimits the values it skips), and no line
+    /// break (whitespace between a pretty-printed message's tokens, or the `\n` that joins an
+    /// event's `data:` lines), which would cut the record in two. Anything else is written as a
+    /// string, as it always could be.
     pub(crate) fn writes_messages_as_json(&self) -> bool {
-        self.messages_are_json && !self.messages.is_empty()
+        self.messages_are_json && !self.messages.is_empty() && crate::json_line::fits_one_line(&self.messages)
     }
 
     /// The record as written; `with_messages: false` leaves the messages column out (the JSON
