@@ -103,6 +103,8 @@ pub(crate) struct SideReport {
     pub(crate) failure: Option<String>,
     pub(crate) no_response_expected: bool,
     pub(crate) dimensions: Vec<(&'static str, String)>,
+    /// Credentials replaced in the invocation's fields (a resource URI's query), by kind.
+    pub(crate) invocation_redactions: BTreeMap<&'static str, u32>,
 }
 
 impl SideReport {
@@ -127,6 +129,7 @@ impl SideReport {
             failure: facts.failure,
             no_response_expected: facts.no_response_expected,
             dimensions: facts.dimensions,
+            invocation_redactions: BTreeMap::new(),
         }
     }
 }
@@ -183,6 +186,27 @@ impl Exchange {
         &self.shared.config
     }
 
+    /// Replaces credentials in what the request names (a tool, a resource URI with a key in its
+    /// query, a prompt), before both sides' records copy it.
+    pub(crate) fn redact_invocation(&self, side: &mut SideReport) {
+        if !self.config().redact_secrets {
+            return;
+        }
+        let invocation = &mut side.invocation;
+        for field in [
+            &mut invocation.tool_name,
+            &mut invocation.resource_uri,
+            &mut invocation.prompt_name,
+            &mut invocation.operation,
+        ] {
+            if let Some(text) = field.as_mut() {
+                if let Some(redacted) = privacy::redact_secrets_in(text, &mut side.invocation_redactions) {
+                    *text = redacted;
+                }
+            }
+        }
+    }
+
     pub(crate) fn set_request_facts(&self, side: &SideReport) {
         let facts = RequestFacts {
             model: side.model.clone().or_else(|| self.route.model.clone()),
@@ -213,16 +237,16 @@ impl Exchange {
             return;
         }
         if self.is_acknowledgement(outcome, &side) {
+            // Checked and held under the one lock the request side takes the held answer with
+            // (after it has set its facts): either the request sees it, or it sees the request.
+            let mut held = self.held_acknowledgement.lock().unwrap_or_else(|p| p.into_inner());
             let request_reported = self
                 .request_facts
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .is_some();
             if !request_reported {
-                *self
-                    .held_acknowledgement
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some((outcome, side));
+                *held = Some((outcome, side));
                 return;
             }
         }
@@ -377,6 +401,10 @@ impl Exchange {
                 BTreeMap::new()
             }
         };
+        let mut redactions = redactions;
+        for (kind, n) in std::mem::take(&mut side.invocation_redactions) {
+            *redactions.entry(kind.to_string()).or_insert(0) += n;
+        }
         let chunked = chunk_captured(&side.message, self.config().chunk_bytes, cap);
         if let Some(at) = chunked.invalid_utf8_at {
             side.errors.push(Problem::new(

@@ -246,7 +246,8 @@ impl Tap {
         };
         match &mut self.side {
             Side::Request { .. } => {
-                let side = SideReport::from_facts(facts, name, errors);
+                let mut side = SideReport::from_facts(facts, name, errors);
+                self.exchange.redact_invocation(&mut side);
                 self.exchange.set_request_facts(&side);
                 self.exchange.report(RecordKind::Request, outcome, side);
             }

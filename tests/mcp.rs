@@ -848,3 +848,24 @@ async fn a_large_batch_is_named_in_a_bounded_note() {
     assert!(error.contains("and 492 more"), "{error}");
     assert!(error.len() < 1024, "{} bytes", error.len());
 }
+
+#[tokio::test]
+async fn an_empty_listen_stream_the_server_ends_is_completed_without_error() {
+    let sink = MemorySink::new();
+    let layer = LlmLogLayer::new(sink.clone());
+    let (_, records) = exchange_with(
+        layer,
+        &sink,
+        (Method::GET, "/mcp"),
+        &[],
+        b"",
+        sse(),
+        Frames::new([]),
+    )
+    .await;
+    let res = one(&records, RecordKind::Response);
+    assert_eq!(res.operation_name, "listen");
+    assert_eq!(res.outcome, Outcome::Completed);
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert!(res.is_stream_completion);
+}

@@ -150,7 +150,13 @@ impl LlmApi for McpApi {
     }
 
     fn recognize(&self, head: &RequestHead<'_>) -> Option<Route> {
-        if head.path() == self.path || (self.anywhere && Self::is_mcp_by_headers(head)) {
+        if head.path() == self.path {
+            return route(head);
+        }
+        // Anywhere, but not over a request a built-in family knows by its path (a chat
+        // completion whose client accepts both JSON and event streams).
+        let built_in = || super::recognize(head).is_some_and(|r| r.family != ApiFamily::Mcp);
+        if self.anywhere && Self::is_mcp_by_headers(head) && !built_in() {
             return route(head);
         }
         None
@@ -498,8 +504,14 @@ impl BodyReader for McpBody {
 
     fn finish(self: Box<Self>, ended: bool) -> BodyFacts {
         match self.form {
-            // An empty body: a `GET`, a `DELETE`, a `202 Accepted`.
-            Form::Unknown => BodyFacts::default(),
+            // An empty body: a `GET`, a `DELETE`, a `202 Accepted`; a `GET` stream left before
+            // its first byte has ended as any `GET` stream does.
+            Form::Unknown => BodyFacts {
+                complete: self.side == Side::Listen,
+                stream: self.side == Side::Listen,
+                stream_ended: self.side == Side::Listen,
+                ..BodyFacts::default()
+            },
             Form::Json(scanner) => json_facts(scanner.finish(), ended, self.side),
             Form::Events(events) => events.finish(ended),
         }
