@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::api::{Apis, BodyFacts, Invocation, LlmApi, Problem, ProblemKind, Route, TokenUsage};
+use crate::api::{clip_field, Apis, BodyFacts, Invocation, LlmApi, Problem, ProblemKind, Route, TokenUsage};
 use crate::attribution::ExchangeDimensions;
 use crate::capture::LoggedMessage;
 use crate::chunk::chunk_captured;
@@ -76,8 +76,10 @@ pub(crate) struct RequestFacts {
     pub(crate) json_ok: bool,
     /// What the request invokes (MCP's method and tool): the response's records say it too.
     pub(crate) invocation: Invocation,
-    /// The request's id, for families whose response must answer it (JSON-RPC).
+    /// The request's id, for families whose response must answer it (JSON-RPC): as shown,
+    /// and as written.
     pub(crate) request_id: Option<String>,
+    pub(crate) raw_id: Option<String>,
     /// The request needs no response (a JSON-RPC notification).
     pub(crate) no_response_expected: bool,
 }
@@ -103,6 +105,8 @@ pub(crate) struct SideReport {
     pub(crate) failure: Option<String>,
     pub(crate) no_response_expected: bool,
     pub(crate) dimensions: Vec<(&'static str, String)>,
+    /// A JSON-RPC id as written (see `BodyFacts::raw_id`).
+    pub(crate) raw_id: Option<String>,
     /// Credentials replaced in the invocation's fields (a resource URI's query), by kind.
     pub(crate) invocation_redactions: BTreeMap<&'static str, u32>,
 }
@@ -130,6 +134,7 @@ impl SideReport {
             no_response_expected: facts.no_response_expected,
             dimensions: facts.dimensions,
             invocation_redactions: BTreeMap::new(),
+            raw_id: facts.raw_id,
         }
     }
 }
@@ -216,6 +221,7 @@ impl Exchange {
             json_ok: side.errors.is_empty(),
             invocation: side.invocation.clone(),
             request_id: side.request_id.clone(),
+            raw_id: side.raw_id.clone(),
             no_response_expected: side.no_response_expected,
         };
         *self.request_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
@@ -239,7 +245,10 @@ impl Exchange {
         if self.is_acknowledgement(outcome, &side) {
             // Checked and held under the one lock the request side takes the held answer with
             // (after it has set its facts): either the request sees it, or it sees the request.
-            let mut held = self.held_acknowledgement.lock().unwrap_or_else(|p| p.into_inner());
+            let mut held = self
+                .held_acknowledgement
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let request_reported = self
                 .request_facts
                 .lock()
@@ -293,6 +302,41 @@ impl Exchange {
         };
         self.emit(request.0, request.1, request.2, omitted);
         self.emit(response.0, response.1, response.2, omitted);
+    }
+
+    /// For families whose response must answer its request by id (JSON-RPC): a response to
+    /// another id, or no response at all where one was owed, is said.
+    fn check_answer(&self, request: &RequestFacts, outcome: Outcome, side: &mut SideReport) {
+        let Some(asked) = request.raw_id.as_ref().or(request.request_id.as_ref()) else {
+            return;
+        };
+        match side.raw_id.as_ref().or(side.request_id.as_ref()) {
+            Some(answered) if answered != asked => side.errors.push(Problem::new(
+                ProblemKind::Protocol,
+                format!(
+                    "the response's id {} answers no request of this exchange (the request's id is {})",
+                    clip_field(answered),
+                    clip_field(asked)
+                ),
+            )),
+            Some(_) => {}
+            None if request.no_response_expected
+                || outcome != Outcome::Completed
+                || side.status.is_some_and(|s| s >= 400)
+                || !side.errors.is_empty() => {}
+            None => side.errors.push(Problem::new(
+                ProblemKind::Protocol,
+                format!(
+                    "no JSON-RPC response to the request (id {}): the answer {}",
+                    clip_field(asked),
+                    if side.message.total == 0 {
+                        "is empty"
+                    } else {
+                        "carries none"
+                    }
+                ),
+            )),
+        }
     }
 
     /// Whether a response is an empty `202 Accepted`.
@@ -440,16 +484,7 @@ impl Exchange {
                 if let Some(request) = request {
                     invocation = request.invocation.clone();
                     if self.api.ids_must_match() {
-                        if let (Some(asked), Some(answered)) = (&request.request_id, &side.request_id) {
-                            if asked != answered {
-                                side.errors.push(Problem::new(
-                                    ProblemKind::Protocol,
-                                    format!(
-                                        "the response's id {answered} answers no request of this exchange (the request's id is {asked})"
-                                    ),
-                                ));
-                            }
-                        }
+                        self.check_answer(request, outcome, &mut side);
                     }
                 }
                 side.model.or_else(|| request.and_then(|f| f.model.clone()))

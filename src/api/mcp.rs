@@ -162,8 +162,13 @@ impl LlmApi for McpApi {
         None
     }
 
-    fn request_reader(&self, _route: &Route, cap: usize) -> Box<dyn BodyReader> {
-        Box::new(McpBody::new(cap, Side::Request))
+    fn request_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
+        let side = match route.operation.as_ref() {
+            "mcp" => Side::Request,
+            // `GET` and `DELETE` carry no message.
+            _ => Side::NoMessage,
+        };
+        Box::new(McpBody::new(cap, side))
     }
 
     fn response_reader(&self, route: &Route, cap: usize) -> Box<dyn BodyReader> {
@@ -264,7 +269,7 @@ static MESSAGE: &[Node] = &[
         Action::Count(BATCH_LEN),
         &[
             Node::key(b"method", Action::EachScalar(BATCH_METHOD), &[]),
-            Node::key(b"id", Action::EachScalar(BATCH_ID), &[]),
+            Node::key(b"id", Action::Count(BATCH_ID), &[]),
             Node::key(b"error", Action::Count(BATCH_ERROR), &[]),
             Node::key(
                 b"result",
@@ -291,6 +296,12 @@ struct Message {
     /// `jsonrpc` is `"2.0"`.
     version_ok: bool,
     id: Option<String>,
+    /// The id as written (`"3"` and `3` differ), when there is one.
+    raw_id: Option<String>,
+    /// An `id` member is there (a request, even with a null id), not a notification.
+    has_id: bool,
+    /// The id is there but was too long to keep (over 4 KiB).
+    id_dropped: bool,
     method: Option<String>,
     has_result: bool,
     has_error: bool,
@@ -322,7 +333,17 @@ impl Message {
         let mut m = Message {
             version_ok: text(JSONRPC).as_deref() == Some("2.0"),
             id: scan.scalar(ID).and_then(id_text),
-            method: text(METHOD).map(clip_owned),
+            raw_id: scan
+                .scalar(ID)
+                .filter(|raw| *raw != b"null")
+                .map(|raw| String::from_utf8_lossy(raw).into_owned()),
+            has_id: scan.scalar(ID).is_some() || scan.scalar_dropped(ID),
+            id_dropped: scan.scalar(ID).is_none() && scan.scalar_dropped(ID),
+            method: text(METHOD).map(clip_owned).or_else(|| {
+                // There, but too long to keep: named for what it is, not taken for absent.
+                scan.scalar_dropped(METHOD)
+                    .then(|| "(method over 4 KiB)".to_string())
+            }),
             has_result: scan.count(HAS_RESULT).0 > 0,
             has_error: scan.count(HAS_ERROR).0 > 0,
             ..Message::default()
@@ -331,7 +352,7 @@ impl Message {
         if len > 0 {
             // Names kept as far as the scalars' budget goes; the count is exact.
             let methods: Vec<String> = scan.scalars_in(BATCH_METHOD).filter_map(scalar_string).collect();
-            let ids = scan.scalars_in(BATCH_ID).filter(|raw| *raw != b"null").count() as u64;
+            let ids = scan.count(BATCH_ID).0;
             let tool_errors = scan
                 .scalars_in(BATCH_IS_ERROR)
                 .filter(|raw| scalar_bool(raw) == Some(true))
@@ -455,6 +476,8 @@ enum Side {
     Response,
     /// A `GET` stream: the server's messages, no response.
     Listen,
+    /// The body of a `GET` or `DELETE` request: none is expected.
+    NoMessage,
 }
 
 /// Reads an MCP body: JSON, or (on the response side) an event stream, told apart by its first
@@ -489,7 +512,7 @@ impl BodyReader for McpBody {
                 return;
             };
             self.form = match (first, self.side) {
-                (b'{' | b'[', _) | (_, Side::Request) => {
+                (b'{' | b'[', _) | (_, Side::Request | Side::NoMessage) => {
                     Form::Json(Box::new(JsonScanner::new(&BODY, self.cap)))
                 }
                 _ => Form::Events(Box::new(Events::new(self.cap, self.side == Side::Listen))),
@@ -506,12 +529,21 @@ impl BodyReader for McpBody {
         match self.form {
             // An empty body: a `GET`, a `DELETE`, a `202 Accepted`; a `GET` stream left before
             // its first byte has ended as any `GET` stream does.
-            Form::Unknown => BodyFacts {
-                complete: self.side == Side::Listen,
-                stream: self.side == Side::Listen,
-                stream_ended: self.side == Side::Listen,
-                ..BodyFacts::default()
-            },
+            Form::Unknown => {
+                let listen = self.side == Side::Listen;
+                let mut facts = BodyFacts {
+                    complete: listen,
+                    stream: listen,
+                    stream_ended: listen,
+                    ..BodyFacts::default()
+                };
+                if self.side == Side::Request && ended {
+                    facts
+                        .errors
+                        .push("the POST has no body: no JSON-RPC message".into());
+                }
+                facts
+            }
             Form::Json(scanner) => json_facts(scanner.finish(), ended, self.side),
             Form::Events(events) => events.finish(ended),
         }
@@ -541,6 +573,7 @@ fn json_facts(mut scan: ScanResult, ended: bool, side: Side) -> BodyFacts {
 /// Puts what a message says into the facts of its side.
 fn apply(mut message: Message, side: Side, facts: &mut BodyFacts) {
     facts.request_id = message.id.clone();
+    facts.raw_id = message.raw_id.take();
     facts.dimensions = std::mem::take(&mut message.dimensions);
     if let Some(batch) = message.batch {
         facts.invocation.operation = Some("batch".into());
@@ -580,9 +613,20 @@ fn apply(mut message: Message, side: Side, facts: &mut BodyFacts) {
                 None if is_response => Some("response".into()),
                 None => None,
             };
-            // A notification (no id), or the client's answer to a server's request.
+            // A notification (no `id` member), or the client's answer to a server's request.
             facts.no_response_expected =
-                (facts.invocation.operation.is_some() && message.id.is_none()) || is_response;
+                (facts.invocation.operation.is_some() && !message.has_id) || is_response;
+            if message.id_dropped {
+                facts.errors.push(Problem::new(
+                    ProblemKind::Protocol,
+                    "the request's id is over 4 KiB: RequestId is not set",
+                ));
+            } else if message.has_id && facts.raw_id.is_none() && !is_response {
+                facts.errors.push(Problem::new(
+                    ProblemKind::Protocol,
+                    "the request's id is null (MCP requires a string or a number)",
+                ));
+            }
             if is_response {
                 // The client's answer failing is the server's business, not this exchange's
                 // failure; it is still said.
@@ -591,6 +635,7 @@ fn apply(mut message: Message, side: Side, facts: &mut BodyFacts) {
                 }
             }
         }
+        Side::NoMessage => {}
         Side::Response | Side::Listen if message.tool_error => {
             facts.failure = Some(tool_error_text(&facts.message));
         }

@@ -95,6 +95,8 @@ pub struct BodyFacts {
     pub(crate) media_elided: u32,
     /// The end user a request body names (built-in families).
     pub(crate) end_user: Option<String>,
+    /// A JSON-RPC id as written (`"3"` and `3` differ), for families whose ids must match.
+    pub(crate) raw_id: Option<String>,
     /// The message is one whole, valid JSON value (a built-in reader's capture or assembly, not
     /// cut): JSON Lines sinks may write it as JSON rather than as a string holding JSON.
     pub(crate) whole_json: bool,

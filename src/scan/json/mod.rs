@@ -122,6 +122,8 @@ pub struct JsonScanner {
     scalar_data: Vec<u8>,
     scalar_start: usize,
     scalar_overflow: bool,
+    /// Slots (modulo 64) with a value dropped for its size.
+    dropped_scalars: u64,
     scalars: Vec<(u8, u32, u32)>,
     literal: [u8; LITERAL_PREFIX],
     literal_len: usize,
@@ -191,6 +193,7 @@ impl JsonScanner {
             scalar_data: Vec::new(),
             scalar_start: 0,
             scalar_overflow: false,
+            dropped_scalars: 0,
             scalars: Vec::new(),
             literal: [0; LITERAL_PREFIX],
             literal_len: 0,
@@ -239,6 +242,7 @@ impl JsonScanner {
             error: self.error.take(),
             complete: self.state == State::Done,
             duplicate_capture: self.duplicate_capture,
+            dropped_scalars: self.dropped_scalars,
             bytes: self.consumed,
         }
     }
@@ -574,10 +578,16 @@ impl JsonScanner {
                 self.record_scalar_bytes(&frame[rec.start..end]);
                 if !self.scalar_overflow {
                     self.keep_scalar(action);
-                } else if let Action::Scalar(slot) = action {
-                    // A repeated key whose last value is too long to keep: the upstream reads
-                    // that value, so an earlier one must not stand in for it.
-                    self.forget_scalar(slot);
+                } else {
+                    if let Action::Scalar(slot) | Action::EachScalar(slot) = action {
+                        // Said, so a reader tells "there, too long to keep" from "absent".
+                        self.dropped_scalars |= 1u64 << (slot % 64);
+                    }
+                    if let Action::Scalar(slot) = action {
+                        // A repeated key whose last value is too long to keep: the upstream
+                        // reads that value, so an earlier one must not stand in for it.
+                        self.forget_scalar(slot);
+                    }
                 }
                 self.scalar_rec = None;
             }

@@ -19,11 +19,19 @@ pub struct ScanResult {
     pub(crate) complete: bool,
     /// The captured path appeared more than once; the capture holds the last.
     pub(crate) duplicate_capture: bool,
+    /// Slots (modulo 64) with a value found but dropped for its size.
+    pub(crate) dropped_scalars: u64,
     /// Bytes fed.
     pub(crate) bytes: u64,
 }
 
 impl ScanResult {
+    /// Whether a value was found at `slot`'s path but dropped for its size (over 4 KiB, or
+    /// past the scalars' budget): there, though [`scalar`](Self::scalar) has none.
+    pub fn scalar_dropped(&self, slot: u8) -> bool {
+        self.dropped_scalars & (1u64 << (slot % 64)) != 0
+    }
+
     /// The captured value (or values, as one object), if any was found.
     pub fn capture(&self) -> Option<&LoggedMessage> {
         self.capture.as_ref()
