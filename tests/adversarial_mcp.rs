@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use common::mcp::*;
 use common::*;
 use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response};
@@ -142,37 +143,6 @@ impl Body for Generated {
     }
 }
 
-/// What the MCP server answers.
-#[derive(Clone)]
-struct Answer {
-    status: u16,
-    content_type: Option<&'static str>,
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-fn json() -> Answer {
-    Answer {
-        status: 200,
-        content_type: Some("application/json"),
-        headers: Vec::new(),
-    }
-}
-
-fn sse() -> Answer {
-    Answer {
-        content_type: Some("text/event-stream"),
-        ..json()
-    }
-}
-
-fn accepted() -> Answer {
-    Answer {
-        status: 202,
-        content_type: None,
-        headers: Vec::new(),
-    }
-}
-
 /// One exchange through `layer`: `(method, path)` with `request` and `headers`, answered with
 /// `answer` in the body `make_body` makes. Returns what the client got and the records.
 async fn exchange_body<B>(
@@ -192,14 +162,7 @@ where
         let (body, answer) = (body.lock().unwrap().take().expect("one request"), answer.clone());
         async move {
             let _ = req.into_body().collect().await;
-            let mut res = Response::builder().status(answer.status);
-            if let Some(ct) = answer.content_type {
-                res = res.header(CONTENT_TYPE, ct);
-            }
-            for (name, value) in answer.headers {
-                res = res.header(name, value);
-            }
-            Ok::<_, Infallible>(res.body(body).unwrap())
+            Ok::<_, Infallible>(answer.with(body))
         }
     });
     let mut req = Request::builder()

@@ -7,6 +7,7 @@ mod common;
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use common::mcp::*;
 use common::*;
 use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response};
@@ -17,45 +18,6 @@ use tower_llm_log::api::{McpApi, ProblemKind};
 use tower_llm_log::{ApiFamily, LlmLogBody, LlmLogLayer, LlmLogRecord, MemorySink, Outcome, RecordKind};
 
 type Inner = Request<LlmLogBody<Frames>>;
-
-fn mcp_fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/mcp/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
-}
-
-/// What the MCP server answers.
-#[derive(Clone)]
-struct Answer {
-    status: u16,
-    content_type: Option<&'static str>,
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-fn json() -> Answer {
-    Answer {
-        status: 200,
-        content_type: Some("application/json"),
-        headers: Vec::new(),
-    }
-}
-
-fn sse() -> Answer {
-    Answer {
-        content_type: Some("text/event-stream"),
-        ..json()
-    }
-}
-
-fn accepted() -> Answer {
-    Answer {
-        status: 202,
-        content_type: None,
-        headers: Vec::new(),
-    }
-}
 
 /// One exchange: `(method, path)` with `request` and `headers`, answered with `answer` in
 /// `frames`, through `layer`. Returns what the client got and the records.
@@ -72,14 +34,7 @@ async fn exchange_with(
         let (frames, answer) = (frames.clone(), answer.clone());
         async move {
             let _ = req.into_body().collect().await;
-            let mut res = Response::builder().status(answer.status);
-            if let Some(ct) = answer.content_type {
-                res = res.header(CONTENT_TYPE, ct);
-            }
-            for (name, value) in answer.headers {
-                res = res.header(name, value);
-            }
-            Ok::<_, Infallible>(res.body(frames).unwrap())
+            Ok::<_, Infallible>(answer.with(frames))
         }
     });
     let mut req = Request::builder()

@@ -129,6 +129,21 @@ async fn wait_for(received: &Received, n: usize) -> Vec<(Vec<(String, String)>, 
     received.lock().unwrap().clone()
 }
 
+/// Exports `records` through a sink built by `builder`. Emitting and flushing block (the
+/// exporter's own thread and runtime do the work), so they run off this runtime, as
+/// NonBlocking's worker thread would.
+async fn export(builder: tower_llm_log::sink::OtlpSinkBuilder, records: Vec<LlmLogRecord>) {
+    tokio::task::spawn_blocking(move || {
+        let sink = builder.build().unwrap();
+        for r in records {
+            sink.emit(r);
+        }
+        assert!(sink.flush(), "export succeeded");
+    })
+    .await
+    .unwrap();
+}
+
 async fn check(protocol: OtlpProtocol, content: bool) {
     // The test build's reqwest has TLS without a default crypto provider (a dev-dependency's
     // features are shared with the exporter's client); install one as an application would.
@@ -140,22 +155,10 @@ async fn check(protocol: OtlpProtocol, content: bool) {
     };
     let records = records().await;
     assert_eq!(records.len(), 2);
-    // Emitting and flushing block (the exporter's own thread and runtime do the work), so run
-    // them off this runtime, as NonBlocking's worker thread would.
-    let sent = records.clone();
-    tokio::task::spawn_blocking(move || {
-        let sink = OtlpSink::builder(endpoint, protocol)
-            .service_name("otlp-test")
-            .with_content(content)
-            .build()
-            .unwrap();
-        for r in sent {
-            sink.emit(r);
-        }
-        assert!(sink.flush(), "export succeeded");
-    })
-    .await
-    .unwrap();
+    let builder = OtlpSink::builder(endpoint, protocol)
+        .service_name("otlp-test")
+        .with_content(content);
+    export(builder, records.clone()).await;
     let got = wait_for(&received, 2).await;
     assert_eq!(got.len(), 2);
     let (resource, _) = &got[0];
@@ -295,17 +298,7 @@ async fn mcp_tool_calls_are_execute_tool() {
 
     let received: Received = Arc::default();
     let endpoint = format!("http://{}", http_receiver(received.clone()).await);
-    tokio::task::spawn_blocking(move || {
-        let sink = OtlpSink::builder(endpoint, OtlpProtocol::HttpProtobuf)
-            .build()
-            .unwrap();
-        for r in records {
-            sink.emit(r);
-        }
-        assert!(sink.flush(), "export succeeded");
-    })
-    .await
-    .unwrap();
+    export(OtlpSink::builder(endpoint, OtlpProtocol::HttpProtobuf), records).await;
     let got = wait_for(&received, 2).await;
     assert_eq!(got.len(), 2);
     let s = |v: &str| Some(Value::StringValue(v.into()));
