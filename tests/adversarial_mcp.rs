@@ -143,114 +143,6 @@ impl Body for Generated {
     }
 }
 
-/// One exchange through `layer`: `(method, path)` with `request` and `headers`, answered with
-/// `answer` in the body `make_body` makes. Returns what the client got and the records.
-async fn exchange_body<B>(
-    layer: LlmLogLayer,
-    sink: &MemorySink,
-    (method, path): (Method, &str),
-    headers: &[(&str, &str)],
-    request: &[u8],
-    answer: Answer,
-    body: B,
-) -> (Bytes, Vec<LlmLogRecord>)
-where
-    B: Body<Data = Bytes, Error = Infallible> + Send + Sync + Unpin + 'static,
-{
-    let body = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
-    let inner = service_fn(move |req: Inner| {
-        let (body, answer) = (body.lock().unwrap().take().expect("one request"), answer.clone());
-        async move {
-            let _ = req.into_body().collect().await;
-            Ok::<_, Infallible>(answer.with(body))
-        }
-    });
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(CONTENT_TYPE, "application/json")
-        .header("accept", "application/json, text/event-stream");
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let req = req.body(Frames::new([Bytes::copy_from_slice(request)])).unwrap();
-    let res = layer.layer(inner).oneshot(req).await.unwrap();
-    // Drained frame by frame, not collected: a stream of millions of frames must not cost the
-    // test their bookkeeping. The first 64 KiB are kept.
-    let mut body = res.into_body();
-    let mut kept = Vec::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.unwrap().into_data() {
-            let room = (64usize << 10).saturating_sub(kept.len());
-            kept.extend_from_slice(&data[..data.len().min(room)]);
-        }
-    }
-    drop(body);
-    (Bytes::from(kept), sink.take())
-}
-
-/// A `POST /mcp` through a layer with `config`, answered in `body`.
-async fn post_config<B>(config: LogConfig, request: &[u8], answer: Answer, body: B) -> Vec<LlmLogRecord>
-where
-    B: Body<Data = Bytes, Error = Infallible> + Send + Sync + Unpin + 'static,
-{
-    let sink = MemorySink::new();
-    let layer = LlmLogLayer::new(sink.clone()).with_config(config);
-    exchange_body(layer, &sink, (Method::POST, "/mcp"), &[], request, answer, body)
-        .await
-        .1
-}
-
-async fn post(request: &[u8], answer: Answer, body: &[u8]) -> Vec<LlmLogRecord> {
-    post_config(
-        LogConfig::default(),
-        request,
-        answer,
-        Frames::new([Bytes::copy_from_slice(body)]),
-    )
-    .await
-}
-
-/// Runs an answer whole, split in two at every byte, and a byte at a time; every run must log
-/// what the whole one logs. Returns the whole run's response record.
-async fn every_split(request: &[u8], answer: Answer, body: &[u8]) -> LlmLogRecord {
-    let records = post(request, answer.clone(), body).await;
-    let whole = one(&records, RecordKind::Response);
-    let same = |r: &LlmLogRecord, how: &str| {
-        assert_eq!(r.messages, whole.messages, "{how}");
-        assert_eq!(
-            (
-                &r.error,
-                r.outcome,
-                r.stream_events,
-                &r.request_id,
-                r.media_elided
-            ),
-            (
-                &whole.error,
-                whole.outcome,
-                whole.stream_events,
-                &whole.request_id,
-                whole.media_elided
-            ),
-            "{how}"
-        );
-    };
-    let mut cuts: Vec<usize> = (0..=body.len()).collect();
-    if body.len() > 3000 {
-        cuts = (0..=body.len()).step_by(7).collect();
-    }
-    for at in cuts {
-        let frames = Frames::split(body, &[at]);
-        let records = post_config(LogConfig::default(), request, answer.clone(), frames).await;
-        same(&one(&records, RecordKind::Response), &format!("split at {at}"));
-    }
-    let bytes: Vec<Bytes> = body.chunks(1).map(Bytes::copy_from_slice).collect();
-    let records = post_config(LogConfig::default(), request, answer, Frames::new(bytes)).await;
-    same(&one(&records, RecordKind::Response), "one byte at a time");
-    whole
-}
-
 const TOOLS_CALL: &[u8] =
     br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Oslo"}}}"#;
 const RESULT_3: &str =
@@ -287,7 +179,7 @@ async fn json_lines(request: &[u8], answer: Answer, body: &[u8]) -> Vec<serde_js
     let buf = SharedBuf::default();
     let layer = LlmLogLayer::new(JsonLinesSink::new(buf.clone()));
     let sink = MemorySink::new();
-    let _ = exchange_body(
+    let _ = exchange_with(
         layer,
         &sink,
         (Method::POST, "/mcp"),
@@ -352,6 +244,7 @@ data: {"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":""#;
         let base = measure_from();
         let records = post_config(
             LogConfig::default(),
+            &[],
             TOOLS_CALL,
             sse(),
             Generated::filled(HEAD, b'y', len, frame, TAIL),
@@ -390,7 +283,14 @@ async fn a_flood_of_notifications_before_the_response_is_counted_within_the_cap(
     })
     .chain(std::iter::once(response));
     let base = measure_from();
-    let records = post_config(LogConfig::default(), TOOLS_CALL, sse(), Generated::new(frames)).await;
+    let records = post_config(
+        LogConfig::default(),
+        &[],
+        TOOLS_CALL,
+        sse(),
+        Generated::new(frames),
+    )
+    .await;
     let peak = peak_since(base);
     let res = one(&records, RecordKind::Response);
     within_cap(&records, CAP);
@@ -674,7 +574,7 @@ async fn sse_edge_cases_read_the_same_at_every_split() {
          data: {{\"jsonrpc\":\"2.0\",\r\n: a comment between data lines\r\ndata: \"id\":3,\"result\":\r\ndata:{{\"content\":[]}}}}\r\n\r\n\
          data: {PROGRESS}"
     );
-    let res = every_split(TOOLS_CALL, sse(), stream.as_bytes()).await;
+    let (_, res) = every_split(TOOLS_CALL, sse(), stream.as_bytes()).await;
     assert_eq!(res.outcome, Outcome::Completed, "{:?}", res.error);
     assert!(res.error.is_none(), "{:?}", res.error);
     assert_eq!(res.stream_events, Some(3));
@@ -770,6 +670,7 @@ async fn a_sampled_out_notification_is_one_record() {
             .unwrap();
         let records = post_config(
             config,
+            &[],
             br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
             accepted(),
             Frames::new([]),
@@ -788,6 +689,7 @@ async fn a_sampled_out_notification_is_one_record() {
     };
     let records = post_config(
         config,
+        &[],
         br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         refused,
         Frames::new([Bytes::from_static(b"{\"error\":\"no session\"}")]),
@@ -916,7 +818,7 @@ async fn paths_of_the_built_in_endpoint() {
         ("/xmcp", false),
     ] {
         let sink = MemorySink::new();
-        let (_, records) = exchange_body(
+        let (_, records) = exchange_with(
             LlmLogLayer::new(sink.clone()),
             &sink,
             (Method::POST, path),
@@ -941,7 +843,7 @@ async fn paths_of_the_built_in_endpoint() {
 async fn anywhere_does_not_take_requests_a_built_in_family_knows() {
     let sink = MemorySink::new();
     let layer = LlmLogLayer::new(sink.clone()).with_api(McpApi::new().anywhere());
-    let (_, records) = exchange_body(
+    let (_, records) = exchange_with(
         layer,
         &sink,
         (Method::POST, "/v1/chat/completions"),
@@ -971,7 +873,7 @@ async fn anywhere_with_hostile_accept_headers_does_not_panic() {
     ] {
         let sink = MemorySink::new();
         let layer = LlmLogLayer::new(sink.clone()).with_api(McpApi::new().anywhere());
-        let (_, records) = exchange_body(
+        let (_, records) = exchange_with(
             layer,
             &sink,
             (Method::POST, "/rpc"),
@@ -999,7 +901,7 @@ async fn audio_and_blobs_in_a_stream_are_elided_at_every_split() {
         r#"{{"jsonrpc":"2.0","id":3,"result":{{"content":[{{"type":"audio","data":"{audio}","mimeType":"audio/wav"}},{{"type":"resource","resource":{{"uri":"file:///a.png","mimeType":"image/png","blob":"{blob}"}}}}]}}}}"#
     );
     let stream = format!("{}{}", event(PROGRESS), event(&result));
-    let res = every_split(TOOLS_CALL, sse(), stream.as_bytes()).await;
+    let (_, res) = every_split(TOOLS_CALL, sse(), stream.as_bytes()).await;
     assert_eq!(res.media_elided, 2, "{}", res.messages_str());
     let logged = res.messages_str();
     assert!(!logged.contains("QUJDRA"), "{logged}");
@@ -1075,7 +977,7 @@ async fn a_secret_in_a_tool_error_is_redacted_everywhere() {
 #[tokio::test]
 async fn a_refused_delete_is_logged() {
     let sink = MemorySink::new();
-    let (_, records) = exchange_body(
+    let (_, records) = exchange_with(
         LlmLogLayer::new(sink.clone()),
         &sink,
         (Method::DELETE, "/mcp"),
