@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::BufRead;
-use std::time::{Duration, Instant};
 
 use common::spawn_gateway;
 use serde_json::{json, Value};
@@ -12,19 +11,9 @@ use tower_llm_log::{LlmLogRecord, RecordKind};
 
 /// Waits until the log holds `n` records (the writer is asynchronous), then returns them.
 fn records(log: &std::path::Path, n: usize) -> Vec<LlmLogRecord> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let records: Vec<LlmLogRecord> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        if records.len() >= n || Instant::now() > deadline {
-            assert_eq!(records.len(), n, "{text}");
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let records = common::log_records_when(log, |r| r.len() >= n);
+    assert_eq!(records.len(), n, "{records:#?}");
+    records
 }
 
 fn response_of<'a>(records: &'a [LlmLogRecord], api: &str, stream: bool) -> &'a LlmLogRecord {

@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::BufRead;
-use std::time::{Duration, Instant};
 
 use common::spawn_gateway;
 use serde_json::{json, Value};
@@ -15,21 +14,13 @@ use tower_llm_log::{LlmLogRecord, Outcome, RecordKind};
 /// Waits until the log holds `requests` request records and `responses` last response
 /// records (the writer is asynchronous), then returns every record.
 fn records(log: &std::path::Path, requests: usize, responses: usize) -> Vec<LlmLogRecord> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let records: Vec<LlmLogRecord> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
+    let seen = |records: &[LlmLogRecord]| {
         let count = |kind| records.iter().filter(|r| r.kind == kind && r.is_last).count();
-        let seen = (count(RecordKind::Request), count(RecordKind::Response));
-        if seen == (requests, responses) || Instant::now() > deadline {
-            assert_eq!(seen, (requests, responses), "{text}");
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (count(RecordKind::Request), count(RecordKind::Response))
+    };
+    let records = common::log_records_when(log, |r| seen(r) >= (requests, responses));
+    assert_eq!(seen(&records), (requests, responses), "{records:#?}");
+    records
 }
 
 fn exchange(

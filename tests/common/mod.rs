@@ -302,3 +302,24 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The records of a JSON Lines log, once `done` holds of them (the writer is asynchronous);
+/// fails the test with the log's text after 60 s.
+pub fn log_records_when(log: &std::path::Path, done: impl Fn(&[LlmLogRecord]) -> bool) -> Vec<LlmLogRecord> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let records: Vec<LlmLogRecord> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if done(&records) {
+            return records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never got there:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
