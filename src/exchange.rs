@@ -269,7 +269,7 @@ impl Exchange {
             if self.plan.sampled_out {
                 let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some((kind, outcome, side)) = waiting {
-                    let keep = !outcome.is_success() || !side.errors.is_empty() || side.failure.is_some();
+                    let keep = failed(outcome, &side);
                     self.emit(kind, outcome, side, (!keep).then_some(ContentOmitted::Sampled));
                 }
             }
@@ -287,12 +287,6 @@ impl Exchange {
                 }
                 Some(first) => first,
             }
-        };
-        let failed = |outcome: Outcome, side: &SideReport| {
-            !outcome.is_success()
-                || !side.errors.is_empty()
-                || side.failure.is_some()
-                || side.status.is_some_and(|s| s >= 400)
         };
         let keep = failed(first.1, &first.2) || failed(outcome, &side);
         let omitted = (!keep).then_some(ContentOmitted::Sampled);
@@ -759,6 +753,14 @@ fn redact_secrets(side: &mut SideReport, cap: usize, counts: &mut BTreeMap<Strin
     for (kind, n) in found {
         *counts.entry(kind.to_string()).or_insert(0) += n;
     }
+}
+
+/// Whether a side failed, which keeps the content of an exchange sampled out.
+fn failed(outcome: Outcome, side: &SideReport) -> bool {
+    !outcome.is_success()
+        || !side.errors.is_empty()
+        || side.failure.is_some()
+        || side.status.is_some_and(|s| s >= 400)
 }
 
 /// A map to share among an exchange's records; the empty one is shared by every exchange (no

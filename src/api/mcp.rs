@@ -180,8 +180,9 @@ impl LlmApi for McpApi {
     }
 
     fn stream_reader(&self, route: &Route, cap: usize) -> Box<dyn StreamReader> {
-        // Not used: `stream_framing` frames nothing, so event streams come to the response
-        // reader, which reads them in place. Here for a recognizer that routes MCP elsewhere.
+        // The layer never asks for it (`stream_framing` frames nothing: event streams come to
+        // the response reader, which reads them in place); a family of one's own that wraps
+        // this one and frames its streams as SSE gets one message per event.
         Box::new(McpEvents(Events::new(cap, route.operation == "listen")))
     }
 
