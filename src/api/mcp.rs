@@ -554,10 +554,7 @@ impl BodyReader for McpBody {
 /// What a JSON body says.
 fn json_facts(mut scan: ScanResult, ended: bool, side: Side) -> BodyFacts {
     let mut facts = BodyFacts::default();
-    match scan.problem() {
-        Some(p) if ended || scan.error().is_some() => facts.errors.push(p.into()),
-        _ => {}
-    }
+    super::scanned::report_problem(&scan, ended, &mut facts);
     let clean = facts.errors.is_empty() && scan.is_complete();
     let message = Message::read(&scan);
     if clean {

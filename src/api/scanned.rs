@@ -38,11 +38,7 @@ impl BodyReader for ScannedBody {
     fn finish(self: Box<Self>, ended: bool) -> BodyFacts {
         let mut scan = self.scanner.finish();
         let mut facts = BodyFacts::default();
-        // A body cut short (client gone) is not a JSON problem; a malformed one always is.
-        match scan.problem() {
-            Some(p) if ended || scan.error().is_some() => facts.errors.push(p.into()),
-            _ => {}
-        }
+        report_problem(&scan, ended, &mut facts);
         if let Some(name) = self.captured {
             if scan.is_complete() && scan.capture().is_none() {
                 facts.errors.push(format!("no \"{name}\" value").into());
@@ -60,6 +56,15 @@ impl BodyReader for ScannedBody {
             facts.whole_json = clean && facts.message.total > 0 && !facts.message.truncated;
         }
         facts
+    }
+}
+
+/// What is wrong with a scanned body, if anything: a body cut short (the client gone) is not a
+/// JSON problem; a malformed one always is.
+pub(crate) fn report_problem(scan: &ScanResult, ended: bool, facts: &mut BodyFacts) {
+    match scan.problem() {
+        Some(p) if ended || scan.error().is_some() => facts.errors.push(p.into()),
+        _ => {}
     }
 }
 
