@@ -17,15 +17,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use common::mcp::*;
 use common::*;
-use http::header::CONTENT_TYPE;
-use http::{Method, Request, Response};
+use http::{Method, Request};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use tower::{service_fn, Layer, ServiceExt};
+use tower::{Layer, ServiceExt};
 use tower_llm_log::api::McpApi;
 use tower_llm_log::{
-    ApiFamily, ContentOmitted, JsonLinesSink, LlmLogBody, LlmLogLayer, LlmLogRecord, LogConfig, MemorySink,
-    Outcome, RecordKind,
+    ApiFamily, ContentOmitted, JsonLinesSink, LlmLogLayer, LlmLogRecord, LogConfig, MemorySink, Outcome,
+    RecordKind,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -96,8 +95,6 @@ fn peak_since(base: isize) -> isize {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers (after tests/mcp.rs).
-
-type Inner = Request<LlmLogBody<Frames>>;
 
 /// A body whose frames are made as they are polled: a stream of many megabytes costs the test
 /// one frame at a time.
@@ -706,26 +703,9 @@ async fn a_sampled_out_notification_is_one_record() {
 /// client leaves: a listen stream ends when its client leaves, at any point.
 #[tokio::test]
 async fn an_idle_listen_stream_left_by_its_client_has_ended() {
-    use http_body_util::StreamBody;
-    type Events =
-        StreamBody<tokio_stream::wrappers::ReceiverStream<Result<http_body::Frame<Bytes>, Infallible>>>;
     for first in [None, Some(": keep-alive\n\n")] {
         let sink = MemorySink::new();
-        let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
-        let inner = service_fn(move |req: Inner| {
-            let rx = rx.lock().unwrap().take().expect("one request");
-            async move {
-                let _ = req.into_body().collect().await;
-                let body: Events = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-                Ok::<_, Infallible>(
-                    Response::builder()
-                        .header(CONTENT_TYPE, "text/event-stream")
-                        .body(body)
-                        .unwrap(),
-                )
-            }
-        });
+        let (tx, inner) = open_stream_server();
         let req = Request::get("/mcp")
             .header("mcp-session-id", "s-1")
             .body(Frames::new([]))
@@ -759,25 +739,8 @@ async fn an_idle_listen_stream_left_by_its_client_has_ended() {
 /// A `GET` stream that carried messages, left by its client mid-event: it ended.
 #[tokio::test]
 async fn a_listen_stream_left_mid_event_has_ended() {
-    use http_body_util::StreamBody;
-    type Events =
-        StreamBody<tokio_stream::wrappers::ReceiverStream<Result<http_body::Frame<Bytes>, Infallible>>>;
     let sink = MemorySink::new();
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
-    let inner = service_fn(move |req: Inner| {
-        let rx = rx.lock().unwrap().take().expect("one request");
-        async move {
-            let _ = req.into_body().collect().await;
-            let body: Events = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .header(CONTENT_TYPE, "text/event-stream")
-                    .body(body)
-                    .unwrap(),
-            )
-        }
-    });
+    let (tx, inner) = open_stream_server();
     let req = Request::get("/mcp").body(Frames::new([])).unwrap();
     let res = LlmLogLayer::new(sink.clone())
         .layer(inner)

@@ -560,29 +560,12 @@ async fn an_acknowledgement_that_comes_before_its_notification_is_read_is_not_lo
 async fn a_stream_dropped_after_its_response_has_ended_as_far_as_the_log_goes() {
     // rmcp's client stops reading an event stream soon after its response, while the server
     // may keep it open: that is not a client gone mid-answer.
-    use http_body_util::StreamBody;
-    type Events =
-        StreamBody<tokio_stream::wrappers::ReceiverStream<Result<http_body::Frame<Bytes>, Infallible>>>;
     for (stream, complete) in [
         (mcp_fixture("tools_call_response.sse"), true),
         (mcp_fixture("stream_ends_early.sse"), false),
     ] {
         let sink = MemorySink::new();
-        let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
-        let inner = service_fn(move |req: Inner| {
-            let rx = rx.lock().unwrap().take().expect("one request");
-            async move {
-                let _ = req.into_body().collect().await;
-                let body: Events = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-                Ok::<_, Infallible>(
-                    Response::builder()
-                        .header(CONTENT_TYPE, "text/event-stream")
-                        .body(body)
-                        .unwrap(),
-                )
-            }
-        });
+        let (tx, inner) = open_stream_server();
         let req = Request::post("/mcp")
             .body(Frames::new([Bytes::from(mcp_fixture("tools_call_request.json"))]))
             .unwrap();

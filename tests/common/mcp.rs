@@ -195,3 +195,37 @@ pub async fn every_split(request: &[u8], answer: Answer, body: &[u8]) -> (LlmLog
     same(&one(&records, RecordKind::Response), "one byte at a time");
     (request_record, whole)
 }
+
+/// An event-stream body fed through a channel: open for as long as its sender lives.
+pub type OpenStream = http_body_util::StreamBody<
+    tokio_stream::wrappers::ReceiverStream<Result<http_body::Frame<Bytes>, Infallible>>,
+>;
+
+/// What feeds an [`OpenStream`].
+pub type StreamFeed = tokio::sync::mpsc::Sender<Result<http_body::Frame<Bytes>, Infallible>>;
+
+/// An MCP server whose one answer is an event stream it keeps open (a server that has not ended
+/// it yet): the sender feeds its frames.
+pub fn open_stream_server() -> (
+    StreamFeed,
+    impl tower::Service<
+            Request<LlmLogBody<Frames>>,
+            Response = http::Response<OpenStream>,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+    let inner = service_fn(move |req: Request<LlmLogBody<Frames>>| {
+        let rx = rx.lock().unwrap().take().expect("one request");
+        async move {
+            let _ = req.into_body().collect().await;
+            let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            Ok::<_, Infallible>(sse().with(body))
+        }
+    });
+    (tx, inner)
+}
