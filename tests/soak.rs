@@ -274,7 +274,7 @@ async fn round(seed: u64, logging: bool) -> Round {
         dropped.insert(format!("soak-{id}"), t.await.expect("client task"));
     }
     // The server notices a dropped client at its next write; give it that long.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while layer.stats().exchanges_open() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
