@@ -201,13 +201,13 @@ impl<'a> Rope<'a> {
                     offset += seg.len();
                     continue;
                 }
-                if std::str::from_utf8(&carry).is_err() {
+                if simdutf8::basic::from_utf8(&carry).is_err() {
                     return Some(offset - (carry.len() - take));
                 }
                 carry.clear();
             }
             let body_start = offset + (seg.len() - body.len());
-            match std::str::from_utf8(body) {
+            match simdutf8::compat::from_utf8(body) {
                 Ok(_) => {}
                 Err(e) if e.error_len().is_none() => carry.extend_from_slice(&body[e.valid_up_to()..]),
                 Err(e) => return Some(body_start + e.valid_up_to()),

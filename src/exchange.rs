@@ -633,7 +633,7 @@ impl Exchange {
         }
         let whole = side.message.to_bytes();
         // Checked the fast way; only text with invalid UTF-8 takes the lossy copy.
-        let mut text = match std::str::from_utf8(&whole) {
+        let mut text = match simdutf8::basic::from_utf8(&whole) {
             Ok(text) => text.to_string(),
             Err(_) => String::from_utf8_lossy(&whole).into_owned(),
         };

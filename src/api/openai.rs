@@ -172,7 +172,7 @@ impl ChunkStream {
             self.s.ended = true;
             return None;
         }
-        let chunk = match serde_json::from_slice::<ChunkWire<'e, C>>(data) {
+        let chunk = match super::assemble::from_json::<ChunkWire<'e, C>>(data) {
             Ok(chunk) => chunk,
             Err(e) => {
                 self.s.tally.unreadable(what, e);

@@ -118,7 +118,7 @@ pub(crate) fn parsed<T: serde::de::DeserializeOwned>(
     facts: &mut BodyFacts,
 ) -> Option<T> {
     let raw = scan.scalar(slot)?;
-    match serde_json::from_slice::<Option<T>>(raw) {
+    match super::assemble::from_json::<Option<T>>(raw) {
         Ok(v) => v,
         Err(e) => {
             facts.errors.push(format!("unreadable {name}: {e}").into());
