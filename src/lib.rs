@@ -152,11 +152,11 @@ pub mod bench_support {
         for f in frames {
             s.feed(f);
         }
-        let r = s.finish();
+        let mut r = s.finish();
         let model = r.scalar(0).and_then(crate::scan::json::scalar_string);
         (
             model,
-            r.capture
+            r.take_capture()
                 .map(|c| c.segments.iter().map(Bytes::len).sum())
                 .unwrap_or(0),
         )

@@ -61,13 +61,23 @@ impl LlmLogSink for FanOut {
         let mut panicked = false;
         if let Some((last, rest)) = self.sinks.split_last() {
             for sink in rest {
-                panicked |= !guarded(|| sink.emit_batch(records.clone()));
+                panicked |= !guarded(|| sink.emit_borrowed(&records));
             }
             panicked |= !guarded(|| last.emit_batch(records));
         }
         if panicked {
             // Surface it to whoever counts panics (the layer or NonBlocking), after every sink
             // has had the records.
+            panic!("a sink in a FanOut panicked");
+        }
+    }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        let mut panicked = false;
+        for sink in &self.sinks {
+            panicked |= !guarded(|| sink.emit_borrowed(records));
+        }
+        if panicked {
             panic!("a sink in a FanOut panicked");
         }
     }
@@ -115,6 +125,19 @@ where
             self.sink.emit_batch(records);
         }
     }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        // Passed on as it is when every record is accepted; else the accepted ones are copied.
+        let accepted = records.iter().filter(|r| (self.accept)(r)).count();
+        if accepted == records.len() {
+            if accepted > 0 {
+                self.sink.emit_borrowed(records);
+            }
+        } else if accepted > 0 {
+            let kept = records.iter().filter(|r| (self.accept)(r)).cloned().collect();
+            self.sink.emit_batch(kept);
+        }
+    }
 }
 
 impl<S, F> std::fmt::Debug for Filtered<S, F> {
@@ -128,6 +151,7 @@ mod tests {
     use super::*;
     use crate::record::sample;
     use crate::{MemorySink, Outcome, RecordKind};
+    use std::sync::Arc;
 
     #[test]
     fn errors_to_one_place_everything_to_another() {
@@ -157,5 +181,77 @@ mod tests {
         }));
         assert!(result.is_err(), "the panic is reported to the caller");
         assert_eq!(after.len(), 1, "the next sink still got the record");
+    }
+
+    /// A sink that only reads: it sees the batch where it lies, and counts what it saw.
+    #[derive(Clone, Default)]
+    struct Reader(Arc<std::sync::Mutex<Vec<(usize, usize)>>>);
+
+    impl LlmLogSink for Reader {
+        fn emit(&self, record: LlmLogRecord) {
+            self.emit_borrowed(std::slice::from_ref(&record));
+        }
+        fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((records.as_ptr() as usize, records.len()));
+        }
+    }
+
+    #[test]
+    fn sinks_before_the_last_read_the_batch_without_a_copy() {
+        let (first, second) = (Reader::default(), Reader::default());
+        let last = MemorySink::new();
+        let sink = FanOut::new()
+            .with(first.clone())
+            .with(second.clone())
+            .with(last.clone());
+        let batch = vec![sample(RecordKind::Request), sample(RecordKind::Response)];
+        let at = batch.as_ptr() as usize;
+        sink.emit_batch(batch.clone());
+        // A fresh vector: its address is not the clone's. Compare with what the sinks saw.
+        let seen = first.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(second.0.lock().unwrap().clone(), seen, "both read the same batch");
+        assert_eq!(seen[0].1, 2);
+        assert_ne!(
+            seen[0].0, at,
+            "the caller's copy is not the batch the fan-out got"
+        );
+        assert_eq!(last.records(), batch, "the last sink keeps the records");
+        // A sink that keeps records (memory) gets its own copies when not last.
+        let kept = MemorySink::new();
+        let reader = Reader::default();
+        FanOut::new()
+            .with(kept.clone())
+            .with(reader.clone())
+            .emit_borrowed(&batch);
+        assert_eq!(kept.records(), batch);
+        assert_eq!(
+            reader.0.lock().unwrap().clone(),
+            vec![(at, 2)],
+            "read where it lies"
+        );
+    }
+
+    #[test]
+    fn a_filter_passes_a_borrowed_batch_on_whole_or_copies_what_it_keeps() {
+        let reader = Reader::default();
+        let only_requests = Filtered::new(reader.clone(), |r: &LlmLogRecord| r.kind == RecordKind::Request);
+        let requests = vec![sample(RecordKind::Request), sample(RecordKind::Request)];
+        only_requests.emit_borrowed(&requests);
+        assert_eq!(
+            reader.0.lock().unwrap().clone(),
+            vec![(requests.as_ptr() as usize, 2)],
+            "all accepted: passed on as it is"
+        );
+        let memory = MemorySink::new();
+        let only_responses = Filtered::new(memory.clone(), |r: &LlmLogRecord| r.kind == RecordKind::Response);
+        only_responses.emit_borrowed(&requests);
+        assert!(memory.is_empty(), "none accepted: nothing emitted");
+        let mixed = vec![sample(RecordKind::Request), sample(RecordKind::Response)];
+        only_responses.emit_borrowed(&mixed);
+        assert_eq!(memory.records(), vec![mixed[1].clone()]);
     }
 }

@@ -365,6 +365,10 @@ impl LlmLogSink for JsonLinesFile {
     fn emit_batch(&self, records: Vec<LlmLogRecord>) {
         self.write(&records);
     }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        self.write(records);
+    }
 }
 
 impl std::fmt::Debug for JsonLinesFile {

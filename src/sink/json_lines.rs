@@ -80,13 +80,13 @@ impl<W: Write + Send + 'static> JsonLinesSink<W> {
 }
 
 impl<W: Write + Send + 'static> JsonLinesSink<W> {
-    fn write(&self, records: Vec<LlmLogRecord>) {
+    fn write(&self, records: &[LlmLogRecord]) {
         // Serialize outside the writer's lock so concurrent emitters only queue on the write.
         let mut lines = std::mem::take(&mut *self.line.lock().unwrap_or_else(|p| p.into_inner()));
         lines.clear();
         let count = records.len() as u64;
         let mut serialized = 0;
-        for record in &records {
+        for record in records {
             if append_line(&mut lines, record) {
                 serialized += 1;
             }
@@ -112,11 +112,15 @@ pub(crate) fn append_line(out: &mut Vec<u8>, record: &LlmLogRecord) -> bool {
 
 impl<W: Write + Send + 'static> LlmLogSink for JsonLinesSink<W> {
     fn emit(&self, record: LlmLogRecord) {
-        self.write(vec![record]);
+        self.write(std::slice::from_ref(&record));
     }
 
     /// Writes the batch with one write and one flush.
     fn emit_batch(&self, records: Vec<LlmLogRecord>) {
+        self.write(&records);
+    }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
         self.write(records);
     }
 }

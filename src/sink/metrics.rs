@@ -90,6 +90,18 @@ fn model_label(r: &LlmLogRecord) -> String {
 
 impl LlmLogSink for MetricsSink {
     fn emit(&self, r: LlmLogRecord) {
+        self.observe(&r);
+    }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        for r in records {
+            self.observe(r);
+        }
+    }
+}
+
+impl MetricsSink {
+    fn observe(&self, r: &LlmLogRecord) {
         if r.kind != RecordKind::Response || !r.is_last {
             return;
         }
@@ -158,5 +170,38 @@ mod tests {
             "values seen before keep their series"
         );
         assert_eq!(sink.bounded("user", &"é".repeat(200)).len(), 128);
+    }
+
+    /// Records read where they lie (from a fan-out) count as records handed over do.
+    #[test]
+    fn borrowed_records_count_as_owned_ones() {
+        use crate::record::sample;
+        let records = vec![
+            sample(RecordKind::Request),
+            sample(RecordKind::Response),
+            sample(RecordKind::Response),
+        ];
+        let render = |borrowed: bool| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            let sink = MetricsSink::new();
+            metrics::with_local_recorder(&recorder, || {
+                if borrowed {
+                    sink.emit_borrowed(&records);
+                } else {
+                    sink.emit_batch(records.clone());
+                }
+            });
+            // The exporter's order of series is not fixed: compare the lines as a set.
+            let mut lines: Vec<String> = handle.render().lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        let owned = render(false);
+        assert!(
+            owned.iter().any(|l| l.starts_with("llm_log_tokens{")),
+            "{owned:?}"
+        );
+        assert_eq!(render(true), owned);
     }
 }

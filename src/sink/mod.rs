@@ -83,6 +83,16 @@ pub trait LlmLogSink: Send + Sync + 'static {
             self.emit(record);
         }
     }
+
+    /// Takes several records to read, not to keep. [`FanOut`] hands the batch this way to each
+    /// of its sinks but the last, so that a sink that keeps nothing of a record (a file,
+    /// metrics, tracing) costs no copy of it: before this, a gateway writing a file with
+    /// metrics and tracing beside it deep-copied every record twice. The default copies the
+    /// records into [`emit_batch`](LlmLogSink::emit_batch); a sink that only reads records
+    /// overrides it.
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        self.emit_batch(records.to_vec());
+    }
 }
 
 impl<F> LlmLogSink for F
@@ -102,6 +112,10 @@ impl<S: LlmLogSink + ?Sized> LlmLogSink for Arc<S> {
     fn emit_batch(&self, records: Vec<LlmLogRecord>) {
         (**self).emit_batch(records)
     }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        (**self).emit_borrowed(records)
+    }
 }
 
 impl LlmLogSink for Box<dyn LlmLogSink> {
@@ -111,5 +125,9 @@ impl LlmLogSink for Box<dyn LlmLogSink> {
 
     fn emit_batch(&self, records: Vec<LlmLogRecord>) {
         (**self).emit_batch(records)
+    }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        (**self).emit_borrowed(records)
     }
 }

@@ -89,6 +89,18 @@ macro_rules! record_event {
 
 impl LlmLogSink for TracingSink {
     fn emit(&self, record: LlmLogRecord) {
+        self.event(&record);
+    }
+
+    fn emit_borrowed(&self, records: &[LlmLogRecord]) {
+        for record in records {
+            self.event(record);
+        }
+    }
+}
+
+impl TracingSink {
+    fn event(&self, record: &LlmLogRecord) {
         let messages = self.content.then(|| record.messages_str());
         if record.outcome.is_success() && record.error.is_none() {
             record_event!(tracing::Level::INFO, record, messages);

@@ -43,6 +43,7 @@ use crate::capture::{LoggedMessage, MessageCapture};
 
 mod paths;
 mod result;
+mod spare;
 
 pub use paths::{Action, Node, Step};
 pub use result::{scalar_bool, scalar_string, ScanResult};
@@ -90,6 +91,14 @@ struct Level {
     node: &'static Node,
 }
 
+thread_local! {
+    static STACKS: spare::Spares<Level> = const { spare::Spares::new() };
+    static CAPTURES: spare::Spares<(&'static [u8], MessageCapture)> = const { spare::Spares::new() };
+    static COUNTS: spare::Spares<(u8, u64, u64)> = const { spare::Spares::new() };
+    static SCALARS: spare::Spares<(u8, u32, u32)> = const { spare::Spares::new() };
+    static SCALAR_DATA: spare::Spares<u8> = const { spare::Spares::new() };
+}
+
 /// A value being recorded: where it started in the current frame, and at which level.
 #[derive(Debug, Clone, Copy)]
 struct Recording {
@@ -131,6 +140,24 @@ pub struct JsonScanner {
     consumed: u64,
     error: Option<String>,
     fail_at: Option<usize>,
+}
+
+impl Drop for JsonScanner {
+    fn drop(&mut self) {
+        spare::give(&STACKS, std::mem::take(&mut self.stack));
+        spare::give(&CAPTURES, std::mem::take(&mut self.captures));
+        spare::give(&COUNTS, std::mem::take(&mut self.counts));
+        spare::give(&SCALARS, std::mem::take(&mut self.scalars));
+        spare::give(&SCALAR_DATA, std::mem::take(&mut self.scalar_data));
+    }
+}
+
+impl Drop for ScanResult {
+    fn drop(&mut self) {
+        spare::give(&COUNTS, std::mem::take(&mut self.counts));
+        spare::give(&SCALARS, std::mem::take(&mut self.scalars));
+        spare::give(&SCALAR_DATA, std::mem::take(&mut self.scalar_data));
+    }
 }
 
 /// What a byte is to JSON's structure outside strings: plain, a quote, an opening or a closing
@@ -175,7 +202,7 @@ impl JsonScanner {
         JsonScanner {
             root,
             state: State::Value,
-            stack: Vec::new(),
+            stack: spare::take(&STACKS),
             pending: Some(root),
             key: [0; KEY_LIMIT],
             key_len: 0,
@@ -183,18 +210,18 @@ impl JsonScanner {
             escape: false,
             skip_depth: 0,
             skip_in_string: false,
-            captures: Vec::new(),
+            captures: spare::take(&CAPTURES),
             duplicate_capture: false,
             capture_rec: None,
-            counts: Vec::new(),
+            counts: spare::take(&COUNTS),
             measure_rec: None,
             capture_limit,
             scalar_rec: None,
-            scalar_data: Vec::new(),
+            scalar_data: spare::take(&SCALAR_DATA),
             scalar_start: 0,
             scalar_overflow: false,
             dropped_scalars: 0,
-            scalars: Vec::new(),
+            scalars: spare::take(&SCALARS),
             literal: [0; LITERAL_PREFIX],
             literal_len: 0,
             literal_numeric: true,
@@ -224,16 +251,17 @@ impl JsonScanner {
                 self.state = State::Failed;
             }
         }
-        let captures = std::mem::take(&mut self.captures);
+        let mut captures = std::mem::take(&mut self.captures);
         let capture = if self.root.capture_nodes() > 1 {
             let members: Vec<_> = captures
-                .into_iter()
+                .drain(..)
                 .map(|(key, c)| (std::str::from_utf8(key).unwrap_or("?"), c.finish()))
                 .collect();
             (!members.is_empty()).then(|| LoggedMessage::object(members, self.capture_limit))
         } else {
-            captures.into_iter().next().map(|(_, c)| c.finish())
+            captures.drain(..).next().map(|(_, c)| c.finish())
         };
+        spare::give(&CAPTURES, captures);
         ScanResult {
             capture,
             counts: std::mem::take(&mut self.counts),
@@ -832,7 +860,7 @@ mod tests {
         let r = scan_split(body.as_bytes(), &[100, 70_000, 3_000_000, 9_000_001], 1000);
         assert_eq!(r.error, None);
         assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("m1"));
-        let c = r.capture.unwrap();
+        let c = r.capture.clone().unwrap();
         assert!(c.truncated);
         assert_eq!(c.segments.iter().map(Bytes::len).sum::<usize>(), 1000);
         assert_eq!(
@@ -863,13 +891,13 @@ mod tests {
         );
         assert_eq!(scalar_string(r.scalar(0).unwrap()).as_deref(), Some("a"));
         let r = scan_split(b"hello", &[], 10);
-        assert!(r.error.unwrap().contains("byte 0: expected a value"));
+        assert!(r.error.clone().unwrap().contains("byte 0: expected a value"));
         let r = scan_split(br#"{"model":"a"} x"#, &[], 10);
-        assert!(r.error.unwrap().contains("after the JSON value"));
+        assert!(r.error.clone().unwrap().contains("after the JSON value"));
         let r = scan_split(b"{\"a\" 1}", &[], 10);
-        assert!(r.error.unwrap().contains("expected ':'"));
+        assert!(r.error.clone().unwrap().contains("expected ':'"));
         let r = scan_split(b"[1,2}", &[], 10);
-        assert!(r.error.unwrap().contains("closing bracket"));
+        assert!(r.error.clone().unwrap().contains("closing bracket"));
     }
 
     #[test]
@@ -934,7 +962,7 @@ mod tests {
     fn a_capture_cut_by_bad_input_is_marked_truncated() {
         let r = scan_split(br#"{"messages":[1,2 3]}"#, &[], 100);
         assert!(r.error.is_some());
-        let c = r.capture.unwrap();
+        let c = r.capture.clone().unwrap();
         assert!(c.truncated);
         assert_eq!(c.segments.concat(), b"[1,2 ");
     }
