@@ -13,18 +13,24 @@ const MAX_DEPTH: usize = 100;
 /// Whether `bytes` is one JSON value, whitespace around it allowed, with no `\n` or `\r`.
 /// The bytes are UTF-8 already (records hold validated text); they are not checked again.
 pub(crate) fn fits_one_line(bytes: &[u8]) -> bool {
+    let start = skip_spaces(bytes, 0);
+    value_end(bytes, start).is_some_and(|end| skip_spaces(bytes, end) == bytes.len())
+}
+
+/// Where the JSON value starting at `i` ends (just past it), if it is one valid value with no
+/// line break in it and nesting at most [`MAX_DEPTH`] deep. The bytes are UTF-8 already.
+pub(crate) fn value_end(bytes: &[u8], mut i: usize) -> Option<usize> {
     let mut stack = [0u8; MAX_DEPTH];
     let mut depth = 0;
-    let mut i = skip_spaces(bytes, 0);
     // `true` when a value is expected, `false` when one has just ended.
     let mut want_value = true;
     loop {
         if want_value {
-            let Some(&b) = bytes.get(i) else { return false };
+            let &b = bytes.get(i)?;
             match b {
                 b'{' | b'[' => {
                     if depth == MAX_DEPTH {
-                        return false;
+                        return None;
                     }
                     stack[depth] = b;
                     depth += 1;
@@ -35,59 +41,42 @@ pub(crate) fn fits_one_line(bytes: &[u8]) -> bool {
                         i += 1;
                         want_value = false;
                     } else if b == b'{' {
-                        let Some(after) = key(bytes, i) else { return false };
-                        i = after;
+                        i = key(bytes, i)?;
                     }
                 }
                 b'"' => {
-                    let Some(end) = string_end(bytes, i) else {
-                        return false;
-                    };
-                    i = end;
+                    i = string_end(bytes, i)?;
                     want_value = false;
                 }
                 b't' => {
-                    let Some(end) = literal(bytes, i, b"true") else {
-                        return false;
-                    };
-                    i = end;
+                    i = literal(bytes, i, b"true")?;
                     want_value = false;
                 }
                 b'f' => {
-                    let Some(end) = literal(bytes, i, b"false") else {
-                        return false;
-                    };
-                    i = end;
+                    i = literal(bytes, i, b"false")?;
                     want_value = false;
                 }
                 b'n' => {
-                    let Some(end) = literal(bytes, i, b"null") else {
-                        return false;
-                    };
-                    i = end;
+                    i = literal(bytes, i, b"null")?;
                     want_value = false;
                 }
                 b'-' | b'0'..=b'9' => {
-                    let Some(end) = number(bytes, i) else { return false };
-                    i = end;
+                    i = number(bytes, i)?;
                     want_value = false;
                 }
-                _ => return false,
+                _ => return None,
             }
             continue;
         }
-        i = skip_spaces(bytes, i);
         if depth == 0 {
-            return i == bytes.len();
+            return Some(i);
         }
-        let Some(&b) = bytes.get(i) else { return false };
+        i = skip_spaces(bytes, i);
+        let &b = bytes.get(i)?;
         let open = stack[depth - 1];
         match (b, open) {
             (b',', b'{') => {
-                let Some(after) = key(bytes, skip_spaces(bytes, i + 1)) else {
-                    return false;
-                };
-                i = after;
+                i = key(bytes, skip_spaces(bytes, i + 1))?;
                 want_value = true;
             }
             (b',', _) => {
@@ -98,13 +87,13 @@ pub(crate) fn fits_one_line(bytes: &[u8]) -> bool {
                 depth -= 1;
                 i += 1;
             }
-            _ => return false,
+            _ => return None,
         }
     }
 }
 
 /// Spaces and tabs (line breaks are not allowed at all).
-fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
     while matches!(bytes.get(i), Some(b' ' | b'\t')) {
         i += 1;
     }
@@ -112,7 +101,7 @@ fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// A member's key and its colon, from `i` (at the key's quote): where its value starts.
-fn key(bytes: &[u8], i: usize) -> Option<usize> {
+pub(crate) fn key(bytes: &[u8], i: usize) -> Option<usize> {
     if bytes.get(i) != Some(&b'"') {
         return None;
     }
@@ -120,35 +109,43 @@ fn key(bytes: &[u8], i: usize) -> Option<usize> {
     (bytes.get(i) == Some(&b':')).then(|| skip_spaces(bytes, i + 1))
 }
 
-/// Whether any of the eight bytes of `w` is `"`, `\\` or a control character (below 0x20): the
-/// bytes a string's plain run ends at (a word at a time, which beats `memchr` on the short runs
-/// between escapes of typical JSON text).
-fn any_special(w: u64) -> bool {
+/// The bytes of `w` (eight, little-endian) that are `"`, `\\` or a control character (below
+/// 0x20), each marked by its high bit: the bytes a string's plain run ends at. Exact for the
+/// lowest marked byte (a borrow can only mark bytes above a true one), which is all a caller
+/// reads: a word at a time beats `memchr` on the short runs between escapes of JSON text.
+fn special_bytes(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let below_0x20 = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\'))) | below_0x20) != 0
+    zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\'))) | below_0x20
 }
 
 /// The end of the string starting at `i` (its opening quote), just past its closing quote.
-fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+pub(crate) fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        while let Some(word) = bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(word.try_into().ok()?);
-            if any_special(w) {
+        // To the next special byte: a word at a time, the byte itself found from the word's
+        // mask; byte by byte in the last seven bytes of the input.
+        loop {
+            if let Some(word) = bytes.get(i..i + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                let special = special_bytes(u64::from_le_bytes(w));
+                if special == 0 {
+                    i += 8;
+                    continue;
+                }
+                i += special.trailing_zeros() as usize / 8;
                 break;
             }
-            i += 8;
-        }
-        while bytes
-            .get(i)
-            .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
-        {
+            let &b = bytes.get(i)?;
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
             i += 1;
         }
-        match *bytes.get(i)? {
+        match bytes[i] {
             b'"' => return Some(i + 1),
             // Control characters (line breaks among them) must be escaped inside strings.
             b if b < 0x20 => return None,
@@ -169,12 +166,12 @@ fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-fn literal(bytes: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+pub(crate) fn literal(bytes: &[u8], i: usize, word: &[u8]) -> Option<usize> {
     bytes[i..].starts_with(word).then_some(i + word.len())
 }
 
 /// The end of the number starting at `i`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn number(bytes: &[u8], mut i: usize) -> Option<usize> {
+pub(crate) fn number(bytes: &[u8], mut i: usize) -> Option<usize> {
     let digits = |i: usize| bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
     if bytes[i] == b'-' {
         i += 1;

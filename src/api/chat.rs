@@ -22,7 +22,8 @@ use crate::ApiFamily;
 
 use super::scanned::{read_model_and_stream, END_USER, MODEL, STREAM};
 
-use super::openai::{read_response, ChunkStream, FINISH_REASON, ID, USAGE};
+use super::json_cursor::{first_time, Cursor};
+use super::openai::{read_response, ChunkStream, FastChoice, FINISH_REASON, ID, USAGE};
 
 /// The paths read from a chat request body.
 pub(crate) static REQUEST: Node = Node::root(&[
@@ -125,6 +126,136 @@ struct FunctionDeltaWire<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "cow_str")]
     arguments: Option<Cow<'a, str>>,
+}
+
+/// The common chat chunk read without serde; anything else is left to it.
+impl<'a> FastChoice<'a> for ChoiceDeltaWire<'a> {
+    fn read(c: &mut Cursor<'a>) -> Option<Self> {
+        let mut choice = ChoiceDeltaWire {
+            index: 0,
+            delta: None,
+            finish_reason: None,
+        };
+        let mut seen = 0;
+        c.object(|c, key| match key {
+            b"index" => {
+                first_time(&mut seen, 0)?;
+                choice.index = c.u32()?;
+                Some(())
+            }
+            b"delta" => {
+                first_time(&mut seen, 1)?;
+                choice.delta = match c.null() {
+                    true => None,
+                    false => Some(DeltaWire::read(c)?),
+                };
+                Some(())
+            }
+            b"finish_reason" => {
+                first_time(&mut seen, 2)?;
+                choice.finish_reason = c.string_or_null()?;
+                Some(())
+            }
+            _ => c.skip(),
+        })?;
+        Some(choice)
+    }
+}
+
+impl<'a> DeltaWire<'a> {
+    fn read(c: &mut Cursor<'a>) -> Option<Self> {
+        let mut delta = DeltaWire {
+            role: None,
+            content: None,
+            refusal: None,
+            reasoning_content: None,
+            tool_calls: None,
+        };
+        let mut seen = 0;
+        c.object(|c, key| {
+            let (field, slot) = match key {
+                b"role" => (0, &mut delta.role),
+                b"content" => (1, &mut delta.content),
+                b"refusal" => (2, &mut delta.refusal),
+                b"reasoning_content" => (3, &mut delta.reasoning_content),
+                b"tool_calls" => {
+                    first_time(&mut seen, 4)?;
+                    if c.null() {
+                        return Some(());
+                    }
+                    let mut calls = Vec::new();
+                    c.array(|c| {
+                        calls.push(ToolCallDeltaWire::read(c)?);
+                        Some(())
+                    })?;
+                    delta.tool_calls = Some(calls);
+                    return Some(());
+                }
+                _ => return c.skip(),
+            };
+            first_time(&mut seen, field)?;
+            *slot = c.string_or_null()?;
+            Some(())
+        })?;
+        Some(delta)
+    }
+}
+
+impl<'a> ToolCallDeltaWire<'a> {
+    fn read(c: &mut Cursor<'a>) -> Option<Self> {
+        let mut call = ToolCallDeltaWire {
+            index: 0,
+            id: None,
+            kind: None,
+            function: None,
+        };
+        let mut seen = 0;
+        c.object(|c, key| match key {
+            b"index" => {
+                first_time(&mut seen, 0)?;
+                call.index = c.u32()?;
+                Some(())
+            }
+            b"id" => {
+                first_time(&mut seen, 1)?;
+                call.id = c.string_or_null()?;
+                Some(())
+            }
+            b"type" => {
+                first_time(&mut seen, 2)?;
+                call.kind = c.string_or_null()?;
+                Some(())
+            }
+            b"function" => {
+                first_time(&mut seen, 3)?;
+                if c.null() {
+                    return Some(());
+                }
+                let mut function = FunctionDeltaWire {
+                    name: None,
+                    arguments: None,
+                };
+                let mut seen = 0;
+                c.object(|c, key| match key {
+                    b"name" => {
+                        first_time(&mut seen, 0)?;
+                        function.name = c.string_or_null()?;
+                        Some(())
+                    }
+                    b"arguments" => {
+                        first_time(&mut seen, 1)?;
+                        function.arguments = c.string_or_null()?;
+                        Some(())
+                    }
+                    _ => c.skip(),
+                })?;
+                call.function = Some(function);
+                Some(())
+            }
+            _ => c.skip(),
+        })?;
+        Some(call)
+    }
 }
 
 #[derive(Serialize, Default)]
@@ -536,5 +667,122 @@ mod tests {
         assert!(facts.usage.is_empty());
         assert!(!facts.stream_ended);
         assert!(facts.errors.is_empty(), "{:?}", facts.errors);
+    }
+}
+
+/// The chunk reader for the common case against serde: the same events read both ways give
+/// the same facts (message, errors, usage, ids, finish reasons), whatever the chunk.
+#[cfg(test)]
+mod fast_reader_tests {
+    use super::ChatStreamAssembler;
+    use crate::api::openai::ChunkStream;
+    use proptest::prelude::*;
+
+    fn read(events: &[String], serde_only: bool) -> String {
+        let mut a = ChatStreamAssembler::new(1 << 16);
+        if serde_only {
+            a.stream = ChunkStream::new(1 << 16).serde_only();
+        }
+        for e in events {
+            a.on_event(e.as_bytes(), false);
+        }
+        let mut facts = a.finish_facts();
+        // When the first token came differs run to run; whether one came does not.
+        let token = facts.first_token_at.take().is_some();
+        format!("first token: {token}; {facts:?}")
+    }
+
+    fn same(events: &[String]) {
+        assert_eq!(read(events, false), read(events, true), "{events:#?}");
+    }
+
+    #[test]
+    fn hand_written_chunks_read_alike() {
+        let cases = [
+            r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi \"there\"\n\u00e9"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#"{"id":"c1","choices":[{"index":1,"delta":{"content":"second"}},{"index":0,"delta":{"content":"first"},"finish_reason":"stop"}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get","arguments":"{\"a\""}}]}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+            r#"{"id":"c1","id":"c2","choices":[]}"#,
+            r#"{"choices":[{"index":0,"index":1,"delta":{}}]}"#,
+            r#"{"choices":[{"index":-1,"delta":{}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":7}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"\ud800"}}]}"#,
+            r#"{"choices":null,"model":null,"id":null}"#,
+            r#"{"error":{"message":"overloaded"}}"#,
+            r#"{"choices":[{"index":0,"delta":null,"finish_reason":"length"}]} "#,
+            r#"{"choices":[{"index":0,"delta":{"content":"x"}}]}trailing"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"x"}},]}"#,
+            "{\"choices\":\n[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}",
+            r#"{"\u0069d":"escaped key","choices":[]}"#,
+            "[DONE]",
+        ];
+        for (i, case) in cases.iter().enumerate() {
+            same(&[case.to_string()]);
+            // Chunks of the usual shape take the fast reader; usage, errors, what serde refuses
+            // and what it alone can tell (an escaped key, a line break) are left to serde.
+            let fast = crate::api::openai::reads_fast::<super::ChoiceDeltaWire<'_>>(case);
+            assert_eq!(fast, [0, 1, 2, 3, 10, 12].contains(&i), "{case}");
+        }
+        same(&cases.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    }
+
+    /// A JSON value of a few kinds, some of them not what the chunk's fields want.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_string()),
+            "[a-z \"\\\\é\n]{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            (0u64..5_000_000_000).prop_map(|n| n.to_string()),
+            Just("-1".to_string()),
+            Just("1.5".to_string()),
+            Just("true".to_string()),
+            Just(r#"{"nested":[1,{"x":null}]}"#.to_string()),
+            Just(r#""\ud800""#.to_string()),
+            Just("[1,]".to_string()),
+        ]
+    }
+
+    fn object(keys: &'static [&'static str], inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
+        prop::collection::vec(
+            (prop::sample::select(keys), prop_oneof![3 => inner, 1 => value()]),
+            0..5,
+        )
+        .prop_map(|members| {
+            let body: Vec<String> = members.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        })
+        .boxed()
+    }
+
+    fn chunk() -> impl Strategy<Value = String> {
+        let function = object(&["name", "arguments", "other"], value().boxed());
+        let call = object(&["index", "id", "type", "function"], function);
+        let calls = prop::collection::vec(call, 0..3).prop_map(|c| format!("[{}]", c.join(",")));
+        let delta = object(
+            &[
+                "role",
+                "content",
+                "refusal",
+                "reasoning_content",
+                "tool_calls",
+                "other",
+            ],
+            calls.boxed(),
+        );
+        let choice = object(&["index", "delta", "finish_reason", "logprobs"], delta);
+        let choices = prop::collection::vec(choice, 0..3).prop_map(|c| format!("[{}]", c.join(",")));
+        object(
+            &["id", "model", "choices", "usage", "error", "object", "created"],
+            choices.boxed(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn generated_chunks_read_alike(events in prop::collection::vec(chunk(), 1..4)) {
+            prop_assert_eq!(read(&events, false), read(&events, true));
+        }
     }
 }

@@ -92,6 +92,9 @@ struct ChoiceWire<'a> {
     finish_reason: Option<Cow<'a, str>>,
 }
 
+/// Legacy completion chunks are read by serde.
+impl super::openai::FastChoice<'_> for ChoiceWire<'_> {}
+
 #[derive(Serialize, Default)]
 struct ChoiceOut {
     index: u32,

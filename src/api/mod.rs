@@ -49,6 +49,7 @@ pub(crate) mod completions;
 pub(crate) mod embeddings;
 mod gemini;
 mod head;
+mod json_cursor;
 mod mcp;
 mod ollama;
 mod openai;

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::assemble::{clip, cow_str, StreamState};
+use super::json_cursor::{first_time, Cursor};
 use super::scanned;
 use super::{BodyFacts, TokenUsage};
 use crate::scan::json::ScanResult;
@@ -94,6 +95,67 @@ struct ChunkWire<'a, C> {
     error: Option<serde_json::Value>,
 }
 
+/// A choice the chunk reader for the common case ([`json_cursor`](super::json_cursor)) can
+/// read. `None` when it cannot (the default: the chunk is then read by serde).
+pub(crate) trait FastChoice<'a>: Sized {
+    fn read(_cursor: &mut Cursor<'a>) -> Option<Self> {
+        None
+    }
+}
+
+/// Reads a chunk as serde would, for the common case, or `None` (then serde reads it).
+fn fast_chunk<'e, C: FastChoice<'e>>(text: &'e str) -> Option<ChunkWire<'e, C>> {
+    let mut chunk = ChunkWire {
+        id: None,
+        model: None,
+        choices: None,
+        usage: None,
+        error: None,
+    };
+    let mut seen = 0;
+    let mut c = Cursor::new(text);
+    c.object(|c, key| match key {
+        b"id" => {
+            first_time(&mut seen, 0)?;
+            chunk.id = c.string_or_null()?;
+            Some(())
+        }
+        b"model" => {
+            first_time(&mut seen, 1)?;
+            chunk.model = c.string_or_null()?;
+            Some(())
+        }
+        b"choices" => {
+            first_time(&mut seen, 2)?;
+            if c.null() {
+                return Some(());
+            }
+            let mut choices = Choices::default();
+            c.array(|c| {
+                let choice = C::read(c)?;
+                match choices.first {
+                    None => choices.first = Some(choice),
+                    Some(_) => choices.rest.push(choice),
+                }
+                Some(())
+            })?;
+            chunk.choices = Some(choices);
+            Some(())
+        }
+        // Usage (once a stream) and errors are left to serde.
+        b"usage" => {
+            first_time(&mut seen, 3)?;
+            c.null().then_some(())
+        }
+        b"error" => {
+            first_time(&mut seen, 4)?;
+            c.null().then_some(())
+        }
+        _ => c.skip(),
+    })?;
+    c.at_end().then_some(chunk)
+}
+
 /// A chunk's choices, the first held inline: a chunk almost always has one, so reading it
 /// allocates nothing.
 pub(crate) struct Choices<C> {
@@ -147,18 +209,28 @@ impl<C> IntoIterator for Choices<C> {
 /// and the tally of events.
 pub(crate) struct ChunkStream {
     pub(crate) s: StreamState,
+    /// Whether chunks are read by serde alone (tests compare both readers).
+    serde_only: bool,
 }
 
 impl ChunkStream {
     pub(crate) fn new(cap: usize) -> Self {
         ChunkStream {
             s: StreamState::new(cap),
+            serde_only: false,
         }
+    }
+
+    /// Chunks read by serde alone.
+    #[cfg(test)]
+    pub(crate) fn serde_only(mut self) -> Self {
+        self.serde_only = true;
+        self
     }
 
     /// The choices of the next event, read as `C`: `None` for `[DONE]`, what follows it, and
     /// an oversized or unreadable event (reported as not being `what`).
-    pub(crate) fn choices<'e, C: Deserialize<'e>>(
+    pub(crate) fn choices<'e, C: Deserialize<'e> + FastChoice<'e>>(
         &mut self,
         data: &'e [u8],
         oversized: bool,
@@ -172,7 +244,11 @@ impl ChunkStream {
             self.s.ended = true;
             return None;
         }
-        let chunk = match super::assemble::from_json::<ChunkWire<'e, C>>(data) {
+        let fast = match self.serde_only {
+            true => None,
+            false => simdutf8::basic::from_utf8(data).ok().and_then(fast_chunk::<C>),
+        };
+        let chunk = match fast.map_or_else(|| super::assemble::from_json::<ChunkWire<'e, C>>(data), Ok) {
             Ok(chunk) => chunk,
             Err(e) => {
                 self.s.tally.unreadable(what, e);
@@ -201,4 +277,9 @@ impl ChunkStream {
         self.s.facts.finish_reasons = finish_reasons;
         self.s.finish(value)
     }
+}
+/// Whether the reader for the common case reads `text` (else serde does).
+#[cfg(test)]
+pub(crate) fn reads_fast<'e, C: FastChoice<'e>>(text: &'e str) -> bool {
+    fast_chunk::<C>(text).is_some()
 }
