@@ -122,7 +122,13 @@ fn special_bytes(w: u64) -> u64 {
 }
 
 /// The end of the string starting at `i` (its opening quote), just past its closing quote.
-pub(crate) fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+pub(crate) fn string_end(bytes: &[u8], i: usize) -> Option<usize> {
+    string_end_escaped(bytes, i).map(|(end, _)| end)
+}
+
+/// As [`string_end`], and whether the string has an escape.
+pub(crate) fn string_end_escaped(bytes: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
     i += 1;
     loop {
         // To the next special byte: a word at a time, the byte itself found from the word's
@@ -146,11 +152,12 @@ pub(crate) fn string_end(bytes: &[u8], mut i: usize) -> Option<usize> {
             i += 1;
         }
         match bytes[i] {
-            b'"' => return Some(i + 1),
+            b'"' => return Some((i + 1, escaped)),
             // Control characters (line breaks among them) must be escaped inside strings.
             b if b < 0x20 => return None,
             _ => {}
         }
+        escaped = true;
         i += 1;
         match *bytes.get(i)? {
             b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 1,

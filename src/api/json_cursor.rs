@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use crate::json_line::{literal, number, skip_spaces, string_end, value_end};
+use crate::json_line::{literal, number, skip_spaces, string_end_escaped, value_end};
 
 /// Where a read is in a document.
 pub(crate) struct Cursor<'a> {
@@ -72,11 +72,11 @@ impl<'a> Cursor<'a> {
             if self.next_byte()? != b'"' {
                 return None;
             }
-            let end = string_end(self.bytes, self.at)?;
-            let key = &self.bytes[self.at + 1..end - 1];
-            if key.contains(&b'\\') {
+            let (end, escaped) = string_end_escaped(self.bytes, self.at)?;
+            if escaped {
                 return None;
             }
+            let key = &self.bytes[self.at + 1..end - 1];
             self.step(end);
             if self.next_byte()? != b':' {
                 return None;
@@ -123,10 +123,9 @@ impl<'a> Cursor<'a> {
         if self.next_byte()? != b'"' {
             return None;
         }
-        let end = string_end(self.bytes, self.at)?;
-        let inner = self.text.get(self.at + 1..end - 1)?;
-        let text = if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
-            Cow::Borrowed(inner)
+        let (end, escaped) = string_end_escaped(self.bytes, self.at)?;
+        let text = if !escaped {
+            Cow::Borrowed(self.text.get(self.at + 1..end - 1)?)
         } else {
             Cow::Owned(serde_json::from_str::<String>(self.text.get(self.at..end)?).ok()?)
         };
