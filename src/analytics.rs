@@ -278,8 +278,8 @@ pub struct Analytics {
     coarsen: bool,
     skipped: u64,
     dedup_window: usize,
-    seen: HashSet<(String, u32, SystemTime)>,
-    seen_order: VecDeque<(String, u32, SystemTime)>,
+    seen: HashSet<(crate::CorrelationId, u32, SystemTime)>,
+    seen_order: VecDeque<(crate::CorrelationId, u32, SystemTime)>,
     duplicates: u64,
 }
 
@@ -374,9 +374,9 @@ impl Analytics {
             GroupBy::Model => record.model_name.clone(),
             GroupBy::Deployment => record.deployment_name.clone(),
             GroupBy::Api => Some(record.api.as_str().to_string()),
-            GroupBy::Provider => record.provider.clone(),
+            GroupBy::Provider => record.provider.as_deref().map(str::to_string),
             GroupBy::Outcome => Some(record.outcome.as_str().to_string()),
-            GroupBy::Operation => Some(record.operation_name.clone()),
+            GroupBy::Operation => Some(record.operation_name.to_string()),
             GroupBy::Tool => record.tool_name.clone(),
         };
         v.unwrap_or_else(|| NONE.to_string())
@@ -572,7 +572,7 @@ mod tests {
             .coarsen_when_full();
         for i in 0..1000u64 {
             let mut r = sample(RecordKind::Response);
-            r.correlation_id = format!("c{i}");
+            r.correlation_id = format!("c{i}").into();
             r.time_generated = UNIX_EPOCH + Duration::from_secs(1_800_000_000 + i * 60);
             assert!(a.add(&r));
         }
@@ -589,7 +589,7 @@ mod tests {
         for i in 0..100 {
             let mut r = sample(RecordKind::Response);
             r.model_name = Some(format!("model-{i}"));
-            r.correlation_id = format!("c{i}");
+            r.correlation_id = format!("c{i}").into();
             assert!(a.add(&r));
         }
         let rows = a.rows();

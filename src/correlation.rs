@@ -23,7 +23,7 @@ const MAX_LEN: usize = 256;
 
 /// The id joining an exchange's request and response records. The layer puts it in the request's
 /// extensions, so the inner service can log it or pass it upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CorrelationId(Arc<str>);
 
 impl CorrelationId {
@@ -77,6 +77,92 @@ pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<(String, String)> {
 impl fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The id is text: records compare, print and serialize it as a string.
+impl std::ops::Deref for CorrelationId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for CorrelationId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for CorrelationId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for CorrelationId {
+    fn from(id: &str) -> Self {
+        CorrelationId(id.into())
+    }
+}
+
+impl From<String> for CorrelationId {
+    fn from(id: String) -> Self {
+        CorrelationId(id.into())
+    }
+}
+
+impl From<CorrelationId> for String {
+    fn from(id: CorrelationId) -> Self {
+        id.0.to_string()
+    }
+}
+
+impl PartialEq<str> for CorrelationId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for CorrelationId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for CorrelationId {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<CorrelationId> for str {
+    fn eq(&self, other: &CorrelationId) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<CorrelationId> for &str {
+    fn eq(&self, other: &CorrelationId) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<CorrelationId> for String {
+    fn eq(&self, other: &CorrelationId) -> bool {
+        **self == *other.0
+    }
+}
+
+impl serde::Serialize for CorrelationId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CorrelationId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(CorrelationId::from)
     }
 }
 

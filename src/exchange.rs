@@ -494,7 +494,7 @@ impl Exchange {
         let dimensions = self.record_dimensions(end_user);
         let records = SideRecords {
             time_generated: self.time_generated,
-            correlation_id: self.correlation_id.as_str(),
+            correlation_id: &self.correlation_id,
             kind,
             route: &self.route,
             model,

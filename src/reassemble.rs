@@ -339,7 +339,7 @@ impl Reassembler {
     /// Takes a record; returns the exchanges it completed or pushed out of the window.
     pub fn push(&mut self, record: LlmLogRecord) -> Vec<LoggedExchange> {
         let mut out = Vec::new();
-        let id = record.correlation_id.clone();
+        let id = record.correlation_id.to_string();
         if !self.open.contains_key(&id) {
             if let Some(done) = self.done.get(&id) {
                 let prints = match record.kind {
@@ -438,7 +438,9 @@ impl Reassembler {
 pub fn reassemble(records: impl IntoIterator<Item = LlmLogRecord>) -> Vec<LoggedExchange> {
     let mut open: HashMap<String, OpenExchange> = HashMap::new();
     for record in records {
-        open.entry(record.correlation_id.clone()).or_default().add(record);
+        open.entry(record.correlation_id.to_string())
+            .or_default()
+            .add(record);
     }
     let mut out: Vec<LoggedExchange> = open.into_iter().map(|(id, e)| e.finish(id)).collect();
     out.sort_by(|a, b| {

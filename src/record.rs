@@ -188,8 +188,9 @@ impl<'de> Deserialize<'de> for ApiFamily {
 pub struct LlmLogRecord {
     /// When the request reached the layer (`TimeGenerated`).
     pub time_generated: SystemTime,
-    /// Joins the request and response records of one exchange (`CorrelationId`).
-    pub correlation_id: String,
+    /// Joins the request and response records of one exchange (`CorrelationId`). Shared by the
+    /// exchange's records, not copied per record.
+    pub correlation_id: crate::CorrelationId,
     /// Request or response.
     pub kind: RecordKind,
     /// 0-based position of this chunk within this kind of this exchange (`SequenceNumber`).
@@ -200,9 +201,10 @@ pub struct LlmLogRecord {
     pub api: ApiFamily,
     /// The provider, as OpenTelemetry's `gen_ai.provider.name` names it (`openai`,
     /// `azure.ai.openai`, `azure.ai.inference`).
-    pub provider: Option<String>,
+    /// A name the library knows is borrowed, not copied per record.
+    pub provider: Option<Cow<'static, str>>,
     /// The operation (`chat`), as OpenTelemetry's `gen_ai.operation.name` (`OperationName`).
-    pub operation_name: String,
+    pub operation_name: Cow<'static, str>,
     /// The `api-version` query parameter, when present (`ApiVersion`).
     pub api_version: Option<String>,
     /// The Azure OpenAI deployment from the path, when present (`DeploymentName`).
@@ -562,7 +564,7 @@ impl LlmLogRecord {
         };
         WireOut {
             time_generated: Rfc3339(self.time_generated),
-            correlation_id: &self.correlation_id,
+            correlation_id: self.correlation_id.as_str(),
             kind: self.kind,
             sequence_number: self.sequence_number,
             is_last: self.is_last,
@@ -651,13 +653,13 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
         let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
         Ok(LlmLogRecord {
             time_generated,
-            correlation_id: w.correlation_id.into_owned(),
+            correlation_id: crate::CorrelationId::from(w.correlation_id.into_owned()),
             kind: w.kind,
             sequence_number: w.sequence_number,
             is_last: w.is_last,
             api: w.api,
-            provider: own(w.provider),
-            operation_name: w.operation_name.into_owned(),
+            provider: w.provider.map(|p| Cow::Owned(p.into_owned())),
+            operation_name: Cow::Owned(w.operation_name.into_owned()),
             api_version: own(w.api_version),
             deployment_name: own(w.deployment_name),
             model_name: own(w.model_name),
@@ -713,7 +715,7 @@ impl<'de> Deserialize<'de> for LlmLogRecord {
 /// chunk of a response carries (so sums over records count each exchange once).
 pub(crate) struct SideRecords<'a> {
     pub(crate) time_generated: SystemTime,
-    pub(crate) correlation_id: &'a str,
+    pub(crate) correlation_id: &'a crate::CorrelationId,
     pub(crate) kind: RecordKind,
     pub(crate) route: &'a crate::api::Route,
     pub(crate) model: Option<String>,
@@ -769,15 +771,15 @@ impl SideRecords<'_> {
             let token = |n: Option<u64>| if tokens { n } else { None };
             deliver(LlmLogRecord {
                 time_generated: self.time_generated,
-                correlation_id: self.correlation_id.to_string(),
+                correlation_id: self.correlation_id.clone(),
                 kind: self.kind,
                 sequence_number: i as u32,
                 is_last,
                 api: self.route.family.clone(),
-                provider: Some(self.route.provider.to_string()),
+                provider: Some(self.route.provider.clone()),
                 operation_name: match &self.invocation.operation {
-                    Some(operation) => operation.clone(),
-                    None => self.route.operation.to_string(),
+                    Some(operation) => Cow::Owned(operation.clone()),
+                    None => self.route.operation.clone(),
                 },
                 api_version: self.route.api_version.clone(),
                 deployment_name: self.route.deployment.clone(),

@@ -69,7 +69,7 @@ async fn a_family_of_ones_own_is_logged_like_the_built_in_ones() {
     assert_eq!(
         (
             rq.provider.as_deref(),
-            rq.operation_name.as_str(),
+            rq.operation_name.as_ref(),
             rq.model_name.as_deref()
         ),
         (Some("cohere"), "chat", Some("command-a-03-2025"))

@@ -240,7 +240,7 @@ async fn legacy_completions_json_and_stream() {
     .await;
     let rq = one(&records, RecordKind::Request);
     assert_eq!(
-        (rq.api.clone(), rq.operation_name.as_str()),
+        (rq.api.clone(), rq.operation_name.as_ref()),
         (ApiFamily::Completions, "text_completion")
     );
     assert_eq!(rq.messages_str(), "\"Say this is a test\"");

@@ -114,7 +114,7 @@ async fn gemini_json() {
     assert_eq!(
         (
             rq.provider.as_deref(),
-            rq.operation_name.as_str(),
+            rq.operation_name.as_ref(),
             rq.model_name.as_deref()
         ),
         (Some("gcp.gemini"), "generate_content", Some("gemini-2.5-flash"))
@@ -325,7 +325,7 @@ async fn bedrock_json() {
     assert_eq!(
         (
             rq.provider.as_deref(),
-            rq.operation_name.as_str(),
+            rq.operation_name.as_ref(),
             rq.model_name.as_deref()
         ),
         (Some("aws.bedrock"), "chat", Some(BEDROCK_MODEL))
@@ -559,7 +559,7 @@ async fn ollama_chat_json() {
         (
             rq.api.as_str(),
             rq.provider.as_deref(),
-            rq.operation_name.as_str(),
+            rq.operation_name.as_ref(),
             rq.model_name.as_deref()
         ),
         ("ollama_chat", Some("ollama"), "chat", Some("qwen3:8b"))
@@ -614,7 +614,7 @@ async fn ollama_generate() {
     .await;
     let rq = one(&records, RecordKind::Request);
     assert_eq!(
-        (rq.api.as_str(), rq.operation_name.as_str()),
+        (rq.api.as_str(), rq.operation_name.as_ref()),
         ("ollama_generate", "text_completion")
     );
     let req = fixture(request);

@@ -633,7 +633,7 @@ async fn every_method_reads_the_same_at_every_split() {
         let response = mcp_fixture(response);
         let (req, res) = every_split(&request, json(), &response).await;
         assert_eq!(
-            (req.operation_name.as_str(), res.operation_name.as_str()),
+            (req.operation_name.as_ref(), res.operation_name.as_ref()),
             (method, method)
         );
         assert_eq!(res.outcome, Outcome::Completed, "{method}: {:?}", res.error);

@@ -320,7 +320,7 @@ fn exchanges(records: &[LlmLogRecord]) -> Vec<Exchange> {
             Some(i) => i,
             None => {
                 out.push(Exchange {
-                    id: r.correlation_id.clone(),
+                    id: r.correlation_id.to_string(),
                     request: Vec::new(),
                     response: Vec::new(),
                 });

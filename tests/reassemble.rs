@@ -121,7 +121,7 @@ proptest! {
 #[test]
 fn a_gapped_log_reports_what_is_missing() {
     let mut records = logged();
-    let ids: Vec<String> = records.iter().map(|r| r.correlation_id.clone()).collect();
+    let ids: Vec<String> = records.iter().map(|r| r.correlation_id.to_string()).collect();
     let (first, second) = (
         ids[0].clone(),
         ids.iter().find(|i| **i != ids[0]).unwrap().clone(),

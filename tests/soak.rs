@@ -189,7 +189,7 @@ struct SummarySink(Arc<std::sync::Mutex<Vec<Seen>>>);
 impl tower_llm_log::LlmLogSink for SummarySink {
     fn emit(&self, r: LlmLogRecord) {
         let seen = Seen {
-            correlation_id: r.correlation_id,
+            correlation_id: r.correlation_id.to_string(),
             kind: r.kind,
             is_last: r.is_last,
             message_len: r.messages.len(),

@@ -111,7 +111,7 @@ impl MetricsSink {
                 "gen_ai.provider.name",
                 r.provider.clone().unwrap_or_else(|| "(none)".into()),
             ),
-            Label::new("gen_ai.response.model", self.bounded("model", &model_label(&r))),
+            Label::new("gen_ai.response.model", self.bounded("model", &model_label(r))),
             Label::new("llm_log.api", r.api.as_str().to_string()),
         ];
         for name in &self.dimensions {

@@ -262,9 +262,9 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     // MCP: a tool call is GenAI's `execute_tool`; every exchange names its method, as the
     // conventions for MCP say.
     let mcp = r.api == crate::ApiFamily::Mcp;
-    let operation = match (mcp, r.operation_name.as_str()) {
+    let operation = match (mcp, &*r.operation_name) {
         (true, "tools/call") => "execute_tool".to_string(),
-        _ => r.operation_name.clone(),
+        _ => r.operation_name.to_string(),
     };
     put("gen_ai.operation.name", Some(operation.into()));
     if mcp {
@@ -284,7 +284,10 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
     put("gen_ai.prompt.name", text(&r.prompt_name));
     put("mcp.resource.uri", text(&r.resource_uri));
     put("llm_log.stream_events", r.stream_events.map(int));
-    put("gen_ai.provider.name", text(&r.provider));
+    put(
+        "gen_ai.provider.name",
+        r.provider.as_deref().map(|p| AnyValue::from(p.to_string())),
+    );
     let model_key = match r.kind {
         RecordKind::Request => "gen_ai.request.model",
         RecordKind::Response => "gen_ai.response.model",
@@ -310,7 +313,10 @@ fn attributes(r: &LlmLogRecord) -> Vec<(Key, AnyValue)> {
         r.reasoning_tokens.map(int),
     );
     put("llm_log.total_tokens", r.total_tokens.map(int));
-    put("llm_log.correlation_id", Some(r.correlation_id.clone().into()));
+    put(
+        "llm_log.correlation_id",
+        Some(r.correlation_id.to_string().into()),
+    );
     put("llm_log.kind", Some(AnyValue::from(format!("{:?}", r.kind))));
     put("llm_log.sequence_number", Some(int(r.sequence_number.into())));
     put("llm_log.is_last", Some(AnyValue::Boolean(r.is_last)));

@@ -401,7 +401,7 @@ fn print_exchange(out: &mut impl Write, e: &LoggedExchange, json: bool) -> io::R
             "CorrelationId": e.correlation_id,
             "TimeGenerated": record.map(|r| time(r.time_generated)),
             "Api": record.map(|r| r.api.as_str()),
-            "OperationName": record.map(|r| r.operation_name.as_str()),
+            "OperationName": record.map(|r| r.operation_name.as_ref()),
             "RequestId": record.and_then(|r| r.request_id.clone()),
             "ToolName": record.and_then(|r| r.tool_name.clone()),
             "ResourceUri": record.and_then(|r| r.resource_uri.clone()),

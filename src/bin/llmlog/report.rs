@@ -96,7 +96,7 @@ impl Report {
         if let (Some(tokens), true) = (r.total_tokens, self.top_n > 0) {
             self.top.push(Reverse(Top {
                 tokens,
-                correlation_id: r.correlation_id.clone(),
+                correlation_id: r.correlation_id.to_string(),
                 model: r.model_name.clone().unwrap_or_else(|| "(none)".into()),
                 time: t,
                 duration_ms: r.duration.as_millis() as u64,
