@@ -293,9 +293,15 @@ fn credential(headers: &HeaderMap) -> Option<&[u8]> {
             return Some(token);
         }
     }
-    ["api-key", "x-api-key", "x-goog-api-key"]
+    // Header names built once: looking a header up by `&str` parses the name each time.
+    static KEY_HEADERS: [HeaderName; 3] = [
+        HeaderName::from_static("api-key"),
+        HeaderName::from_static("x-api-key"),
+        HeaderName::from_static("x-goog-api-key"),
+    ];
+    KEY_HEADERS
         .iter()
-        .find_map(|name| headers.get(*name))
+        .find_map(|name| headers.get(name))
         .map(|v| v.as_bytes().trim_ascii())
         .filter(|v| !v.is_empty())
 }

@@ -55,7 +55,8 @@ impl CorrelationId {
 /// The trace and parent span ids of a W3C `traceparent` header
 /// (`00-{32 hex trace id}-{16 hex span id}-{2 hex flags}`), if it is well formed and not all zeros.
 pub(crate) fn trace_parent(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get("traceparent")?.to_str().ok()?.trim();
+    static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    let value = headers.get(&TRACEPARENT)?.to_str().ok()?.trim();
     let mut parts = value.split('-');
     let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| {
