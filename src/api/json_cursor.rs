@@ -143,6 +143,15 @@ impl<'a> Cursor<'a> {
 
     /// Reads a whole number that fits a `u32`.
     pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.whole()
+    }
+
+    /// Reads a whole number that fits a `u64`.
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.whole()
+    }
+
+    fn whole<T: std::str::FromStr>(&mut self) -> Option<T> {
         if self.at >= self.bytes.len() {
             return None;
         }

@@ -28,11 +28,43 @@ pub(crate) fn read_response(scan: &mut ScanResult, facts: &mut BodyFacts) {
     facts.finish_reasons = scan
         .scalars_in(FINISH_REASON)
         .filter_map(crate::scan::json::scalar_string)
-        .map(|s| clip(&s))
+        .map(super::assemble::clip_owned)
         .collect();
-    if let Some(u) = scanned::parsed::<Usage>(scan, USAGE, "usage", facts) {
+    let usage = scan.scalar(USAGE).and_then(usual_usage);
+    if let Some(u) = usage.or_else(|| scanned::parsed::<Usage>(scan, USAGE, "usage", facts)) {
         facts.usage = u.into();
     }
+}
+
+/// Usage of the usual shape (counts, details absent or null) read without serde; `None` for
+/// anything else, which serde then reads (and reports when it cannot).
+fn usual_usage(raw: &[u8]) -> Option<Usage> {
+    let mut usage = Usage::default();
+    let mut seen = 0;
+    let mut c = Cursor::new(std::str::from_utf8(raw).ok()?);
+    c.object(|c, key| {
+        let (field, count) = match key {
+            b"prompt_tokens" => (0, &mut usage.prompt_tokens),
+            b"completion_tokens" => (1, &mut usage.completion_tokens),
+            b"total_tokens" => (2, &mut usage.total_tokens),
+            b"prompt_tokens_details" => {
+                first_time(&mut seen, 3)?;
+                return c.null().then_some(());
+            }
+            b"completion_tokens_details" => {
+                first_time(&mut seen, 4)?;
+                return c.null().then_some(());
+            }
+            _ => return c.skip(),
+        };
+        first_time(&mut seen, field)?;
+        *count = match c.null() {
+            true => None,
+            false => Some(c.u64()?),
+        };
+        Some(())
+    })?;
+    c.at_end().then_some(usage)
 }
 
 /// OpenAI's usage object, as chat and legacy completions report it.
@@ -282,4 +314,57 @@ impl ChunkStream {
 #[cfg(test)]
 pub(crate) fn reads_fast<'e, C: FastChoice<'e>>(text: &'e str) -> bool {
     fast_chunk::<C>(text).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{usual_usage, Usage};
+    use proptest::prelude::*;
+
+    fn member() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "prompt_tokens_details",
+            "completion_tokens_details",
+            "other",
+        ]);
+        let value = prop_oneof![
+            (0u64..u64::MAX).prop_map(|n| n.to_string()),
+            Just("null".to_string()),
+            Just("-1".to_string()),
+            Just("1.5".to_string()),
+            Just("18446744073709551616".to_string()),
+            Just(r#"{"cached_tokens":3}"#.to_string()),
+            Just(r#""7""#.to_string()),
+            Just("[1,]".to_string()),
+        ];
+        (key, value).prop_map(|(k, v)| format!("\"{k}\": {v}"))
+    }
+
+    proptest! {
+        /// Whenever the quick read reads usage, serde reads the same.
+        #[test]
+        fn usage_reads_as_serde_reads_it(members in prop::collection::vec(member(), 0..6)) {
+            let raw = format!("{{{}}}", members.join(","));
+            if let Some(quick) = usual_usage(raw.as_bytes()) {
+                let serde = serde_json::from_str::<Option<Usage>>(&raw).ok().flatten();
+                prop_assert_eq!(Some(quick), serde, "{}", raw);
+            }
+        }
+    }
+
+    #[test]
+    fn the_usual_usage_is_read_quickly() {
+        let raw = br#"{"prompt_tokens":1000,"completion_tokens":20,"total_tokens":1020,"prompt_tokens_details":null}"#;
+        let usage = usual_usage(raw).expect("the usual shape");
+        assert_eq!(
+            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
+            (Some(1000), Some(20), Some(1020))
+        );
+        // Details with counts are left to serde.
+        assert!(usual_usage(br#"{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":1}}"#).is_none());
+        assert!(usual_usage(br#"{"prompt_tokens":1,"prompt_tokens":2}"#).is_none());
+    }
 }

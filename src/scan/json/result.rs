@@ -97,6 +97,13 @@ impl ScanResult {
 
 /// A JSON string scalar's value.
 pub fn scalar_string(raw: &[u8]) -> Option<String> {
+    // The usual id or model: no escape, so the text between the quotes is the value (serde
+    // reads the rest, and refuses what it refuses).
+    if let [b'"', inner @ .., b'"'] = raw {
+        if inner.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+            return std::str::from_utf8(inner).ok().map(str::to_string);
+        }
+    }
     serde_json::from_slice::<String>(raw).ok()
 }
 
@@ -106,5 +113,44 @@ pub fn scalar_bool(raw: &[u8]) -> Option<bool> {
         b"true" => Some(true),
         b"false" => Some(false),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scalar_string;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The quick read of an unescaped string says what serde says, for any bytes.
+        #[test]
+        fn a_scalar_reads_as_serde_reads_it(
+            raw in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..24),
+                "[ -~é\t]{0,24}".prop_map(String::into_bytes),
+            ],
+            quoted in any::<bool>(),
+        ) {
+            let raw = if quoted { [&b"\""[..], &raw, b"\""].concat() } else { raw };
+            prop_assert_eq!(scalar_string(&raw), serde_json::from_slice::<String>(&raw).ok());
+        }
+    }
+
+    #[test]
+    fn escapes_and_control_characters_go_to_serde() {
+        for raw in [
+            &br#""a\"b""#[..],
+            br#""caf\u00e9""#,
+            b"\"tab\there\"",
+            b"\"a\"b\"",
+            b"\"\xff\"",
+            b"\"plain\"",
+        ] {
+            assert_eq!(
+                scalar_string(raw),
+                serde_json::from_slice::<String>(raw).ok(),
+                "{raw:?}"
+            );
+        }
     }
 }
