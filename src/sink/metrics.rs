@@ -1,6 +1,9 @@
 //! The metrics sink: see [`MetricsSink`].
 
-use metrics::{counter, histogram, Label};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use metrics::{counter, histogram, Counter, Histogram, Label};
 
 use crate::{LlmLogRecord, LlmLogSink, RecordKind};
 
@@ -25,6 +28,11 @@ use crate::{LlmLogRecord, LlmLogSink, RecordKind};
 /// response record. The OpenTelemetry GenAI names are kept; a Prometheus exporter writes them
 /// with underscores (`gen_ai_client_token_usage`).
 ///
+/// Each set of labels is registered with the metrics recorder the first time an exchange has it
+/// (a series appears once it has a value), and its handles are kept: install the recorder before
+/// the traffic, as for any kept metrics handle. Up to [`MAX_KEPT_SERIES`] label sets are kept;
+/// past that, exchanges are recorded as before, looking their series up each time.
+///
 /// ```
 /// use tower_llm_log::sink::MetricsSink;
 /// use tower_llm_log::LlmLogLayer;
@@ -40,6 +48,52 @@ pub struct MetricsSink {
     seen: std::sync::Arc<
         std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
     >,
+    /// The handles of each label set seen, by the set's values.
+    series: Arc<Mutex<HashMap<String, Arc<Series>>>>,
+    /// How many label sets to keep, when not [`MAX_KEPT_SERIES`] (tests).
+    kept_series: Option<usize>,
+}
+
+/// The most label sets whose handles a sink keeps.
+pub const MAX_KEPT_SERIES: usize = 10_000;
+
+/// One label set's handles, each registered when first needed. Looking a series up by its
+/// labels (what `counter!` and `histogram!` do) cost the gateway's writer thread about 4 µs per
+/// exchange, in label copies and the recorder's lookups.
+#[derive(Default)]
+struct Series {
+    labels: Vec<Label>,
+    requests: Mutex<Vec<(&'static str, Counter)>>,
+    duration: OnceLock<Histogram>,
+    time_to_first_chunk: OnceLock<Histogram>,
+    tokens: [OnceLock<(Histogram, Counter)>; 2],
+    cost: OnceLock<Counter>,
+}
+
+impl std::fmt::Debug for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Series")
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Series {
+    fn with(&self, name: &'static str, value: &'static str) -> Vec<Label> {
+        let mut labels = self.labels.clone();
+        labels.push(Label::new(name, value));
+        labels
+    }
+
+    fn requests(&self, outcome: &'static str) -> Counter {
+        let mut by_outcome = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = by_outcome.iter().find(|(o, _)| *o == outcome) {
+            return c.clone();
+        }
+        let c = counter!("llm_log.requests", self.with("outcome", outcome));
+        by_outcome.push((outcome, c.clone()));
+        c
+    }
 }
 
 /// The most values one client-chosen label takes; later ones are `(other)`.
@@ -105,51 +159,92 @@ impl MetricsSink {
         if r.kind != RecordKind::Response || !r.is_last {
             return;
         }
-        let mut labels = vec![
-            Label::new("gen_ai.operation.name", r.operation_name.clone()),
-            Label::new(
-                "gen_ai.provider.name",
-                r.provider.clone().unwrap_or_else(|| "(none)".into()),
-            ),
-            Label::new("gen_ai.response.model", self.bounded("model", &model_label(r))),
-            Label::new("llm_log.api", r.api.as_str().to_string()),
-        ];
-        for name in &self.dimensions {
-            let value = r.dimensions.get(name).map_or("(none)", String::as_str);
-            labels.push(Label::new(
-                format!("llm_log.dimension.{name}"),
-                self.bounded(name, value),
-            ));
-        }
-        let with = |extra: (&'static str, String)| {
-            let mut l = labels.clone();
-            l.push(Label::new(extra.0, extra.1));
-            l
-        };
-        counter!(
-            "llm_log.requests",
-            with(("outcome", r.outcome.as_str().to_string()))
-        )
-        .increment(1);
-        histogram!("gen_ai.client.operation.duration", labels.clone()).record(r.duration.as_secs_f64());
+        let series = self.series_of(r);
+        series.requests(r.outcome.as_str()).increment(1);
+        series
+            .duration
+            .get_or_init(|| histogram!("gen_ai.client.operation.duration", series.labels.clone()))
+            .record(r.duration.as_secs_f64());
         if let Some(ttft) = r.time_to_first_token {
-            histogram!("gen_ai.client.operation.time_to_first_chunk", labels.clone())
+            series
+                .time_to_first_chunk
+                .get_or_init(|| {
+                    histogram!(
+                        "gen_ai.client.operation.time_to_first_chunk",
+                        series.labels.clone()
+                    )
+                })
                 .record(ttft.as_secs_f64());
         }
         if !r.tokens_estimated {
-            for (kind, tokens) in [("input", r.prompt_tokens), ("output", r.completion_tokens)] {
+            for (at, kind, tokens) in [(0, "input", r.prompt_tokens), (1, "output", r.completion_tokens)] {
                 if let Some(n) = tokens {
-                    let l = with(("gen_ai.token.type", kind.to_string()));
-                    histogram!("gen_ai.client.token.usage", l.clone()).record(n as f64);
-                    counter!("llm_log.tokens", l).increment(n);
+                    let (h, c) = series.tokens[at].get_or_init(|| {
+                        let l = series.with("gen_ai.token.type", kind);
+                        (
+                            histogram!("gen_ai.client.token.usage", l.clone()),
+                            counter!("llm_log.tokens", l),
+                        )
+                    });
+                    h.record(n as f64);
+                    c.increment(n);
                 }
             }
         }
         if let Some(cost) = r.cost_usd {
             // Nano-dollars: a counter is an integer, and the cheapest exchange is a few
             // micro-dollars.
-            counter!("llm_log.cost_nano_usd", labels).increment((cost * 1e9).round().max(1.0) as u64);
+            series
+                .cost
+                .get_or_init(|| counter!("llm_log.cost_nano_usd", series.labels.clone()))
+                .increment((cost * 1e9).round().max(1.0) as u64);
         }
+    }
+
+    fn max_kept(&self) -> usize {
+        self.kept_series.unwrap_or(MAX_KEPT_SERIES)
+    }
+
+    /// The handles of `r`'s label set: kept ones, or new ones (kept while there is room).
+    fn series_of(&self, r: &LlmLogRecord) -> Arc<Series> {
+        let mut values = vec![
+            r.operation_name.to_string(),
+            r.provider.as_deref().unwrap_or("(none)").to_string(),
+            self.bounded("model", &model_label(r)),
+            r.api.as_str().to_string(),
+        ];
+        for name in &self.dimensions {
+            let value = r.dimensions.get(name).map_or("(none)", String::as_str);
+            values.push(self.bounded(name, value));
+        }
+        // One string for the lookup: the values cannot hold a NUL (label values are text).
+        let key = values.join("\0");
+        let mut kept = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(series) = kept.get(&key) {
+            return series.clone();
+        }
+        let names = [
+            "gen_ai.operation.name",
+            "gen_ai.provider.name",
+            "gen_ai.response.model",
+            "llm_log.api",
+        ];
+        let mut labels: Vec<Label> = names
+            .iter()
+            .zip(&values)
+            .map(|(n, v)| Label::new(*n, v.clone()))
+            .collect();
+        for (name, value) in self.dimensions.iter().zip(&values[names.len()..]) {
+            labels.push(Label::new(format!("llm_log.dimension.{name}"), value.clone()));
+        }
+        let series = Arc::new(Series {
+            labels,
+            ..Series::default()
+        });
+        if kept.len() < self.max_kept() {
+            kept.insert(key, series.clone());
+        }
+        series
     }
 }
 
@@ -203,5 +298,107 @@ mod tests {
             "{owned:?}"
         );
         assert_eq!(render(true), owned);
+    }
+
+    fn rendered(sink: &MetricsSink, records: &[LlmLogRecord]) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || sink.emit_borrowed(records));
+        handle.render()
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Kept handles count per label set as looking the series up did: each exchange once, by
+    /// outcome, tokens by type, cost only where there is one.
+    #[test]
+    fn kept_series_count_every_exchange_in_its_own_series() {
+        use crate::record::sample;
+        use crate::Outcome;
+        let mut records = Vec::new();
+        for _ in 0..3 {
+            let mut r = sample(RecordKind::Response);
+            r.model_name = Some("a".into());
+            r.cost_usd = Some(0.001);
+            records.push(r);
+        }
+        let mut b = sample(RecordKind::Response);
+        b.model_name = Some("b".into());
+        b.outcome = Outcome::UpstreamError;
+        b.cost_usd = None;
+        b.prompt_tokens = None;
+        b.completion_tokens = None;
+        records.push(b);
+        let text = rendered(&MetricsSink::new(), &records);
+        let labels = |model: &str| {
+            format!(
+                "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"azure.ai.openai\",gen_ai_response_model=\"{model}\",llm_log_api=\"chat_completions\""
+            )
+        };
+        let requests = |model: &str, outcome: &str| {
+            value(
+                &text,
+                &format!("llm_log_requests{{{},outcome=\"{outcome}\"}}", labels(model)),
+            )
+        };
+        assert_eq!(requests("a", "Completed"), Some(3.0), "{text}");
+        assert_eq!(requests("b", "UpstreamError"), Some(1.0), "{text}");
+        assert_eq!(requests("b", "Completed"), None);
+        let input = records[0].prompt_tokens.unwrap() as f64;
+        assert_eq!(
+            value(
+                &text,
+                &format!("llm_log_tokens{{{},gen_ai_token_type=\"input\"}}", labels("a"))
+            ),
+            Some(3.0 * input)
+        );
+        assert_eq!(
+            value(&text, &format!("llm_log_cost_nano_usd{{{}}}", labels("a"))),
+            Some(3e6)
+        );
+        assert!(
+            !text.contains(&format!("llm_log_cost_nano_usd{{{}}}", labels("b"))),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!("llm_log_tokens{{{}", labels("b"))),
+            "{text}"
+        );
+    }
+
+    /// Past the kept label sets, exchanges still count, in the same series.
+    #[test]
+    fn label_sets_past_the_kept_ones_still_count() {
+        use crate::record::sample;
+        let mut sink = MetricsSink::new().with_dimension("user");
+        sink.kept_series = Some(20);
+        let mut records = Vec::new();
+        for user in 0..3 {
+            for model in 0..10 {
+                let mut r = sample(RecordKind::Response);
+                r.model_name = Some(format!("m{model}"));
+                r.dimensions = Arc::new([("user".to_string(), format!("u{user}"))].into());
+                records.push(r);
+            }
+        }
+        // The last label set again: not kept, so looked up, into the same series.
+        records.push(records[records.len() - 1].clone());
+        let text = rendered(&sink, &records);
+        assert_eq!(sink.series.lock().unwrap().len(), 20);
+        let total: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("llm_log_requests{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(total, records.len() as f64);
+        let last = text
+            .lines()
+            .find(|l| l.starts_with("llm_log_requests{") && l.contains("\"m9\"") && l.contains("\"u2\""))
+            .unwrap();
+        assert!(last.ends_with(" 2"), "{last}");
     }
 }

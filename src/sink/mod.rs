@@ -60,7 +60,7 @@ fn lock_within<T>(
     }
 }
 #[cfg(feature = "metrics")]
-pub use self::metrics::{MetricsSink, MAX_LABEL_VALUES};
+pub use self::metrics::{MetricsSink, MAX_KEPT_SERIES, MAX_LABEL_VALUES};
 pub use compose::{FanOut, Filtered};
 pub use file::{JsonLinesFile, JsonLinesFileBuilder};
 pub use json_lines::JsonLinesSink;
