@@ -138,11 +138,7 @@ impl<'a> FastChoice<'a> for ChoiceDeltaWire<'a> {
         };
         let mut seen = 0;
         c.object(|c, key| match key {
-            b"index" => {
-                first_time(&mut seen, 0)?;
-                choice.index = c.u32()?;
-                Some(())
-            }
+            b"index" => c.u32_member(&mut seen, 0, &mut choice.index),
             b"delta" => {
                 first_time(&mut seen, 1)?;
                 choice.delta = match c.null() {
@@ -151,11 +147,7 @@ impl<'a> FastChoice<'a> for ChoiceDeltaWire<'a> {
                 };
                 Some(())
             }
-            b"finish_reason" => {
-                first_time(&mut seen, 2)?;
-                choice.finish_reason = c.string_or_null()?;
-                Some(())
-            }
+            b"finish_reason" => c.string_member(&mut seen, 2, &mut choice.finish_reason),
             _ => c.skip(),
         })?;
         Some(choice)
@@ -172,30 +164,25 @@ impl<'a> DeltaWire<'a> {
             tool_calls: None,
         };
         let mut seen = 0;
-        c.object(|c, key| {
-            let (field, slot) = match key {
-                b"role" => (0, &mut delta.role),
-                b"content" => (1, &mut delta.content),
-                b"refusal" => (2, &mut delta.refusal),
-                b"reasoning_content" => (3, &mut delta.reasoning_content),
-                b"tool_calls" => {
-                    first_time(&mut seen, 4)?;
-                    if c.null() {
-                        return Some(());
-                    }
-                    let mut calls = Vec::new();
-                    c.array(|c| {
-                        calls.push(ToolCallDeltaWire::read(c)?);
-                        Some(())
-                    })?;
-                    delta.tool_calls = Some(calls);
+        c.object(|c, key| match key {
+            b"role" => c.string_member(&mut seen, 0, &mut delta.role),
+            b"content" => c.string_member(&mut seen, 1, &mut delta.content),
+            b"refusal" => c.string_member(&mut seen, 2, &mut delta.refusal),
+            b"reasoning_content" => c.string_member(&mut seen, 3, &mut delta.reasoning_content),
+            b"tool_calls" => {
+                first_time(&mut seen, 4)?;
+                if c.null() {
                     return Some(());
                 }
-                _ => return c.skip(),
-            };
-            first_time(&mut seen, field)?;
-            *slot = c.string_or_null()?;
-            Some(())
+                let mut calls = Vec::new();
+                c.array(|c| {
+                    calls.push(ToolCallDeltaWire::read(c)?);
+                    Some(())
+                })?;
+                delta.tool_calls = Some(calls);
+                Some(())
+            }
+            _ => c.skip(),
         })?;
         Some(delta)
     }
@@ -211,21 +198,9 @@ impl<'a> ToolCallDeltaWire<'a> {
         };
         let mut seen = 0;
         c.object(|c, key| match key {
-            b"index" => {
-                first_time(&mut seen, 0)?;
-                call.index = c.u32()?;
-                Some(())
-            }
-            b"id" => {
-                first_time(&mut seen, 1)?;
-                call.id = c.string_or_null()?;
-                Some(())
-            }
-            b"type" => {
-                first_time(&mut seen, 2)?;
-                call.kind = c.string_or_null()?;
-                Some(())
-            }
+            b"index" => c.u32_member(&mut seen, 0, &mut call.index),
+            b"id" => c.string_member(&mut seen, 1, &mut call.id),
+            b"type" => c.string_member(&mut seen, 2, &mut call.kind),
             b"function" => {
                 first_time(&mut seen, 3)?;
                 if c.null() {
@@ -237,16 +212,8 @@ impl<'a> ToolCallDeltaWire<'a> {
                 };
                 let mut seen = 0;
                 c.object(|c, key| match key {
-                    b"name" => {
-                        first_time(&mut seen, 0)?;
-                        function.name = c.string_or_null()?;
-                        Some(())
-                    }
-                    b"arguments" => {
-                        first_time(&mut seen, 1)?;
-                        function.arguments = c.string_or_null()?;
-                        Some(())
-                    }
+                    b"name" => c.string_member(&mut seen, 0, &mut function.name),
+                    b"arguments" => c.string_member(&mut seen, 1, &mut function.arguments),
                     _ => c.skip(),
                 })?;
                 call.function = Some(function);

@@ -141,6 +141,27 @@ impl<'a> Cursor<'a> {
         self.string().map(Some)
     }
 
+    /// Reads member number `field` of an object, a string or `null`, into `slot`; gives up on a
+    /// member read before (`seen` holds one bit per member).
+    pub(crate) fn string_member(
+        &mut self,
+        seen: &mut u32,
+        field: u32,
+        slot: &mut Option<Cow<'a, str>>,
+    ) -> Option<()> {
+        first_time(seen, field)?;
+        *slot = self.string_or_null()?;
+        Some(())
+    }
+
+    /// Reads member number `field` of an object, a whole number that fits a `u32`, into `slot`;
+    /// gives up on a member read before.
+    pub(crate) fn u32_member(&mut self, seen: &mut u32, field: u32, slot: &mut u32) -> Option<()> {
+        first_time(seen, field)?;
+        *slot = self.u32()?;
+        Some(())
+    }
+
     /// Reads a whole number that fits a `u32`.
     pub(crate) fn u32(&mut self) -> Option<u32> {
         self.whole()

@@ -147,16 +147,8 @@ fn fast_chunk<'e, C: FastChoice<'e>>(text: &'e str) -> Option<ChunkWire<'e, C>> 
     let mut seen = 0;
     let mut c = Cursor::new(text);
     c.object(|c, key| match key {
-        b"id" => {
-            first_time(&mut seen, 0)?;
-            chunk.id = c.string_or_null()?;
-            Some(())
-        }
-        b"model" => {
-            first_time(&mut seen, 1)?;
-            chunk.model = c.string_or_null()?;
-            Some(())
-        }
+        b"id" => c.string_member(&mut seen, 0, &mut chunk.id),
+        b"model" => c.string_member(&mut seen, 1, &mut chunk.model),
         b"choices" => {
             first_time(&mut seen, 2)?;
             if c.null() {
