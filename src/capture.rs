@@ -42,10 +42,13 @@ const SMALL_ZERO_COPY: u8 = 1;
 pub(crate) const COPY_BLOCK: usize = 16 * 1024;
 const FIRST_BLOCK: usize = 256;
 
+/// A message's kept pieces: most messages are one piece, held without an allocation.
+pub(crate) type Pieces = smallvec::SmallVec<[Bytes; 1]>;
+
 /// Retains the first bytes of a message, up to a cap, and counts all of them.
 #[derive(Debug, Default)]
 pub struct MessageCapture {
-    segments: Vec<Bytes>,
+    segments: Pieces,
     /// The block small pieces are being copied into; its spare room is never more than the cap
     /// still allows.
     copied: BytesMut,
@@ -147,7 +150,7 @@ impl MessageCapture {
 /// memory) and its full size.
 #[derive(Debug, Default, Clone)]
 pub struct LoggedMessage {
-    pub(crate) segments: Vec<Bytes>,
+    pub(crate) segments: Pieces,
     pub(crate) total: u64,
     /// Whether bytes beyond the cap were seen and dropped.
     pub(crate) truncated: bool,
@@ -158,7 +161,11 @@ impl LoggedMessage {
     pub fn from_bytes(bytes: Bytes, total: u64) -> Self {
         let truncated = total > bytes.len() as u64;
         LoggedMessage {
-            segments: if bytes.is_empty() { Vec::new() } else { vec![bytes] },
+            segments: if bytes.is_empty() {
+                Pieces::new()
+            } else {
+                smallvec::smallvec![bytes]
+            },
             total,
             truncated,
         }
@@ -179,7 +186,7 @@ impl LoggedMessage {
     /// A message of which nothing was kept, `total` bytes long.
     pub fn not_kept(total: u64) -> Self {
         LoggedMessage {
-            segments: Vec::new(),
+            segments: Pieces::new(),
             total,
             truncated: total > 0,
         }

@@ -696,7 +696,7 @@ fn set_text(side: &mut SideReport, mut text: Vec<u8>, cap: usize) {
         truncated = true;
     }
     side.message = LoggedMessage {
-        segments: vec![Bytes::from(text)],
+        segments: smallvec::smallvec![Bytes::from(text)],
         total: side.message.total,
         truncated,
     };
@@ -713,7 +713,7 @@ fn elide_stream_media(side: &mut SideReport, threshold: usize) {
     if elider.elided() > 0 {
         side.media_elided += elider.elided();
         side.message = LoggedMessage {
-            segments: vec![Bytes::from(out)],
+            segments: smallvec::smallvec![Bytes::from(out)],
             total: side.message.total,
             truncated: side.message.truncated,
         };
