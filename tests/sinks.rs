@@ -153,7 +153,12 @@ async fn every_record_emitted_before_shutdown_is_in_the_file() {
         std::thread::sleep(Duration::from_micros(200));
         file.emit(r)
     };
-    let (sink, guard) = NonBlocking::builder().capacity(10_000).build(slow);
+    // The guard waits for the backlog (200 records at 200 µs: 40 ms) and returns once it is
+    // written; the bound is for a broken worker, not for a busy machine.
+    let (sink, guard) = NonBlocking::builder()
+        .capacity(10_000)
+        .shutdown_timeout(Duration::from_secs(120))
+        .build(slow);
     let layer = LlmLogLayer::new(sink.clone());
     load(gateway(layer.clone()).await, 100, 8).await;
     let deadline = Instant::now() + Duration::from_secs(60);

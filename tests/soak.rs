@@ -464,7 +464,12 @@ async fn sinks_that_block_or_panic_lose_records_not_requests() {
     // answered while it blocks proves the traffic never waits for it. Then it is let go, and
     // every record is accounted for, delivered or dropped.
     let gated = Gated::default();
-    let (queued, guard) = NonBlocking::builder().capacity(64).build(gated.clone());
+    // Shutdown returns once the opened sink has what was queued; its bound is for a broken
+    // worker, not for a busy machine.
+    let (queued, guard) = NonBlocking::builder()
+        .capacity(64)
+        .shutdown_timeout(Duration::from_secs(120))
+        .build(gated.clone());
     json_load(LlmLogLayer::new(queued.clone())).await;
     let s = queued.stats();
     assert_eq!(s.emitted + s.dropped + s.queued, 800, "{s:?}");
