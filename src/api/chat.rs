@@ -170,16 +170,12 @@ impl<'a> DeltaWire<'a> {
             b"refusal" => c.string_member(&mut seen, 2, &mut delta.refusal),
             b"reasoning_content" => c.string_member(&mut seen, 3, &mut delta.reasoning_content),
             b"tool_calls" => {
-                first_time(&mut seen, 4)?;
-                if c.null() {
-                    return Some(());
-                }
                 let mut calls = Vec::new();
-                c.array(|c| {
+                let listed = c.array_member(&mut seen, 4, |c| {
                     calls.push(ToolCallDeltaWire::read(c)?);
                     Some(())
                 })?;
-                delta.tool_calls = Some(calls);
+                delta.tool_calls = listed.then_some(calls);
                 Some(())
             }
             _ => c.skip(),

@@ -150,12 +150,8 @@ fn fast_chunk<'e, C: FastChoice<'e>>(text: &'e str) -> Option<ChunkWire<'e, C>> 
         b"id" => c.string_member(&mut seen, 0, &mut chunk.id),
         b"model" => c.string_member(&mut seen, 1, &mut chunk.model),
         b"choices" => {
-            first_time(&mut seen, 2)?;
-            if c.null() {
-                return Some(());
-            }
             let mut choices = Choices::default();
-            c.array(|c| {
+            let listed = c.array_member(&mut seen, 2, |c| {
                 let choice = C::read(c)?;
                 match choices.first {
                     None => choices.first = Some(choice),
@@ -163,7 +159,7 @@ fn fast_chunk<'e, C: FastChoice<'e>>(text: &'e str) -> Option<ChunkWire<'e, C>> 
                 }
                 Some(())
             })?;
-            chunk.choices = Some(choices);
+            chunk.choices = listed.then_some(choices);
             Some(())
         }
         // Usage (once a stream) and errors are left to serde.
@@ -268,11 +264,9 @@ impl ChunkStream {
             self.s.ended = true;
             return None;
         }
-        let fast = match self.serde_only {
-            true => None,
-            false => simdutf8::basic::from_utf8(data).ok().and_then(fast_chunk::<C>),
-        };
-        let chunk = match fast.map_or_else(|| super::assemble::from_json::<ChunkWire<'e, C>>(data), Ok) {
+        let serde_only = self.serde_only;
+        let quick = |text| (!serde_only).then(|| fast_chunk::<C>(text)).flatten();
+        let chunk = match super::assemble::from_json_or::<ChunkWire<'e, C>>(data, quick) {
             Ok(chunk) => chunk,
             Err(e) => {
                 self.s.tally.unreadable(what, e);
